@@ -1,0 +1,48 @@
+"""kdzoo's own plugin: the registered models, the bundled datasets and the ``ce`` baseline.
+
+Registered through the same hooks as any third-party plugin (credited to ``kdzoo``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from . import simple_models
+from .data import BUILTIN_DATASETS
+from .hookspecs import hookimpl
+from .strategy import Needs, Requirement, Strategy
+
+
+class CE(Strategy):
+    """Labels only: cross-entropy (or MSE for regression) on the labelled samples; no teacher."""
+
+    name: ClassVar[str] = "ce"
+    family: ClassVar[str] = "baseline"
+    paper: ClassVar[str] = "supervised baseline"
+    tasks = frozenset({"classification", "regression"})
+    label_space = "any"
+    requires_teacher = False
+
+    def needs(self) -> Needs:
+        return Needs(Requirement(logits=True), Requirement())
+
+
+@hookimpl
+def register_strategies(register):
+    register(CE)
+
+
+@hookimpl
+def register_models(register):
+    register("linear", simple_models.linear, features="pooled (the raw input)",
+             description="multinomial logistic / linear regression on raw inputs")
+    register("mlp", simple_models.mlp, features="pooled, one feature per hidden layer",
+             description="fully connected net; kwargs: hidden=[256], dropout=0")
+    register("lenet5", simple_models.lenet5, features="pooled (84-d), 2 conv stages",
+             description="LeNet-5; kwargs: batchnorm=false, width=1.0")
+
+
+@hookimpl
+def register_datasets(register):
+    for name, (loader, task) in BUILTIN_DATASETS.items():
+        register(name, loader, task=task, description=(loader.__doc__ or "").strip().splitlines()[0])

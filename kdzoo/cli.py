@@ -1,0 +1,225 @@
+"""The ``kdzoo`` command line: a thin layer over the Python API.
+
+Every error a user can cause prints one line (``kdzoo: error: ...``) and exits with code 2,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import KdzooError
+
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kdzoo", description="Knowledge-distillation strategy zoo.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("strategies", help="list installed strategies")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("plugins", help="list plugin distributions, their hooks and load errors")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("models", help="list registered (non-timm) models")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("datasets", help="list registered datasets")
+    s.add_argument("--json", action="store_true")
+
+    for name, help_ in (("distill", "distil a teacher into a student"), ("teacher", "train and cache a teacher")):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("-c", "--config", help="YAML run config (loaded safely)")
+        s.add_argument("--teacher", help="timm/registered model name, or a weights file")
+        s.add_argument("--data", help="dataset: digits, mnist5k, diabetes, imagefolder:PATH, mnist, cifar10, ...")
+        s.add_argument("--data-root", help="local root of torchvision datasets")
+        s.add_argument("--epochs", type=float)
+        s.add_argument("--threads", type=int)
+        s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. optim.lr=0.01")
+        s.add_argument("--no-progress", action="store_true")
+        if name == "distill":
+            s.add_argument("--student", help="timm or registered model name")
+            s.add_argument("--strategy", help="strategy or stack, e.g. kd or weight-selection+kd")
+            s.add_argument("--labels-per-class", type=int)
+            s.add_argument("--steps", type=int)
+            s.add_argument("--seeds", help="comma-separated run seeds, e.g. 0,1,2")
+            s.add_argument("--out", help="parent folder of run directories (default runs/)")
+            s.add_argument("--name", help="run directory name")
+            s.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+
+    s = sub.add_parser("eval", help="evaluate an exported model on a dataset's split")
+    s.add_argument("model", help="an exported .safetensors file")
+    s.add_argument("--data", required=True)
+    s.add_argument("--data-root")
+    s.add_argument("--split", choices=["test", "val"], default="test")
+    s.add_argument("--split-seed", type=int, default=0)
+
+    s = sub.add_parser("compare", help="paired verdict of run A against run B (the project's 'beats' rule)")
+    s.add_argument("run_a")
+    s.add_argument("run_b")
+    return p
+
+
+def _config_data(args: argparse.Namespace) -> dict[str, Any]:
+    from .config import load_yaml
+
+    data: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    if args.teacher:
+        teacher = dict(data.get("teacher") or {}) if isinstance(data.get("teacher"), dict) else {}
+        if args.teacher.endswith(WEIGHT_SUFFIXES) or Path(args.teacher).is_file():
+            teacher["checkpoint"] = args.teacher
+            teacher.setdefault("name", _name_from_file(args.teacher))
+        else:
+            teacher["name"] = args.teacher
+        data["teacher"] = teacher
+    section = lambda key: data.setdefault(key, {}) if isinstance(data.get(key, {}), dict) else data[key]  # noqa: E731
+    if args.data:
+        section("data")["name"] = args.data
+    if args.data_root:
+        section("data")["root"] = args.data_root
+    if args.threads is not None:
+        section("runtime")["threads"] = args.threads
+    if args.no_progress:
+        section("runtime")["progress"] = False
+    if getattr(args, "student", None):
+        student = data.get("student") if isinstance(data.get("student"), dict) else {}
+        data["student"] = dict(student, name=args.student)
+    if getattr(args, "strategy", None):
+        data["strategy"] = args.strategy
+    if getattr(args, "labels_per_class", None) is not None:
+        section("data")["labels_per_class"] = args.labels_per_class
+    if getattr(args, "steps", None) is not None:
+        section("train")["steps"] = args.steps
+    if args.epochs is not None:
+        section("train")["epochs"] = args.epochs
+    if getattr(args, "seeds", None):
+        section("train")["seeds"] = args.seeds
+    if getattr(args, "out", None):
+        data["out"] = args.out
+    if getattr(args, "name", None):
+        data["name"] = args.name
+    return data
+
+
+def _name_from_file(path: str) -> str:
+    from .models import read_meta
+
+    try:
+        return read_meta(path)["name"]
+    except KdzooError:
+        raise KdzooError(f"teacher file {path!r} carries no model name; pass -c with teacher.name and teacher.checkpoint") from None
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from .config import make_config
+    from .engine import distill
+
+    if args.resume:
+        distill(None, resume=args.resume)
+        return 0
+    config = make_config(_config_data(args), args.set)
+    distill(config)
+    return 0
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    from .config import make_config
+    from .engine import prepare
+    from .plugins import load_zoo
+    from .teacher import resolve_teacher
+
+    data = _config_data(args)
+    if args.epochs is not None:
+        data.setdefault("teacher_train", {})["epochs"] = args.epochs
+        data.get("train", {}).pop("epochs", None)
+    if not data.get("teacher"):
+        raise KdzooError("kdzoo teacher needs --teacher MODEL")
+    config = make_config(data, args.set)
+    zoo = load_zoo()
+    bundle, splits = prepare(config, zoo)
+    from .data import channel_stats
+
+    mean, std = channel_stats(bundle, splits.train)
+    model = resolve_teacher(config, bundle, splits, zoo, mean, std)
+    print(json.dumps({"name": model.meta["name"], "val": model.meta.get("val"), "test": model.meta.get("test")}))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .plugins import load_zoo
+
+    zoo = load_zoo().collect()
+    if args.command == "plugins":
+        rows = [vars(r) for r in zoo.plugins.values()]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        for r in [] if args.json else rows:
+            status = f"ERROR {r['error']}" if r["error"] else ", ".join(r["hooks"])
+            print(f"{r['name']:<16} {r['distribution']} {r['version']:<10} {status}")
+        return 0
+    table = {"strategies": zoo.strategies, "models": zoo.models, "datasets": zoo.datasets}[args.command]
+    rows = []
+    for name, e in sorted(table.items()):
+        row = {"name": name, "plugin": e.plugin, "distribution": e.distribution}
+        row.update(e.obj.describe() if args.command == "strategies" else {k: str(v) for k, v in e.meta.items()})
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        extra = f"{r['family']:<11} {r['paper']}" if args.command == "strategies" else r.get("description", "")
+        print(f"{r['name']:<22} {r['distribution']:<16} {extra}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .config import DataConfig
+    from .data import load_dataset, make_splits
+    from .metrics import evaluate
+    from .models import load_model
+    from .plugins import load_zoo
+
+    zoo = load_zoo()
+    model = load_model(args.model, zoo)
+    bundle = load_dataset(args.data, args.data_root, zoo)
+    splits = make_splits(bundle, DataConfig(name=args.data, split_seed=args.split_seed))
+    if args.split == "test" and splits.official_test:
+        x, y = bundle.test_x, bundle.test_y
+    else:
+        x, y = bundle.x, bundle.y
+    if bundle.task == "classification" and model.meta.get("classes") != list(bundle.classes):
+        raise KdzooError(f"model classes {model.meta.get('classes')} differ from {args.data}'s {bundle.classes}")
+    metrics = evaluate(model, x, y, getattr(splits, args.split), bundle.task)
+    print(json.dumps({"model": args.model, "data": args.data, "split": args.split, **metrics}))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .engine import compare_runs
+
+    print(compare_runs(args.run_a, args.run_b))
+    return 0
+
+
+COMMANDS = {"distill": cmd_distill, "teacher": cmd_teacher, "eval": cmd_eval, "compare": cmd_compare,
+            "strategies": cmd_list, "plugins": cmd_list, "models": cmd_list, "datasets": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kdzoo`` command; returns the exit code."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    args = _parser().parse_args(argv)
+    from .trainer import Interrupted
+
+    try:
+        return COMMANDS[args.command](args)
+    except KdzooError as exc:
+        print(f"kdzoo: error: {exc}", file=sys.stderr)
+        return 2
+    except Interrupted as exc:
+        print(f"kdzoo: {exc}", file=sys.stderr)
+        return 128 + exc.signum

@@ -1,0 +1,317 @@
+"""Typed, validated run configuration: YAML (loaded safely) or flags, with dotted overrides.
+
+Every section is a dataclass; :func:`build` turns plain dicts into them, rejecting unknown keys
+and values of the wrong type with one line that names the bad key and the closest valid ones.
+Nothing named in a config is ever imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from .errors import ConfigError, unknown
+
+
+@dataclass
+class ModelConfig:
+    """A teacher or student network.
+
+    Attributes:
+        name: a timm model name (``test_resnet``) or a registered model (``lenet5``, ``mlp``).
+        kwargs: keyword arguments for the model factory (``img_size``, ``patch_size``, widths...).
+        checkpoint: weights to load (safetensors or a ``torch.save`` state dict). For a teacher,
+            ``None`` means "train one with ``kdzoo teacher`` settings and cache it".
+        input_size: ``[H, W]`` the model is fed; defaults to ``kwargs.img_size`` or the data's size.
+        mean: per-channel normalisation mean; defaults to the dataset's.
+        std: per-channel normalisation std; defaults to the dataset's.
+    """
+
+    name: str = "lenet5"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    input_size: list[int] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+
+@dataclass
+class DataConfig:
+    """Dataset, splits and batching.
+
+    Attributes:
+        name: ``digits``, ``mnist5k``, ``diabetes``, ``imagefolder:PATH``, ``mnist``, ...
+        root: local root for torchvision datasets (never downloaded).
+        split_seed: seed of the stratified train/val/test split, independent of the run seed.
+        val_fraction: share of the data held out for validation (model selection).
+        test_fraction: share held out for test where the dataset has no official test split.
+        labels_per_class: keep only this many labels per class; the rest of train is unlabelled.
+        labelled_ratio: share of each batch that is labelled when ``labels_per_class`` is set.
+        batch_size: samples per optimiser micro-step (labelled + unlabelled).
+        eval_batch_size: samples per evaluation forward.
+        augment: ``none`` or ``shift`` (random translation by up to ``shift_pixels``).
+        shift_pixels: maximum translation of ``augment: shift``.
+    """
+
+    name: str = "mnist5k"
+    root: str | None = None
+    split_seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    labels_per_class: int | None = None
+    labelled_ratio: float = 0.5
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    augment: Literal["none", "shift"] = "none"
+    shift_pixels: int = 2
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule (budgets are optimiser steps)."""
+
+    name: Literal["sgd", "adamw"] = "adamw"
+    lr: float = 2e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    warmup_steps: int = 0
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    accumulate: int = 1
+
+
+@dataclass
+class TrainConfig:
+    """Budget, evaluation and checkpointing.
+
+    Attributes:
+        steps: optimiser steps; wins over ``epochs`` when both are set.
+        epochs: passes over the whole train split (labelled + unlabelled), converted to steps.
+        eval_every: steps between validation passes (default: one epoch's worth, at most 20 evals).
+        checkpoint_every: steps between checkpoints (default: at every evaluation).
+        ema: decay of an exponential moving average of the student (``None``: off).
+        seeds: run seeds; several seeds give mean ± std.
+    """
+
+    steps: int | None = None
+    epochs: float | None = 10
+    eval_every: int | None = None
+    checkpoint_every: int | None = None
+    ema: float | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how the run executes."""
+
+    threads: int | None = None
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    deterministic: bool = True
+    progress: bool = True
+
+
+@dataclass
+class StrategySpec:
+    """One member of the strategy stack: a registered name and its parameters."""
+
+    name: str = "ce"
+    params: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+
+
+@dataclass
+class TeacherTrainConfig:
+    """How ``kdzoo teacher`` trains a teacher that has no checkpoint (part of its cache key)."""
+
+    epochs: float = 15
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: Literal["none", "shift"] = "none"
+    seed: int = 0
+
+
+@dataclass
+class RunConfig:
+    """A whole distillation run."""
+
+    student: ModelConfig = field(default_factory=ModelConfig)
+    teacher: ModelConfig | None = None
+    teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
+    strategy: list[StrategySpec] = field(default_factory=lambda: [StrategySpec()])
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    out: str = "runs"
+    name: str | None = None
+    label_weight: float | None = None
+
+
+# -- building dataclasses from plain data ---------------------------------------------------------
+def build(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data`` (a dict), validating every key and type.
+
+    Raises:
+        ConfigError: naming the dotted key, the bad value and the valid choices.
+    """
+    if dataclasses.is_dataclass(data) and isinstance(data, cls):
+        return data
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            raise unknown("config key", f"{path}{key}", [f"{path}{n}" for n in names])
+    kwargs = {key: _coerce(hints[key], value, f"{path}{key}") for key, value in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{path}: bad value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise unknown(f"value for {path}", value, [str(a) for a in args])
+        return value
+    if origin is list:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [v for v in str(value).split(",") if v != ""]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [_coerce(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, f"{path}.")
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.lstrip("-").isdigit()):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data form of a config (for YAML, hashing and the run directory)."""
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML config safely (data only: no tags, nothing imported)."""
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def parse_strategy(value: Any) -> list[dict]:
+    """Normalise ``"a+b"``, ``"kd"``, ``{name, params}`` or a list of them to a list of dicts."""
+    if isinstance(value, str):
+        return [{"name": part.strip()} for part in value.split("+") if part.strip()]
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        out: list[dict] = []
+        for item in value:
+            out.extend(parse_strategy(item))
+        return out
+    raise ConfigError(f"strategy: expected a name, 'a+b', or a list of {{name, params}}, got {value!r}")
+
+
+def set_dotted(data: dict, dotted: str) -> None:
+    """Apply one ``--set key.sub=value`` override in place (the value is parsed as YAML)."""
+    if "=" not in dotted:
+        raise ConfigError(f"--set {dotted!r}: expected KEY=VALUE, e.g. optim.lr=0.01")
+    key, raw = dotted.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else None
+    parts = key.strip().split(".")
+    if parts[0] == "strategy" and len(parts) >= 2:
+        # strategy.<name or index>.<param>=v sets a member's params
+        members = data.setdefault("strategy", [{"name": "ce"}])
+        data["strategy"] = members = parse_strategy(members)
+        target = next((m for i, m in enumerate(members) if parts[1] in (m.get("name"), str(i))), None)
+        if target is None:
+            raise unknown("strategy in --set", parts[1], [m.get("name", "?") for m in members])
+        node = target.setdefault("params", {})
+        for part in parts[2:-1]:
+            node = node.setdefault(part, {})
+        if len(parts) == 2:
+            raise ConfigError(f"--set {dotted!r}: name a parameter, e.g. strategy.{parts[1]}.temperature=4")
+        node[parts[-1]] = value
+        return
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {dotted!r}: {part!r} is not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def make_config(data: dict | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Build a validated :class:`RunConfig` from plain data plus dotted overrides."""
+    data = dict(data or {})
+    for item in overrides:
+        set_dotted(data, item)
+    if "strategy" in data:
+        data["strategy"] = parse_strategy(data["strategy"])
+    for key in ("student", "teacher"):
+        if isinstance(data.get(key), str):
+            data[key] = {"name": data[key]}
+    if isinstance(data.get("data"), str):
+        data["data"] = {"name": data["data"]}
+    config = build(RunConfig, data)
+    if not config.strategy:
+        raise ConfigError("strategy: at least one strategy is needed, e.g. 'ce' or 'kd'")
+    return config

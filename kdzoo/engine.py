@@ -1,0 +1,263 @@
+"""Runs: resolve a config, load data and teacher, train each seed, write the run directory.
+
+Layout of a run directory::
+
+    RUN/config.yaml          resolved config
+    RUN/summary.json         per-seed results, mean ± std, provenance
+    RUN/seed-S/metrics.jsonl one JSON line per evaluation
+    RUN/seed-S/checkpoint.pt student, strategy parts, optimiser, schedule, EMA, RNG (atomic)
+    RUN/seed-S/student.safetensors (+ .json)  the exported student with its metadata
+    RUN/seed-S/summary.json  this seed's result
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from .checkpoint import write_text
+from .config import RunConfig, make_config, to_dict
+from .context import RunContext
+from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset, make_splits, steps_per_epoch
+from .errors import ConfigError
+from .metrics import compare, evaluate, mean_std, primary_metric
+from .models import create_model, save_model
+from .stack import build_stack, check_specs
+from .trainer import Trainer
+
+
+@dataclass
+class RunResult:
+    """What :func:`distill` returns."""
+
+    run_dir: Path
+    config: RunConfig
+    seeds: dict[int, dict[str, Any]]
+    teacher: dict[str, Any] | None
+    metric: str
+
+    def values(self, which: str = "test_best") -> dict[int, float]:
+        """The primary test metric by seed (``test_best``: at the validation-selected step)."""
+        return {s: r[which][self.metric] for s, r in self.seeds.items()}
+
+    def mean_std(self, which: str = "test_best") -> tuple[float, float]:
+        return mean_std(list(self.values(which).values()))
+
+
+def default_name(config: RunConfig) -> str:
+    strategy = "+".join(s.name for s in config.strategy)
+    return f"{strategy}_{config.student.name}_{config.data.name.replace('/', '-').replace(':', '-')}_{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def provenance(config: RunConfig) -> dict[str, Any]:
+    import importlib.metadata as md
+
+    def version(dist: str) -> str | None:
+        try:
+            return md.version(dist)
+        except md.PackageNotFoundError:
+            return None
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        sha = None
+    return {"kdzoo": version("kdzoo"), "torch": torch.__version__, "timm": version("timm"), "python": platform.python_version(),
+            "git_sha": sha, "threads": torch.get_num_threads(), "seeds": config.train.seeds, "host": platform.node(),
+            "argv": sys.argv}
+
+
+def setup_runtime(config: RunConfig) -> torch.device:
+    rt = config.runtime
+    if rt.threads:
+        torch.set_num_threads(rt.threads)
+    if rt.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    if rt.device == "cuda" or (rt.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("runtime.device=cuda but no CUDA device is available (valid: cpu, auto)")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def total_steps(config: RunConfig, spe: int) -> int:
+    t = config.train
+    if t.steps is not None:
+        if t.steps < 1:
+            raise ConfigError(f"train.steps must be >= 1, got {t.steps}")
+        return t.steps
+    if t.epochs is None or t.epochs <= 0:
+        raise ConfigError("set train.steps or a positive train.epochs")
+    return max(1, round(t.epochs * spe))
+
+
+def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, seed: int, run_dir: Path | None,
+             teacher, resume: bool, export_name: str = "student.safetensors", log=print) -> dict[str, Any]:
+    """Train one seed; returns its summary (also written to ``run_dir/summary.json``)."""
+    device = setup_runtime(config)
+    mean, std = channel_stats(bundle, splits.train)
+    task = bundle.task
+    target_norm = None
+    if task == "regression":
+        ytr = bundle.y[torch.as_tensor(splits.train)]
+        target_norm = (ytr.mean(0), ytr.std(0).clamp_min(1e-6))
+    num_out = len(bundle.classes) if task == "classification" else bundle.y.shape[1]
+    torch.manual_seed(seed)
+    student = create_model(config.student, num_classes=num_out, data_shape=bundle.sample_shape, data_mean=mean,
+                           data_std=std, classes=bundle.classes, task=task, zoo=zoo).to(device)
+    spe = steps_per_epoch(splits, config.data)
+    ctx = RunContext(config=config, student=student, teacher=teacher, task=task, classes=list(bundle.classes),
+                     data_shape=bundle.sample_shape, seed=seed, device=device, total_steps=total_steps(config, spe),
+                     steps_per_epoch=spe, run_dir=run_dir, zoo=zoo, bundle=bundle, splits=splits)
+    stack = build_stack(config.strategy, ctx, zoo, config.label_weight).to(device)
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    resuming = resume and run_dir is not None and (run_dir / "checkpoint.pt").exists()
+    if not resuming:
+        report = stack.init_student(ctx)
+        if report and run_dir is not None:
+            write_text(run_dir / "init_report.json", json.dumps(report, indent=2, default=str))
+    source = stack.data_source(ctx)
+    plan = None
+    if source is None:  # a data source replaces the real training data: no loader is built
+        plan = BatchPlan(bundle, splits, config.data, seed, stack.uses_unlabelled, target_norm)
+    torch.manual_seed(seed)
+    trainer = Trainer(ctx, stack, plan, target_norm, source)
+    started = time.process_time()
+    wall = time.time()
+    result = trainer.fit(run_dir, resume=resuming)
+    metric, _ = primary_metric(task)
+    last_test = _test(trainer.eval_model(), bundle, splits, task, config, target_norm, device)
+    trainer.eval_model().load_state_dict(result.best_state)
+    best_test = _test(trainer.eval_model(), bundle, splits, task, config, target_norm, device)
+    summary = {
+        "seed": seed, "steps": result.steps, "best_step": result.best_step, "val_best": result.best_val,
+        "val_last": result.last_val, "test_best": best_test, "test_last": last_test,
+        "cpu_seconds": time.process_time() - started, "wall_seconds": time.time() - wall,
+        "student_params": sum(p.numel() for p in student.net.parameters()),
+        "strategy_params": sum(p.numel() for p in stack.parameters()),
+    }
+    if run_dir is not None:
+        save_model(trainer.eval_model(), run_dir / export_name, {"val": result.best_val, "test": best_test})
+        write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    log(f"seed {seed}: test {metric} {best_test[metric]:.4g} (val-selected step {result.best_step}), "
+        f"last {last_test[metric]:.4g}, {summary['cpu_seconds']:.1f} CPU s")
+    return summary
+
+
+def _test(model, bundle: DatasetBundle, splits: Splits, task: str, config: RunConfig, target_norm, device):
+    x, y = (bundle.test_x, bundle.test_y) if splits.official_test else (bundle.x, bundle.y)
+    return evaluate(model, x, y, splits.test, task, config.data.eval_batch_size, target_norm, device)
+
+
+def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
+    """Validate what can be validated cheaply, then load data and split it."""
+    name = config.data.name.partition(":")[0]
+    from .data import ALIASES
+
+    entry = zoo.dataset(ALIASES.get(name, name))
+    check_specs(config.strategy, zoo, entry.meta.get("task"))
+    if zoo.model(config.student.name) is None:
+        import timm
+
+        if not timm.is_model(config.student.name):
+            from .errors import unknown
+
+            raise unknown("student model", config.student.name, list(zoo.models) + ["<any timm model>"])
+    bundle = load_dataset(config.data.name, config.data.root, zoo)
+    return bundle, make_splits(bundle, config.data)
+
+
+def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | None = None, log=print) -> RunResult:
+    """Run a distillation (every seed) and write its run directory.
+
+    Args:
+        config: a :class:`RunConfig` or plain data for :func:`kdzoo.config.make_config`.
+        zoo: loaded plugins (default: everything installed).
+        resume: an existing run directory to continue.
+
+    Returns:
+        The per-seed results, with mean ± std helpers.
+    """
+    from .plugins import load_zoo
+
+    zoo = zoo or load_zoo()
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.yaml").exists():
+            raise ConfigError(f"--resume {str(run_dir)!r}: no config.yaml there (not a kdzoo run directory)")
+        config = make_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    elif not isinstance(config, RunConfig):
+        config = make_config(config)
+    bundle, splits = prepare(config, zoo)
+    if resume is None:
+        run_dir = Path(config.out) / (config.name or default_name(config))
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ConfigError(f"run directory {str(run_dir)!r} already exists; pass --resume {run_dir} or another --name")
+    mean, std = channel_stats(bundle, splits.train)
+    setup_runtime(config)
+    from .teacher import resolve_teacher
+
+    teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log)
+    teacher_info = None
+    if teacher is not None:
+        device = setup_runtime(config)
+        teacher = teacher.to(device)
+        task = bundle.task
+        if task == "classification" and teacher.meta.get("classes") == list(bundle.classes):
+            teacher_info = {"val": evaluate(teacher, bundle.x, bundle.y, splits.val, task, config.data.eval_batch_size)}
+            metric, _ = primary_metric(task)
+            log(f"teacher {teacher.meta['name']}: validation {metric} {teacher_info['val'][metric]:.2f}")
+        else:
+            teacher_info = {"note": "teacher label space differs from the data's; no accuracy"}
+        teacher_info["meta"] = teacher.meta
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume is None:
+        write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+    seeds: dict[int, dict[str, Any]] = {}
+    for seed in config.train.seeds:
+        seed_dir = run_dir / f"seed-{seed}"
+        done = seed_dir / "summary.json"
+        if resume is not None and done.exists():
+            seeds[seed] = json.loads(done.read_text())
+            continue
+        seeds[seed] = run_seed(config, bundle, splits, zoo, seed, seed_dir, teacher, resume=resume is not None, log=log)
+    metric, _ = primary_metric(bundle.task)
+    result = RunResult(run_dir, config, seeds, teacher_info, metric)
+    m, s = result.mean_std()
+    summary = {"metric": metric, "test_best_mean": m, "test_best_std": s, "seeds": {str(k): v for k, v in seeds.items()},
+               "teacher": teacher_info, "provenance": provenance(config)}
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+    log(f"{'+'.join(x.name for x in config.strategy)}: test {metric} {m:.2f} ± {s:.2f} over seeds {config.train.seeds} -> {run_dir}")
+    return result
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "summary.json"
+    if not path.exists():
+        raise ConfigError(f"{str(run_dir)!r} has no summary.json (not a finished kdzoo run)")
+    return json.loads(path.read_text())
+
+
+def compare_runs(a: str | Path, b: str | Path) -> str:
+    """The project's paired verdict of run A against run B (primary test metric by seed)."""
+    ra, rb = load_run(a), load_run(b)
+    metric = ra["metric"]
+    _, higher = primary_metric("classification" if metric == "acc" else "regression")
+    va = {int(k): v["test_best"][metric] for k, v in ra["seeds"].items()}
+    vb = {int(k): v["test_best"][metric] for k, v in rb["seeds"].items()}
+    c = compare(va, vb, higher)
+    return c.line(Path(a).name, Path(b).name)
+
+
+__all__ = ["RunResult", "compare_runs", "distill", "load_run", "run_seed"]

@@ -1,0 +1,49 @@
+"""The kdzoo hook specifications: the whole plugin surface, in one small module.
+
+A plugin is any module or object with ``@kdzoo.hookimpl`` functions, found through the
+``kdzoo`` entry-point group. Every hook receives a ``register`` callback instead of returning
+values, so kdzoo can validate each item and credit it to the distribution that sent it.
+
+Hookimpl arguments must never have default values: pluggy does not pass arguments that have
+defaults.
+"""
+
+from __future__ import annotations
+
+from pluggy import HookimplMarker, HookspecMarker
+
+hookspec = HookspecMarker("kdzoo")
+hookimpl = HookimplMarker("kdzoo")
+
+
+@hookspec
+def register_strategies(register):
+    """Register distillation strategies.
+
+    :param register: ``register(strategy_cls)``; ``strategy_cls`` is a subclass of
+        :class:`kdzoo.Strategy` whose ``name`` is lower-case with hyphens and unique across
+        every installed plugin.
+    :returns: nothing; call ``register`` once per strategy.
+    """
+
+
+@hookspec
+def register_models(register):
+    """Register models that are not timm models (e.g. ``linear``, ``mlp``, ``lenet5``).
+
+    :param register: ``register(name, factory, *, features="...", description="...")``;
+        ``factory(num_classes, input_shape, **kwargs) -> nn.Module`` builds a model that follows
+        timm's feature API (``forward_features``, ``forward_head(x, pre_logits=...)``,
+        ``forward_intermediates``, ``feature_info``, ``num_features``).
+    :returns: nothing; call ``register`` once per model.
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets, addressed on the command line as ``NAME`` or ``NAME:ARG``.
+
+    :param register: ``register(name, loader, *, task="classification", description="...")``;
+        ``loader(arg, root) -> kdzoo.data.DatasetBundle`` returns tensors held in memory.
+    :returns: nothing; call ``register`` once per dataset.
+    """

@@ -1,0 +1,255 @@
+"""Teachers and students: timm models by name or registered models, behind one wrapper.
+
+:class:`KDModel` owns the network plus what it needs from raw data: its input size (inputs are
+resized per model, so teacher and student may differ), its channel count and its normalisation
+(data arrive in [0, 1]; each model normalises with its own statistics, which converts between
+different normalisations). Its metadata travels with exported weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .errors import ConfigError, unknown
+from .strategy import Outputs, Requirement
+
+META_KEY = "kdzoo"
+
+
+class KDModel(nn.Module):
+    """A network plus its input pipeline and metadata.
+
+    Args:
+        net: a timm model or a registered model following timm's feature API.
+        meta: ``name``, ``kwargs``, ``source`` (``timm``/``kdzoo``), ``num_classes``,
+            ``input_shape`` (``[C, H, W]`` or ``[D]``), ``mean``, ``std``, ``classes``, ``task``.
+    """
+
+    def __init__(self, net: nn.Module, meta: dict[str, Any]) -> None:
+        super().__init__()
+        self.net = net
+        self.meta = meta
+        shape = meta["input_shape"]
+        self.is_image = len(shape) == 3
+        mean = torch.tensor(meta.get("mean") or [0.0] * (shape[0] if self.is_image else 1))
+        std = torch.tensor(meta.get("std") or [1.0] * (shape[0] if self.is_image else 1))
+        view = (1, -1, 1, 1) if self.is_image else (1, -1)
+        self.register_buffer("mean", mean.view(*view), persistent=False)
+        self.register_buffer("std", std.view(*view), persistent=False)
+
+    def preprocess(self, x: Tensor) -> Tensor:
+        """Map a data-space batch to this model's input: size, channels, normalisation.
+
+        Args:
+            x: ``[B, C, H, W]`` images in [0, 1] or ``[B, D]`` vectors.
+        """
+        shape = self.meta["input_shape"]
+        if self.is_image:
+            if x.dim() != 4:
+                raise ConfigError(f"model {self.meta['name']!r} takes images; the data gives {tuple(x.shape[1:])} vectors")
+            c = shape[0]
+            if x.shape[1] != c:
+                x = x.mean(1, keepdim=True) if c == 1 else x.expand(-1, c, -1, -1) if x.shape[1] == 1 else x
+            if tuple(x.shape[-2:]) != tuple(shape[1:]):
+                x = F.interpolate(x, size=tuple(shape[1:]), mode="bilinear", align_corners=False)
+        else:
+            x = x.flatten(1)
+            if x.shape[1] != shape[0]:
+                raise ConfigError(f"model {self.meta['name']!r} takes {shape[0]} inputs; the data gives {x.shape[1]}")
+        return (x - self.mean) / self.std
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(self.preprocess(x))
+
+    def outputs(self, x: Tensor, req: Requirement) -> Outputs:
+        """Compute only what ``req`` asks for, in one forward pass."""
+        x = self.preprocess(x)
+        net = self.net
+        if not (req.pooled or req.features):
+            return Outputs(logits=net(x))
+        features: dict[int, Tensor] = {}
+        if req.features:
+            final, inter = net.forward_intermediates(x, indices=list(req.features))
+            features = dict(zip(req.features, inter))
+        else:
+            final = net.forward_features(x)
+        pooled = net.forward_head(final, pre_logits=True)
+        logits = net.get_classifier()(pooled) if req.logits else None
+        return Outputs(logits=logits, pooled=pooled, features=features)
+
+    # -- facts strategies use --------------------------------------------------------------------
+    @property
+    def num_features(self) -> int:
+        return int(getattr(self.net, "num_features", 0))
+
+    @property
+    def feature_info(self) -> list[dict[str, Any]]:
+        info = getattr(self.net, "feature_info", [])
+        return [dict(i) for i in (info.info if hasattr(info, "info") else info)]
+
+    @property
+    def has_batchnorm(self) -> bool:
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.net.modules())
+
+
+def _timm():
+    import timm
+
+    return timm
+
+
+def create_model(cfg: ModelConfig, *, num_classes: int, data_shape: tuple[int, ...], data_mean: list[float] | None,
+                 data_std: list[float] | None, classes: list[str], task: str, zoo: Any,
+                 pretrained_file: str | None = None) -> KDModel:
+    """Build a model for a dataset: a registered model by name, else a timm model.
+
+    Args:
+        cfg: the model's config (name, kwargs, input size, normalisation).
+        num_classes: outputs of the head (targets for regression).
+        data_shape: shape of one sample, ``(C, H, W)`` or ``(D,)``.
+        pretrained_file: load these weights through timm's own loading path.
+    """
+    entry = zoo.model(cfg.name)
+    is_image = len(data_shape) == 3
+    kwargs = dict(cfg.kwargs)
+    if entry is not None:
+        input_shape = _input_shape(cfg, data_shape, kwargs)
+        try:
+            net = entry.obj(num_classes=num_classes, input_shape=tuple(input_shape), **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"model {cfg.name!r}: bad kwargs {kwargs}: {exc}") from None
+        source = "kdzoo"
+    else:
+        timm = _timm()
+        if not timm.is_model(cfg.name):
+            raise unknown("model", cfg.name, list(zoo.collect().models) + ["<any timm model, e.g. test_resnet>"])
+        if not is_image:
+            raise ConfigError(f"model {cfg.name!r} is a timm image model; the data gives {data_shape[0]}-d vectors "
+                              f"(use 'linear' or 'mlp')")
+        input_shape = _input_shape(cfg, data_shape, kwargs, timm_cfg=timm.get_pretrained_cfg(cfg.name))
+        create_kwargs = dict(kwargs, num_classes=num_classes, in_chans=input_shape[0])
+        if pretrained_file:
+            create_kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(
+                file=str(pretrained_file), num_classes=num_classes, input_size=tuple(input_shape)))
+        try:
+            net = timm.create_model(cfg.name, **create_kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"model {cfg.name!r}: bad kwargs {kwargs}: {exc}") from None
+        source = "timm"
+    mean = cfg.mean or (data_mean if is_image else None)
+    std = cfg.std or (data_std if is_image else None)
+    if is_image and mean and len(mean) != input_shape[0]:
+        mean, std = [sum(mean) / len(mean)] * input_shape[0], [sum(std) / len(std)] * input_shape[0]
+    meta = {
+        "name": cfg.name, "kwargs": kwargs, "source": source, "num_classes": num_classes,
+        "input_shape": list(input_shape), "mean": mean, "std": std, "classes": list(classes), "task": task,
+    }
+    return KDModel(net, meta)
+
+
+def _input_shape(cfg: ModelConfig, data_shape: tuple[int, ...], kwargs: dict, timm_cfg: Any = None) -> list[int]:
+    if len(data_shape) == 1:
+        return [int(data_shape[0])]
+    c = int(kwargs.get("in_chans", data_shape[0]))
+    if cfg.input_size:
+        size = list(cfg.input_size)
+    elif "img_size" in kwargs:
+        s = kwargs["img_size"]
+        size = [s, s] if isinstance(s, int) else list(s)
+    elif timm_cfg is not None and getattr(timm_cfg, "fixed_input_size", False):
+        size = list(timm_cfg.input_size[1:])
+    else:
+        size = list(data_shape[1:])
+    if len(size) != 2:
+        raise ConfigError(f"input_size for {cfg.name!r} must be [H, W], got {cfg.input_size!r}")
+    return [c, int(size[0]), int(size[1])]
+
+
+# -- export and reload ------------------------------------------------------------------------------
+def save_model(model: KDModel, path: str | Path, extra_meta: dict[str, Any] | None = None) -> None:
+    """Write ``model.net`` as safetensors with its metadata embedded and beside it (``.json``).
+
+    Both files are written atomically (temporary file, then rename).
+    """
+    from safetensors.torch import save_file
+
+    from .checkpoint import atomic_path
+
+    path = Path(path)
+    meta = dict(model.meta, **(extra_meta or {}))
+    state = {k: v.detach().contiguous().cpu() for k, v in model.net.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={META_KEY: json.dumps(meta)})
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2))
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """Metadata of an exported model (from the safetensors header, else the ``.json`` beside it)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"model file {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(META_KEY)
+        if raw:
+            return json.loads(raw)
+    side = path.with_suffix(".json")
+    if side.exists():
+        return json.loads(side.read_text())
+    raise ConfigError(f"{str(path)!r} carries no kdzoo metadata (name it in config with its model name instead)")
+
+
+def read_state(path: str | Path) -> dict[str, Tensor]:
+    """Tensors of a weights file: safetensors, or ``torch.load(weights_only=True)``."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "state_dict_ema"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{str(path)!r} holds no state dict")
+    return obj
+
+
+def load_model(path: str | Path, zoo: Any, meta: dict[str, Any] | None = None) -> KDModel:
+    """Rebuild an exported model: timm models through timm's loading path, registered ones by kdzoo.
+
+    The loaded weights are compared with the file, so a head or stem that timm silently dropped
+    (class-count or channel mismatch) is an error instead of random weights.
+    """
+    meta = dict(meta or read_meta(path))
+    shape = meta["input_shape"]
+    cfg = ModelConfig(name=meta["name"], kwargs=meta.get("kwargs", {}),
+                      input_size=shape[1:] if len(shape) == 3 else None, mean=meta.get("mean"), std=meta.get("std"))
+    model = create_model(cfg, num_classes=meta["num_classes"], data_shape=tuple(shape), data_mean=meta.get("mean"),
+                         data_std=meta.get("std"), classes=meta.get("classes", []), task=meta.get("task", "classification"),
+                         zoo=zoo, pretrained_file=str(path) if meta.get("source", "timm") == "timm" else None)
+    expected = read_state(path)
+    if meta.get("source") == "kdzoo":
+        model.net.load_state_dict(expected, strict=True)
+    verify_loaded(model.net, expected, path)
+    return model
+
+
+def verify_loaded(net: nn.Module, expected: dict[str, Tensor], path: str | Path) -> None:
+    """Raise if any tensor of ``expected`` is missing from ``net`` or differs from it."""
+    actual = net.state_dict()
+    for key, value in expected.items():
+        if key not in actual:
+            raise ConfigError(f"{str(path)!r}: tensor {key!r} has no place in the model (wrong architecture or kwargs?)")
+        if actual[key].shape != value.shape or not torch.equal(actual[key].cpu(), value.to(actual[key].dtype)):
+            raise ConfigError(f"{str(path)!r}: tensor {key!r} was not loaded as saved (timm dropped or adapted it)")

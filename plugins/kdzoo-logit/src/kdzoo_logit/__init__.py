@@ -1,0 +1,18 @@
+"""kdzoo-logit: the logit distillation family, registered through the ``kdzoo`` entry point."""
+
+from __future__ import annotations
+
+import kdzoo
+
+from .dkd import DKD
+from .kd import KD
+from .pseudo_label import PseudoLabel
+from .regression_kd import RegressionKD
+
+STRATEGIES = (KD, PseudoLabel, DKD, RegressionKD)
+
+
+@kdzoo.hookimpl
+def register_strategies(register):
+    for cls in STRATEGIES:
+        register(cls)
