@@ -166,7 +166,9 @@ def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
     from .data import ALIASES
 
     entry = zoo.dataset(ALIASES.get(name, name))
-    check_specs(config.strategy, zoo, entry.meta.get("task"))
+    for cls, _ in check_specs(config.strategy, zoo, entry.meta.get("task")):
+        if cls.requires_teacher and config.teacher is None:
+            raise ConfigError(f"strategy {cls.name!r} needs a teacher; pass --teacher (a model name or weights file)")
     if zoo.model(config.student.name) is None:
         import timm
 
@@ -221,17 +223,25 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
         else:
             teacher_info = {"note": "teacher label space differs from the data's; no accuracy"}
         teacher_info["meta"] = teacher.meta
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume is None:
         write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     seeds: dict[int, dict[str, Any]] = {}
-    for seed in config.train.seeds:
-        seed_dir = run_dir / f"seed-{seed}"
-        done = seed_dir / "summary.json"
-        if resume is not None and done.exists():
-            seeds[seed] = json.loads(done.read_text())
-            continue
-        seeds[seed] = run_seed(config, bundle, splits, zoo, seed, seed_dir, teacher, resume=resume is not None, log=log)
+    try:
+        for seed in config.train.seeds:
+            seed_dir = run_dir / f"seed-{seed}"
+            done = seed_dir / "summary.json"
+            if resume is not None and done.exists():
+                seeds[seed] = json.loads(done.read_text())
+                continue
+            seeds[seed] = run_seed(config, bundle, splits, zoo, seed, seed_dir, teacher, resume=resume is not None, log=log)
+    except ConfigError:
+        if created and not seeds:  # a config error found before any training: leave nothing behind
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     metric, _ = primary_metric(bundle.task)
     result = RunResult(run_dir, config, seeds, teacher_info, metric)
     m, s = result.mean_std()

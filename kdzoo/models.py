@@ -242,6 +242,7 @@ def load_model(path: str | Path, zoo: Any, meta: dict[str, Any] | None = None) -
     if meta.get("source") == "kdzoo":
         model.net.load_state_dict(expected, strict=True)
     verify_loaded(model.net, expected, path)
+    model.meta.update({k: v for k, v in meta.items() if k not in model.meta})  # e.g. val/test results
     return model
 
 

@@ -183,9 +183,9 @@ class Zoo:
 
 def _check_pending(pm: pluggy.PluginManager, plugin: object) -> None:
     """Reject a plugin that implements a hook kdzoo does not define (a misspelled hook)."""
-    known = {name for name in dir(pm.hook) if not name.startswith("_")}
+    known = {name for name in dir(pm.hook) if not name.startswith("_") and getattr(pm.hook, name).has_spec()}
     for impl_caller in pm.get_hookcallers(plugin) or []:
-        if impl_caller.name not in known or not impl_caller.has_spec():
+        if not impl_caller.has_spec():
             import difflib
 
             close = difflib.get_close_matches(impl_caller.name, sorted(known), n=1)

@@ -1,0 +1,68 @@
+"""Each logit loss against a hand computation on tiny tensors."""
+
+import math
+
+import pytest
+import torch
+
+from kdzoo.testing import check_strategy
+from kdzoo_logit.dkd import dkd_terms
+from kdzoo_logit.kd import kd_loss
+
+
+def softmax(v):
+    e = [math.exp(x) for x in v]
+    return [x / sum(e) for x in e]
+
+
+def test_kd_is_batchmean_kl_times_t_squared_by_hand():
+    s = [[1.0, 2.0, 0.5], [0.0, -1.0, 1.0]]
+    t = [[2.0, 0.0, 1.0], [1.0, 1.0, -2.0]]
+    T = 2.0
+    expected = 0.0
+    for si, ti in zip(s, t):
+        ps, pt = softmax([x / T for x in si]), softmax([x / T for x in ti])
+        expected += sum(b * math.log(b / a) for a, b in zip(ps, pt))
+    expected = expected / 2 * T * T  # batchmean over 2 samples, times T^2
+    got = kd_loss(torch.tensor(s), torch.tensor(t), T)
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_kd_of_identical_logits_is_zero_and_gradient_skips_teacher():
+    s = torch.randn(4, 5, requires_grad=True)
+    t = s.detach().clone().requires_grad_(True)
+    loss = kd_loss(s, t, 3.0)
+    loss.backward()
+    assert loss.item() == pytest.approx(0.0, abs=1e-6) and t.grad is None
+
+
+def test_dkd_terms_by_hand():
+    s, t, y, T = [1.0, 2.0, 0.5], [2.0, 0.0, 1.0], 0, 1.0
+    ps, pt = softmax(s), softmax(t)
+    bs, bt = [ps[0], 1 - ps[0]], [pt[0], 1 - pt[0]]
+    tckd = sum(b * math.log(b / a) for a, b in zip(bs, bt))
+    qs, qt = softmax(s[1:]), softmax(t[1:])
+    nckd = sum(b * math.log(b / a) for a, b in zip(qs, qt))
+    got_t, got_n = dkd_terms(torch.tensor([s]), torch.tensor([t]), torch.tensor([y]), T)
+    assert got_t.item() == pytest.approx(tckd, rel=1e-4)
+    assert got_n.item() == pytest.approx(nckd, rel=1e-4)
+
+
+def test_dkd_plus_kd_sum_decomposition():
+    """KD = TCKD + (1 - p_t^target) NCKD (the DKD paper's Eq. 2) per sample."""
+    torch.manual_seed(0)
+    s, t, y = torch.randn(1, 6), torch.randn(1, 6), torch.tensor([2])
+    tckd, nckd = dkd_terms(s, t, y, 1.0)
+    kd = kd_loss(s, t, 1.0)
+    pt = t.softmax(-1)[0, 2]
+    assert kd.item() == pytest.approx((tckd + (1 - pt) * nckd).item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["kd", "pseudo-label", "dkd", "regression-kd"])
+def test_conformance(name):
+    check_strategy(name)
+
+
+def test_presets_resolve():
+    check_strategy("dkd", preset="cpu")
+    check_strategy("kd", preset="soft-only")
