@@ -142,6 +142,12 @@ def create_model(cfg: ModelConfig, *, num_classes: int, data_shape: tuple[int, .
             net = timm.create_model(cfg.name, **create_kwargs)
         except TypeError as exc:
             raise ConfigError(f"model {cfg.name!r}: bad kwargs {kwargs}: {exc}") from None
+        except RuntimeError as exc:
+            if not pretrained_file:
+                raise
+            missing = "missing keys" if "Missing key" in str(exc) else "mismatched shapes"
+            raise ConfigError(f"weights {str(pretrained_file)!r} do not fit model {cfg.name!r} with kwargs {kwargs} "
+                              f"({missing}; wrong architecture, kwargs or class count?)") from None
         source = "timm"
     mean = cfg.mean or (data_mean if is_image else None)
     std = cfg.std or (data_std if is_image else None)

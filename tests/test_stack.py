@@ -1,0 +1,98 @@
+"""Composition rules of the strategy stack, with strategies registered for the test only."""
+
+import types
+
+import pytest
+import torch
+
+import kdzoo
+from kdzoo.config import StrategySpec
+from kdzoo.errors import ConfigError
+from kdzoo.plugins import load_zoo
+from kdzoo.stack import StrategyStack, check_label_space
+from kdzoo.strategy import DataSource, Stage, Strategy
+
+
+def make(name, **attrs):
+    body = {"name": name, "family": "logit", "requires_teacher": False, **attrs}
+    return type(name.title().replace("-", ""), (Strategy,), body)
+
+
+@pytest.fixture
+def zoo_with():
+    def build(*classes):
+        zoo = load_zoo(entry_points=False)
+        plugin = types.SimpleNamespace(__name__="test-plugin")
+
+        @kdzoo.hookimpl
+        def register_strategies(register):
+            for cls in classes:
+                register(cls)
+
+        plugin.register_strategies = register_strategies
+        zoo.add_plugin(plugin, "test-plugin")
+        return zoo.collect()
+
+    return build
+
+
+def members(*classes):
+    return [cls(cls.Config(), None) for cls in classes]
+
+
+def test_two_data_sources_conflict():
+    src = type("Src", (DataSource,), {})
+    a = make("a", data_source=lambda self, ctx: src())
+    b = make("b", data_source=lambda self, ctx: src())
+    with pytest.raises(ConfigError, match="two strategies supply training data"):
+        StrategyStack(members(a, b)).data_source(None)
+
+
+def test_only_one_member_may_define_stages():
+    staged = lambda self: [Stage("hint", 0.3), Stage("kd", 0.7)]  # noqa: E731
+    with pytest.raises(ConfigError, match="only one strategy in a stack may define stages"):
+        StrategyStack(members(make("a", stages=staged), make("b", stages=staged)))
+    stack = StrategyStack(members(make("a", stages=staged), make("b")))
+    assert [stack.stage_at(s, 10)[0].name for s in (0, 2, 3, 9)] == ["hint", "hint", "kd", "kd"]
+
+
+def test_label_weight_disagreement_needs_an_explicit_weight():
+    a = make("a", label_weight=property(lambda self: 0.1))
+    b = make("b", label_weight=property(lambda self: 0.5))
+    with pytest.raises(ConfigError, match="disagree on the hard-label weight"):
+        StrategyStack(members(a, b))
+    assert StrategyStack(members(a, b), label_weight=0.3).label_weight == 0.3
+    assert StrategyStack(members(a, make("c"))).label_weight == 0.1
+
+
+def test_same_term_from_two_members_is_an_error():
+    term = lambda self, batch, s, t, step: {"x": s.logits.sum()}  # noqa: E731
+    stack = StrategyStack(members(make("a", forward=term), make("b", forward=term)))
+    out = kdzoo.Outputs(logits=torch.zeros(2, 3, requires_grad=True))
+    with pytest.raises(ConfigError, match="both return loss term 'x'"):
+        stack.losses(None, out, None, None)
+
+
+def test_label_space_mismatch_is_refused_with_a_hint():
+    with pytest.raises(ConfigError, match=r"teacher has 10 classes, student data 2 .*rkd"):
+        check_label_space("kd", [str(i) for i in range(10)], ["even", "odd"], "classification")
+
+
+def test_duplicate_member_and_unknown_preset(zoo_with):
+    from kdzoo.stack import check_specs
+
+    zoo = zoo_with(make("a"))
+    with pytest.raises(ConfigError, match="appears twice"):
+        check_specs([StrategySpec("a"), StrategySpec("a")], zoo)
+    with pytest.raises(ConfigError, match="unknown preset of strategy 'a' 'paper'"):
+        check_specs([StrategySpec("a", preset="paper")], zoo)
+
+
+def test_invalid_strategy_name_is_reported_or_fatal_when_strict(zoo_with, capsys, monkeypatch):
+    from kdzoo.errors import PluginError
+
+    zoo = zoo_with(make("Bad_Name"), make("good"))
+    assert "invalid name 'Bad_Name'" in capsys.readouterr().err and "Bad_Name" not in zoo.strategies
+    monkeypatch.setenv("KDZOO_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="invalid name 'Bad_Name'"):
+        zoo_with(make("Bad_Name"))
