@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--data-root", help="local root of torchvision datasets")
         s.add_argument("--epochs", type=float)
         s.add_argument("--threads", type=int)
+        s.add_argument("--device", choices=["cpu", "cuda", "auto"], help="default cpu; under torchrun cuda:LOCAL_RANK")
         s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. optim.lr=0.01")
         s.add_argument("--no-progress", action="store_true")
         if name == "distill":
@@ -58,6 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--split", choices=["test", "val"], default="test")
     s.add_argument("--split-seed", type=int, default=0)
 
+    s = sub.add_parser("bench", help="run a benchmark suite side by side (finished cells are reused)")
+    s.add_argument("--suite", default="smoke", help="a suite in registry.yaml (smoke, default) or a YAML file")
+    s.add_argument("--out", help="bench directory (default runs/bench-SUITE)")
+    s.add_argument("--jobs", type=int, default=1, help="cells in parallel worker processes")
+    s.add_argument("--no-progress", action="store_true")
+    s = sub.add_parser("report", help="rebuild and open a bench's HTML report")
+    s.add_argument("bench_dir")
+    s = sub.add_parser("runs", help="list recorded runs and benches (SQLite index)")
+    s.add_argument("--kind", choices=["run", "bench"])
+    s.add_argument("--strategy")
+    s.add_argument("--data")
+    s.add_argument("--student")
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("compare", help="paired verdict of run A against run B (the project's 'beats' rule)")
     s.add_argument("run_a")
     s.add_argument("run_b")
@@ -72,7 +87,8 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
         teacher = dict(data.get("teacher") or {}) if isinstance(data.get("teacher"), dict) else {}
         if args.teacher.endswith(WEIGHT_SUFFIXES) or Path(args.teacher).is_file():
             teacher["checkpoint"] = args.teacher
-            teacher.setdefault("name", _name_from_file(args.teacher))
+            if not teacher.get("name"):
+                teacher["name"] = _name_from_file(args.teacher)
         else:
             teacher["name"] = args.teacher
         data["teacher"] = teacher
@@ -83,6 +99,8 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
         section("data")["root"] = args.data_root
     if args.threads is not None:
         section("runtime")["threads"] = args.threads
+    if args.device:
+        section("runtime")["device"] = args.device
     if args.no_progress:
         section("runtime")["progress"] = False
     if getattr(args, "student", None):
@@ -205,7 +223,42 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"distill": cmd_distill, "teacher": cmd_teacher, "eval": cmd_eval, "compare": cmd_compare,
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    if args.jobs < 1:
+        raise KdzooError(f"--jobs must be >= 1, got {args.jobs}")
+    suite = Path(args.suite).stem if args.suite.endswith((".yaml", ".yml")) else args.suite
+    results = run_bench(args.suite, args.out or f"runs/bench-{suite}", jobs=args.jobs, progress=not args.no_progress)
+    from .report import markdown
+
+    print(markdown(results))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import open_report
+
+    print(open_report(args.bench_dir))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .runindex import query
+
+    rows = query(args.kind, strategy=args.strategy, data=args.data, student=args.student)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        score = f"{r['metric']} {r['mean']:.2f} ± {r['std']:.2f}" if r["mean"] is not None else ""
+        print(f"{r['id']:>5} {r['kind']:<5} {r['strategy'] or '':<24} {r['student'] or '':<14} {r['data'] or '':<10} "
+              f"{score:<22} {r['path']}")
+    return 0
+
+
+COMMANDS = {"distill": cmd_distill, "teacher": cmd_teacher, "eval": cmd_eval, "compare": cmd_compare, "bench": cmd_bench,
+            "report": cmd_report, "runs": cmd_runs,
             "strategies": cmd_list, "plugins": cmd_list, "models": cmd_list, "datasets": cmd_list}
 
 

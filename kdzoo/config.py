@@ -97,7 +97,8 @@ class TrainConfig:
     Attributes:
         steps: optimiser steps; wins over ``epochs`` when both are set.
         epochs: passes over the whole train split (labelled + unlabelled), converted to steps.
-        eval_every: steps between validation passes (default: one epoch's worth, at most 20 evals).
+        eval_every: steps between validation passes (default: once per epoch, or more often so
+            that a run has at least 20 evaluations).
         checkpoint_every: steps between checkpoints (default: at every evaluation).
         ema: decay of an exponential moving average of the student (``None``: off).
         seeds: run seeds; several seeds give mean ± std.
@@ -113,12 +114,34 @@ class TrainConfig:
 
 @dataclass
 class RuntimeConfig:
-    """Where and how the run executes."""
+    """Where and how the run executes (none of it changes what is computed, only how fast).
+
+    Attributes:
+        threads: CPU threads per process (``None``: torch's default).
+        device: ``cpu``, ``cuda`` or ``auto`` (CUDA when available); under torchrun each rank
+            takes ``cuda:LOCAL_RANK``.
+        deterministic: ``torch.use_deterministic_algorithms`` (warn-only where none exists).
+        progress: show a progress bar (rank 0 only).
+        amp: bf16 autocast; ``auto`` is on for CUDA, off for CPU (no bf16 hardware there).
+        channels_last: NHWC memory format for image models; ``auto`` is on for convolutional nets.
+        compile: ``torch.compile`` the training step and the teacher (pays off for long runs).
+        teacher_dtype: run the frozen teacher in ``bfloat16``/``float16`` for faster inference.
+        sync_bn: convert the student's BatchNorm to SyncBatchNorm under DDP.
+        teacher_cache: ``auto`` reuses teacher outputs across epochs and strategies whenever the
+            inputs are deterministic (no augmentation, real data, no gradients through the
+            teacher, logits/pooled only); ``off`` always runs the teacher live.
+    """
 
     threads: int | None = None
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     deterministic: bool = True
     progress: bool = True
+    amp: Literal["auto", "on", "off"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    compile: bool = False
+    teacher_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    sync_bn: bool = False
+    teacher_cache: Literal["auto", "off"] = "auto"
 
 
 @dataclass
@@ -132,21 +155,40 @@ class StrategySpec:
 
 @dataclass
 class TeacherTrainConfig:
-    """How ``kdzoo teacher`` trains a teacher that has no checkpoint (part of its cache key)."""
+    """How ``kdzoo teacher`` trains a teacher that has no checkpoint (part of its cache key).
+
+    Attributes:
+        epochs: passes over the teacher's train split.
+        optim: the teacher's optimiser.
+        augment: the teacher's augmentation.
+        seed: the teacher's run seed (also seeds a ``random_init`` teacher).
+        random_init: skip training: the teacher keeps its random initialisation (the control run
+            that shows whether what a student gains came from the teacher's training).
+    """
 
     epochs: float = 15
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: Literal["none", "shift"] = "none"
     seed: int = 0
+    random_init: bool = False
 
 
 @dataclass
 class RunConfig:
-    """A whole distillation run."""
+    """A whole distillation run.
+
+    Attributes:
+        teacher_data: dataset spec the teacher is trained on when it has no checkpoint (default:
+            ``data.name``), e.g. ``mnist5k`` for a student on ``mnist5k:mod3``, or
+            ``mnist5k:digits[0-4]`` for one on ``mnist5k:digits[5-9]``; every other ``data``
+            setting (root, split seed and fractions, batch size) is shared, so tasks of one base
+            dataset use the same image partition and the teacher never saw a student test image.
+    """
 
     student: ModelConfig = field(default_factory=ModelConfig)
     teacher: ModelConfig | None = None
     teacher_train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
+    teacher_data: str | None = None
     strategy: list[StrategySpec] = field(default_factory=lambda: [StrategySpec()])
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -193,6 +235,8 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{path}: bad value {value!r}")
     if origin is Literal:
+        if isinstance(value, bool) and "off" in args:  # YAML 1.1 reads on/off as booleans
+            value = "on" if value else "off"
         if value not in args:
             raise unknown(f"value for {path}", value, [str(a) for a in args])
         return value

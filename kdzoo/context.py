@@ -34,6 +34,8 @@ class RunContext:
         zoo: the loaded plugins.
         bundle: the dataset (strategies that need no real data must not read it).
         splits: the dataset's split indices.
+        rank: this process's rank under torchrun (data sources seed their stream with it).
+        world_size: number of processes.
     """
 
     config: RunConfig
@@ -50,6 +52,8 @@ class RunContext:
     zoo: Zoo | None = None
     bundle: DatasetBundle | None = None
     splits: Splits | None = None
+    rank: int = 0
+    world_size: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -32,6 +32,11 @@ class DatasetBundle:
         classes: class names (regression: target names).
         test_x: inputs of an official test split, if the dataset has one.
         test_y: targets of the official test split.
+        name: the spec it was loaded from (``mnist5k``, ``mnist5k:parity``).
+        base_classes: with a task (``mnist5k:parity``), the classes of the dataset before it.
+        class_map: with a task, ``{base class: task class}`` of the kept base classes.
+        base_y: with a task, ``long [N_base]`` labels of every base sample (the split's strata).
+        base_index: with a task, ``long [N]`` position of each kept sample in the base dataset.
     """
 
     x: Tensor
@@ -41,6 +46,10 @@ class DatasetBundle:
     test_x: Tensor | None = None
     test_y: Tensor | None = None
     name: str = ""
+    base_classes: list[str] | None = None
+    class_map: dict[str, str] | None = None
+    base_y: Tensor | None = None
+    base_index: Tensor | None = None
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -155,14 +164,29 @@ BUILTIN_DATASETS = {
     "cifar100": (_torchvision("CIFAR100"), "classification"),
 }
 ALIASES = {"fashion_mnist": "fashion-mnist"}
+TAKES_ARG = {"imagefolder"}  # built-in datasets addressed as NAME:ARG
 
 
 def load_dataset(spec: str, root: str | None, zoo: Any) -> DatasetBundle:
-    """Resolve ``NAME`` or ``NAME:ARG`` through the dataset registry and load it."""
-    name, _, arg = spec.partition(":")
+    """Resolve ``NAME``, ``NAME:ARG`` and an optional ``:TASK`` suffix (see :mod:`kdzoo.tasks`).
+
+    Examples: ``mnist5k``, ``imagefolder:PATH``, ``mnist5k:parity``, ``digits:digits[0-4]``,
+    ``mnist5k:classmap=map.yaml``.
+    """
+    from .tasks import apply_task, split_spec
+
+    data_spec, task = split_spec(spec)
+    name, _, arg = data_spec.partition(":")
     entry = zoo.dataset(ALIASES.get(name, name))
+    if arg and entry.plugin == "kdzoo" and entry.name not in TAKES_ARG:  # e.g. a misspelt task: mnist5k:pairty
+        from .tasks import TASK_HELP
+
+        raise ConfigError(f"dataset {entry.name!r} takes no argument, and {arg!r} is no task (tasks: {TASK_HELP})")
     bundle = entry.obj(arg or None, root)
-    bundle.name = bundle.name or spec
+    bundle.name = bundle.name or data_spec
+    if task is not None:
+        bundle = apply_task(bundle, task)
+        bundle.name = spec
     return bundle
 
 
@@ -183,9 +207,11 @@ def make_splits(bundle: DatasetBundle, cfg: DataConfig) -> Splits:
     """Stratified train/val/test split and the labelled subset, all from ``cfg.split_seed``."""
     from sklearn.model_selection import train_test_split
 
-    n = len(bundle.y)
+    # a task view (mnist5k:parity) splits its base dataset by base label, then keeps its own samples
+    labels = bundle.y if bundle.base_y is None else bundle.base_y
+    n = len(labels)
     idx = np.arange(n)
-    strat = bundle.y.numpy() if bundle.task == "classification" else None
+    strat = labels.numpy() if bundle.task == "classification" else None
     for key in ("val_fraction", "test_fraction"):
         if not 0.0 < getattr(cfg, key) < 1.0:
             raise ConfigError(f"data.{key} must be in (0, 1), got {getattr(cfg, key)}")
@@ -197,6 +223,14 @@ def make_splits(bundle: DatasetBundle, cfg: DataConfig) -> Splits:
     val_share = cfg.val_fraction / (1.0 if official else 1.0 - cfg.test_fraction)
     train, val = train_test_split(rest, test_size=val_share, random_state=cfg.split_seed + 1,
                                   stratify=None if strat is None else strat[rest])
+    if bundle.base_y is not None:
+        pos = np.full(n, -1, dtype=np.int64)
+        pos[bundle.base_index.numpy()] = np.arange(len(bundle.y))
+        train, val = pos[train], pos[val]
+        train, val = train[train >= 0], val[val >= 0]
+        if not official:
+            test = pos[test]
+            test = test[test >= 0]
     train, val, test = np.sort(train), np.sort(val), np.sort(test)
     labelled, unlabelled = train, np.array([], dtype=np.int64)
     if cfg.labels_per_class is not None:

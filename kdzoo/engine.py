@@ -13,6 +13,7 @@ Layout of a run directory::
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -24,12 +25,13 @@ from typing import Any
 import torch
 import yaml
 
+from . import distributed
 from .checkpoint import write_text
 from .config import RunConfig, make_config, to_dict
 from .context import RunContext
-from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset, make_splits, steps_per_epoch
+from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset, make_splits, steps_per_epoch, to_float
 from .errors import ConfigError
-from .metrics import compare, evaluate, mean_std, primary_metric
+from .metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from .models import create_model, save_model
 from .stack import build_stack, check_specs
 from .trainer import Trainer
@@ -74,20 +76,22 @@ def provenance(config: RunConfig) -> dict[str, Any]:
         sha = None
     return {"kdzoo": version("kdzoo"), "torch": torch.__version__, "timm": version("timm"), "python": platform.python_version(),
             "git_sha": sha, "threads": torch.get_num_threads(), "seeds": config.train.seeds, "host": platform.node(),
+            "world_size": distributed.current().world_size,
             "argv": sys.argv}
 
 
 def setup_runtime(config: RunConfig) -> torch.device:
+    """Threads, determinism, the torchrun process group (if any) and this rank's device."""
     rt = config.runtime
     if rt.threads:
         torch.set_num_threads(rt.threads)
     if rt.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    if rt.device == "cuda" or (rt.device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("runtime.device=cuda but no CUDA device is available (valid: cpu, auto)")
-        return torch.device("cuda")
-    return torch.device("cpu")
+    use_cuda = rt.device == "cuda" or (rt.device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise ConfigError("runtime.device=cuda but no CUDA device is available (valid: cpu, auto)")
+    info = distributed.init_distributed(use_cuda)
+    return torch.device("cuda", info.local_rank) if use_cuda else torch.device("cpu")
 
 
 def total_steps(config: RunConfig, spe: int) -> int:
@@ -105,7 +109,10 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
              teacher, resume: bool, export_name: str = "student.safetensors", log=print) -> dict[str, Any]:
     """Train one seed; returns its summary (also written to ``run_dir/summary.json``)."""
     device = setup_runtime(config)
-    mean, std = channel_stats(bundle, splits.train)
+    if teacher is not None and any(not cls.reads_train_data for cls, _ in check_specs(config.strategy, zoo)):
+        mean, std = teacher.meta.get("mean"), teacher.meta.get("std")  # data-free: no training input is read
+    else:
+        mean, std = channel_stats(bundle, splits.train)
     task = bundle.task
     target_norm = None
     if task == "regression":
@@ -116,16 +123,22 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     student = create_model(config.student, num_classes=num_out, data_shape=bundle.sample_shape, data_mean=mean,
                            data_std=std, classes=bundle.classes, task=task, zoo=zoo).to(device)
     spe = steps_per_epoch(splits, config.data)
+    dist = distributed.current()
+    main = dist.is_main
+    if not main:
+        log = _silent
     ctx = RunContext(config=config, student=student, teacher=teacher, task=task, classes=list(bundle.classes),
                      data_shape=bundle.sample_shape, seed=seed, device=device, total_steps=total_steps(config, spe),
-                     steps_per_epoch=spe, run_dir=run_dir, zoo=zoo, bundle=bundle, splits=splits)
+                     steps_per_epoch=spe, run_dir=run_dir, zoo=zoo, bundle=bundle, splits=splits,
+                     rank=dist.rank, world_size=dist.world_size)
     stack = build_stack(config.strategy, ctx, zoo, config.label_weight).to(device)
-    if run_dir is not None:
+    if run_dir is not None and main:
         run_dir.mkdir(parents=True, exist_ok=True)
+    distributed.barrier()
     resuming = resume and run_dir is not None and (run_dir / "checkpoint.pt").exists()
     if not resuming:
         report = stack.init_student(ctx)
-        if report and run_dir is not None:
+        if report and run_dir is not None and main:
             write_text(run_dir / "init_report.json", json.dumps(report, indent=2, default=str))
     source = stack.data_source(ctx)
     plan = None
@@ -136,23 +149,35 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     started = time.process_time()
     wall = time.time()
     result = trainer.fit(run_dir, resume=resuming)
+    train_seconds = time.time() - wall
     metric, _ = primary_metric(task)
     last_test = _test(trainer.eval_model(), bundle, splits, task, config, target_norm, device)
     trainer.eval_model().load_state_dict(result.best_state)
     best_test = _test(trainer.eval_model(), bundle, splits, task, config, target_norm, device)
+    x_test = bundle.test_x if splits.official_test else bundle.x
+    follow = {}
+    if teacher is not None and (task == "regression" or teacher.meta.get("classes") == list(bundle.classes)):
+        follow = agreement(trainer.eval_model(), teacher, x_test, splits.test, task, config.data.eval_batch_size, device)
+    sample = to_float(x_test[torch.as_tensor(splits.test[:1])]).to(device)  # a test sample (bundle.x[0] may be train)
     summary = {
-        "seed": seed, "steps": result.steps, "best_step": result.best_step, "val_best": result.best_val,
+        "seed": seed, "steps": result.steps, "test_teacher": follow,
+        "student_flops": count_flops(trainer.eval_model(), sample), "best_step": result.best_step, "val_best": result.best_val,
         "val_last": result.last_val, "test_best": best_test, "test_last": last_test,
-        "cpu_seconds": time.process_time() - started, "wall_seconds": time.time() - wall,
+        "cpu_seconds": time.process_time() - started, "wall_seconds": time.time() - wall, "train_seconds": train_seconds,
         "student_params": sum(p.numel() for p in student.net.parameters()),
         "strategy_params": sum(p.numel() for p in stack.parameters()),
     }
-    if run_dir is not None:
+    if run_dir is not None and main:  # only rank 0 writes
         save_model(trainer.eval_model(), run_dir / export_name, {"val": result.best_val, "test": best_test})
         write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    distributed.barrier()  # other ranks may read what rank 0 just wrote (a freshly trained teacher)
     log(f"seed {seed}: test {metric} {best_test[metric]:.4g} (val-selected step {result.best_step}), "
         f"last {last_test[metric]:.4g}, {summary['cpu_seconds']:.1f} CPU s")
     return summary
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def _test(model, bundle: DatasetBundle, splits: Splits, task: str, config: RunConfig, target_norm, device):
@@ -194,6 +219,8 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     from .plugins import load_zoo
 
     zoo = zoo or load_zoo()
+    if distributed.current().rank or int(os.environ.get("RANK", "0")):
+        log = _silent  # one voice under torchrun
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / "config.yaml").exists():
@@ -202,18 +229,19 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     elif not isinstance(config, RunConfig):
         config = make_config(config)
     bundle, splits = prepare(config, zoo)
+    device = setup_runtime(config)
+    main = distributed.current().is_main
     if resume is None:
-        run_dir = Path(config.out) / (config.name or default_name(config))
+        run_dir = Path(config.out) / str(distributed.broadcast_object(config.name or default_name(config)))
         if run_dir.exists() and any(run_dir.iterdir()):
             raise ConfigError(f"run directory {str(run_dir)!r} already exists; pass --resume {run_dir} or another --name")
+    distributed.barrier()  # every rank has checked before rank 0 creates anything
     mean, std = channel_stats(bundle, splits.train)
-    setup_runtime(config)
     from .teacher import resolve_teacher
 
     teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log)
     teacher_info = None
     if teacher is not None:
-        device = setup_runtime(config)
         teacher = teacher.to(device)
         task = bundle.task
         if task == "classification" and teacher.meta.get("classes") == list(bundle.classes):
@@ -224,9 +252,10 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
             teacher_info = {"note": "teacher label space differs from the data's; no accuracy"}
         teacher_info["meta"] = teacher.meta
     created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resume is None:
-        write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resume is None:
+            write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     seeds: dict[int, dict[str, Any]] = {}
     try:
         for seed in config.train.seeds:
@@ -237,7 +266,7 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
                 continue
             seeds[seed] = run_seed(config, bundle, splits, zoo, seed, seed_dir, teacher, resume=resume is not None, log=log)
     except ConfigError:
-        if created and not seeds:  # a config error found before any training: leave nothing behind
+        if created and not seeds and main:  # a config error found before any training: leave nothing behind
             import shutil
 
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -247,7 +276,13 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     m, s = result.mean_std()
     summary = {"metric": metric, "test_best_mean": m, "test_best_std": s, "seeds": {str(k): v for k, v in seeds.items()},
                "teacher": teacher_info, "provenance": provenance(config)}
-    write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+    if main:
+        write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+        from .runindex import record
+
+        record("run", run_dir, {"seeds": config.train.seeds}, strategy="+".join(x.name for x in config.strategy),
+               student=config.student.name, teacher=config.teacher.name if config.teacher else None,
+               data=config.data.name, metric=metric, mean=m, std=s)
     log(f"{'+'.join(x.name for x in config.strategy)}: test {metric} {m:.2f} ± {s:.2f} over seeds {config.train.seeds} -> {run_dir}")
     return result
 

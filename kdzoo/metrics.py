@@ -42,6 +42,57 @@ def evaluate(model: torch.nn.Module, x: Tensor, y: Tensor, idx: np.ndarray, task
     return {"acc": float(correct.mean() * 100), "nll": float(F.cross_entropy(out, target)), "ece": _ece(conf, correct)}
 
 
+@torch.no_grad()
+def agreement(student: torch.nn.Module, teacher: torch.nn.Module, x: Tensor, idx: np.ndarray, task: str,
+              batch_size: int = 512, device: torch.device | None = None) -> dict[str, float]:
+    """How closely the student follows the teacher on ``x[idx]``.
+
+    Classification: top-1 agreement (%). Regression: MAE and MSE between their outputs.
+    """
+    s_out, t_out = [], []
+    modes = student.training, teacher.training
+    student.eval(), teacher.eval()
+    for xb, _ in eval_chunks(x, torch.zeros(len(x)), idx, batch_size):
+        xb = xb.to(device) if device else xb
+        s_out.append(student(xb).float().cpu())
+        t_out.append(teacher(xb).float().cpu())
+    student.train(modes[0]), teacher.train(modes[1])
+    s, t = torch.cat(s_out), torch.cat(t_out)
+    if task == "regression":
+        return {"teacher_mae": float((s - t).abs().mean()), "teacher_mse": float(((s - t) ** 2).mean())}
+    return {"agreement": float((s.argmax(-1) == t.argmax(-1)).float().mean() * 100)}
+
+
+def count_flops(model: torch.nn.Module, sample: Tensor) -> int:
+    """Forward FLOPs for one input (torch's own flop counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(sample[:1])
+    model.train(was)
+    return int(counter.get_total_flops())
+
+
+def latency_ms(model: torch.nn.Module, sample: Tensor, batch: int = 64, repeats: int = 5) -> float:
+    """Median CPU inference time per image (ms) at batch ``batch``, after one warm-up."""
+    import time
+
+    x = sample[:1].expand(batch, *sample.shape[1:]).contiguous()
+    was = model.training
+    model.eval()
+    times = []
+    with torch.no_grad():
+        model(x)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t0)
+    model.train(was)
+    return float(np.median(times) / batch * 1000)
+
+
 def _ece(conf: Tensor, correct: Tensor, bins: int = 15) -> float:
     edges = torch.linspace(0, 1, bins + 1)
     total = 0.0
@@ -104,4 +155,4 @@ def format_mean_std(values: Sequence[float], digits: int = 2) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-__all__ = ["Comparison", "compare", "evaluate", "format_mean_std", "mean_std", "primary_metric"]
+__all__ = ["Comparison", "agreement", "compare", "count_flops", "evaluate", "latency_ms", "format_mean_std", "mean_std", "primary_metric"]

@@ -123,8 +123,8 @@ def create_model(cfg: ModelConfig, *, num_classes: int, data_shape: tuple[int, .
         input_shape = _input_shape(cfg, data_shape, kwargs)
         try:
             net = entry.obj(num_classes=num_classes, input_shape=tuple(input_shape), **kwargs)
-        except TypeError as exc:
-            raise ConfigError(f"model {cfg.name!r}: bad kwargs {kwargs}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"model {cfg.name!r} with kwargs {kwargs}: {exc}") from None
         source = "kdzoo"
     else:
         timm = _timm()

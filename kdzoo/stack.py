@@ -4,7 +4,8 @@ Rules, each violation a config error:
     * needs are united; gradients flow through the teacher if any member asks for it;
     * every member's ``init_student`` runs, in the order given;
     * at most one member supplies a data source;
-    * at most one member has more than one stage;
+    * at most one member has more than one stage; in a stage it marks ``exclusive`` only its own
+      terms count (no hard-label term, no other member's terms);
     * the hard-label weight: members that change it must agree, or ``label_weight`` is set
       explicitly in the run config;
     * two members may not return a loss term of the same name.
@@ -22,7 +23,8 @@ from .context import RunContext
 from .errors import ConfigError, unknown
 from .strategy import Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy
 
-CROSS_TASK_HINT = "use a label-space-agnostic strategy (e.g. rkd, sp, class-mapped-kd from kdzoo-crosstask)"
+CROSS_TASK_HINT = ("use a cross-task strategy: class-mapped-kd (when the data's labels are a function of the "
+                   "teacher's), or the label-space-agnostic rkd, sp, projected-feature, refilled (kdzoo-crosstask)")
 
 
 def resolve_params(cls: type[Strategy], spec: StrategySpec) -> Any:
@@ -67,7 +69,9 @@ class StrategyStack(nn.Module):
         multi = [m.name for m in members if len(m.stages()) > 1]
         if len(multi) > 1:
             raise ConfigError(f"only one strategy in a stack may define stages; {', '.join(multi)} all do")
-        self._stages = next((m.stages() for m in members if len(m.stages()) > 1), [Stage("main", 1.0)])
+        owner = next((i for i, m in enumerate(members) if len(m.stages()) > 1), None)
+        self._stages = members[owner].stages() if owner is not None else [Stage("main", 1.0)]
+        self._exclusive = {s.name: owner for s in self._stages if s.exclusive}  # stage -> the member that trains
         if abs(sum(s.fraction for s in self._stages) - 1.0) > 1e-6:
             raise ConfigError(f"stage fractions must sum to 1, got {[s.fraction for s in self._stages]}")
 
@@ -91,6 +95,10 @@ class StrategyStack(nn.Module):
 
     def stages(self) -> list[Stage]:
         return list(self._stages)
+
+    def is_exclusive(self, stage: str) -> bool:
+        """Whether ``stage`` trains its owner's terms alone (the trainer then adds no hard-label term)."""
+        return stage in self._exclusive
 
     def stage_at(self, step: int, total: int) -> tuple[Stage, int, int]:
         """The stage of ``step`` with its start step and length."""
@@ -118,7 +126,10 @@ class StrategyStack(nn.Module):
         """Every member's terms with their weights: ``{term: (value, weight)}``."""
         out: dict[str, tuple[Tensor, float]] = {}
         owner: dict[str, str] = {}
-        for m in self.members:
+        only = self._exclusive.get(step.stage)
+        for i, m in enumerate(self.members):
+            if only is not None and i != only:  # an exclusive stage trains its owner's terms alone
+                continue
             weights = m.term_weights()
             for term, value in m(batch, student, teacher, step).items():
                 if term in out:
@@ -135,25 +146,68 @@ def build_stack(specs: list[StrategySpec], ctx: RunContext, zoo: Any, label_weig
         if cls.requires_teacher and ctx.teacher is None:
             raise ConfigError(f"strategy {cls.name!r} needs a teacher; pass --teacher")
         if cls.label_space == "same" and ctx.teacher is not None:
-            check_label_space(cls.name, ctx.teacher.meta.get("classes", []), ctx.classes, ctx.task)
+            check_label_space(cls.name, ctx.teacher.meta.get("classes", []), ctx.classes, ctx.task,
+                              cross_task_alternatives(zoo))
         members.append(cls(params, ctx))
     return StrategyStack(members, label_weight)
 
 
-def check_label_space(strategy: str, teacher_classes: list[str], student_classes: list[str], task: str) -> None:
-    """Refuse logit transfer between different label spaces, naming the mismatch."""
-    if task != "classification" or list(teacher_classes) == list(student_classes):
+def check_label_space(strategy: str, teacher_classes: list[str], student_classes: list[str], task: str,
+                      alternatives: list[str] | None = None, teacher_data: str | None = None,
+                      data: str | None = None) -> None:
+    """Refuse logit transfer between different label spaces, in one line that names the mismatch.
+
+    Args:
+        strategy: the strategy that needs the teacher's label space.
+        teacher_classes: the teacher's classes (``teacher.meta["classes"]``).
+        student_classes: the data's classes.
+        task: ``classification`` (anything else is not checked).
+        alternatives: installed cross-task strategies to suggest (default: a static hint).
+        teacher_data: the teacher's dataset spec, named in the message when known.
+        data: the student's dataset spec, named in the message when known.
+    """
+    teacher_classes, student_classes = list(teacher_classes), list(student_classes)
+    if task != "classification" or teacher_classes == student_classes:
         return
     only_t = [c for c in teacher_classes if c not in student_classes]
     only_s = [c for c in student_classes if c not in teacher_classes]
+    where = ""
+    if teacher_data and data and teacher_data != data:
+        where = f"teacher trained on {teacher_data}, student on {data}: "
+    if only_s:
+        what = f"the data has labels the teacher never saw: {_few(only_s)}"
+        what += f"; the teacher's {_few(only_t)} are not in the data" if only_t else ""
+    elif only_t:
+        what = f"the data has only a subset of the teacher's classes; the teacher's {_few(only_t)} are not in the data"
+    else:
+        what = f"the same classes in another order (teacher: {_few(teacher_classes)}; data: {_few(student_classes)})"
+    hint = CROSS_TASK_HINT
+    if alternatives:
+        hint = (f"use a cross-task strategy instead: {', '.join(alternatives)} "
+                "(class-mapped-kd when the data's labels are a function of the teacher's)")
     raise ConfigError(
-        f"strategy {strategy!r} needs the teacher's label space: teacher has {len(teacher_classes)} classes, "
-        f"student data {len(student_classes)} (teacher only: {only_t[:5]}, data only: {only_s[:5]}); {CROSS_TASK_HINT}"
+        f"strategy {strategy!r} needs the teacher's label space, but teacher has {len(teacher_classes)} classes, "
+        f"student data {len(student_classes)} ({where}{what}); {hint}"
     )
+
+
+def _few(names: list[str], n: int = 6) -> str:
+    shown = ", ".join(repr(c) for c in names[:n])
+    return f"[{shown}{', ...' if len(names) > n else ''}]"
+
+
+def cross_task_alternatives(zoo: Any) -> list[str]:
+    """Installed strategies of the ``cross-task`` family (suggested on a label-space mismatch)."""
+    try:
+        zoo.collect()
+        return sorted(n for n, e in zoo.strategies.items() if getattr(e.obj, "family", "") == "cross-task")
+    except Exception:  # noqa: BLE001 - a hint must never hide the real error
+        return []
 
 
 def describe_params(params: Any) -> dict[str, Any]:
     return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}
 
 
-__all__ = ["StrategyStack", "build_stack", "check_label_space", "check_specs", "resolve_params"]
+__all__ = ["StrategyStack", "build_stack", "check_label_space", "check_specs", "cross_task_alternatives",
+           "resolve_params"]

@@ -107,10 +107,18 @@ class Batch:
 
 @dataclass(frozen=True)
 class Stage:
-    """A training stage: ``fraction`` of the step budget, named for logs (e.g. ``hint``, ``kd``)."""
+    """A training stage: ``fraction`` of the step budget, named for logs (e.g. ``hint``, ``kd``).
+
+    Attributes:
+        name: the stage's name (``StepInfo.stage``).
+        fraction: share of the step budget.
+        exclusive: only the strategy that defines the stages trains in it: the hard-label term
+            and the other stack members' terms are left out (FitNets' hint stage).
+    """
 
     name: str
     fraction: float
+    exclusive: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,9 @@ class Strategy(nn.Module):
         requires_teacher: whether a teacher must be configured.
         uses_unlabelled: whether it learns from unlabelled train inputs (they are skipped otherwise).
         teacher_grad: whether gradients must flow through the (frozen) teacher.
+        reads_train_data: ``False`` for strategies whose data source replaces the training data
+            (data-free): the student then takes the teacher's input normalisation instead of
+            statistics of the train split, so no training input is ever read.
     """
 
     name: ClassVar[str] = ""
@@ -181,6 +192,7 @@ class Strategy(nn.Module):
     requires_teacher: ClassVar[bool] = True
     uses_unlabelled: ClassVar[bool] = False
     teacher_grad: ClassVar[bool] = False
+    reads_train_data: ClassVar[bool] = True
 
     def __init__(self, config: Any, ctx: RunContext) -> None:
         super().__init__()

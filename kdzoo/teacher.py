@@ -2,6 +2,11 @@
 
 A trained teacher is cached under ``$KDZOO_CACHE`` (default ``~/.cache/kdzoo``) by a hash of
 everything that determines it: model and kwargs, dataset, split, training recipe.
+
+A teacher may be trained on another task than the student's (``teacher_data``: e.g. ``mnist5k``
+for a student on ``mnist5k:mod3``); ``teacher_train.random_init`` gives the untrained control.
+Strategies that need the teacher's label space are checked against it before any teacher is
+trained, so a mismatch costs nothing.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +31,28 @@ def cache_root() -> Path:
 def teacher_key(config: RunConfig) -> str:
     """Hash of everything that determines a trained teacher."""
     d = config.data
+    train = to_dict(config.teacher_train)
+    if not train["random_init"]:
+        del train["random_init"]  # trained teachers keep the cache keys they had before the switch existed
     spec = {
-        "model": to_dict(config.teacher), "train": to_dict(config.teacher_train),
-        "data": {"name": d.name, "split_seed": d.split_seed, "val_fraction": d.val_fraction,
+        "model": to_dict(config.teacher), "train": train,
+        "data": {"name": teacher_data_name(config), "split_seed": d.split_seed, "val_fraction": d.val_fraction,
                  "test_fraction": d.test_fraction, "batch_size": d.batch_size, "shift_pixels": d.shift_pixels},
         "format": 1,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def teacher_data_name(config: RunConfig) -> str:
+    """The dataset spec the teacher is trained on: ``teacher_data``, else the student's ``data.name``."""
+    return config.teacher_data or config.data.name
+
+
 def teacher_config(config: RunConfig) -> RunConfig:
     """The run config that trains the teacher: ``ce`` on every train label, selected on validation."""
     tt = config.teacher_train
-    data = type(config.data)(**{**to_dict(config.data), "labels_per_class": None, "augment": tt.augment})
+    data = type(config.data)(**{**to_dict(config.data), "name": teacher_data_name(config), "labels_per_class": None,
+                                "augment": tt.augment})
     return RunConfig(student=config.teacher, teacher=None, strategy=[StrategySpec("ce")], data=data,
                      optim=tt.optim, train=TrainConfig(epochs=tt.epochs, seeds=[tt.seed]), runtime=config.runtime,
                      out=str(cache_root() / "teachers"), name=teacher_key(config))
@@ -67,22 +82,72 @@ def load_teacher_file(cfg: ModelConfig, bundle: DatasetBundle, zoo: Any, mean, s
 
 def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, mean, std,
                     log=print) -> KDModel | None:
-    """The run's teacher: from its checkpoint, from the cache, or trained now and cached."""
+    """The run's teacher: from its checkpoint, from the cache, or trained now and cached.
+
+    With ``teacher_data`` the teacher is built, trained and cached on that dataset; ``bundle`` and
+    ``splits`` are the student's. Strategies that need the teacher's label space are checked
+    against the teacher's classes before anything is trained.
+    """
     if config.teacher is None:
         return None
+    t_bundle = bundle
+    if config.teacher_data and config.teacher_data != config.data.name:
+        from .data import channel_stats, load_dataset, make_splits
+
+        t_bundle = load_dataset(config.teacher_data, config.data.root, zoo)
+        mean, std = channel_stats(t_bundle, make_splits(t_bundle, replace(config.data, labels_per_class=None)).train)
     if config.teacher.checkpoint:
-        return load_teacher_file(config.teacher, bundle, zoo, mean, std)
+        model = load_teacher_file(config.teacher, t_bundle, zoo, mean, std)
+        check_teacher_label_space(config, model.meta.get("classes", []), bundle, zoo)
+        return model
+    check_teacher_label_space(config, t_bundle.classes, bundle, zoo)
     tconf = teacher_config(config)
     path = Path(tconf.out) / tconf.name / "teacher.safetensors"
     if path.exists():
         model = load_model(path, zoo)
         log(f"teacher {config.teacher.name}: cached {path} (val acc {model.meta.get('val', {})})")
         return model
+    if config.teacher_train.random_init:
+        return _random_teacher(config, t_bundle, tconf, path, zoo, log)
     from .data import make_splits
     from .engine import run_seed
 
-    log(f"teacher {config.teacher.name}: training on the full train split (cache key {tconf.name}) ...")
-    full = make_splits(bundle, tconf.data)  # every train label, same train/val/test partition
-    result = run_seed(tconf, bundle, full, zoo, seed=tconf.train.seeds[0], run_dir=Path(tconf.out) / tconf.name,
+    log(f"teacher {config.teacher.name}: training on the full train split of {tconf.data.name} "
+        f"(cache key {tconf.name}) ...")
+    full = make_splits(t_bundle, tconf.data)  # every train label, same train/val/test partition
+    result = run_seed(tconf, t_bundle, full, zoo, seed=tconf.train.seeds[0], run_dir=Path(tconf.out) / tconf.name,
                       teacher=None, resume=False, export_name="teacher.safetensors", log=log)
     return load_model(path, zoo) if result else None
+
+
+def _random_teacher(config: RunConfig, t_bundle: DatasetBundle, tconf: RunConfig, path: Path, zoo: Any, log) -> KDModel:
+    """An untrained teacher (seeded by ``teacher_train.seed``), exported and cached like a trained one."""
+    import torch
+
+    from . import distributed
+    from .data import channel_stats, make_splits
+    from .models import create_model, save_model
+
+    mean, std = channel_stats(t_bundle, make_splits(t_bundle, tconf.data).train)
+    num_out = len(t_bundle.classes) if t_bundle.task == "classification" else t_bundle.y.shape[1]
+    torch.manual_seed(config.teacher_train.seed)
+    model = create_model(config.teacher, num_classes=num_out, data_shape=t_bundle.sample_shape, data_mean=mean,
+                         data_std=std, classes=t_bundle.classes, task=t_bundle.task, zoo=zoo)
+    if distributed.current().is_main:
+        save_model(model, path, {"random_init": True, "seed": config.teacher_train.seed})
+    distributed.barrier()
+    log(f"teacher {config.teacher.name}: random initialisation (seed {config.teacher_train.seed}, untrained), "
+        f"cached {path}")
+    return load_model(path, zoo)
+
+
+def check_teacher_label_space(config: RunConfig, teacher_classes: list[str], bundle: DatasetBundle, zoo: Any) -> None:
+    """Refuse, before any training, strategies that need the teacher's label space when it differs."""
+    if bundle.task != "classification" or list(teacher_classes) == list(bundle.classes):
+        return
+    from .stack import check_label_space, check_specs, cross_task_alternatives
+
+    for cls, _ in check_specs(config.strategy, zoo):
+        if cls.label_space == "same" and cls.requires_teacher:
+            check_label_space(cls.name, teacher_classes, bundle.classes, bundle.task, cross_task_alternatives(zoo),
+                              teacher_data=teacher_data_name(config), data=config.data.name)

@@ -42,7 +42,8 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
 
     Checks: every loss term is a finite scalar; the teacher's parameters get no gradient and its
     BN statistics do not move; the student and every trainable strategy parameter get gradients;
-    the strategy's ``state_dict`` round-trips into a fresh instance.
+    the strategy's ``state_dict`` round-trips into a fresh instance. Each trainable strategy
+    parameter must get a gradient in at least one of the steps (a stage may leave a part idle).
 
     Args:
         name: registered strategy name.
@@ -84,8 +85,10 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
     plan = None if source is not None else BatchPlan(bundle, splits, config.data, 0, stack.uses_unlabelled)
     trainer = Trainer(ctx, stack, plan, source=source)
     logged: dict[str, float] = {}
+    got_grad: set[str] = set()  # a strategy part may idle in one stage (FitNets' regressor after the hint stage)
     for step in range(2):
         logged = trainer.train_step(step)
+        got_grad |= {n for n, p in stack.named_parameters() if p.grad is not None}
     for term, value in logged.items():
         assert math.isfinite(value), f"{name}: loss term {term!r} is not finite ({value})"
     assert all(p.grad is None for p in t_model.parameters()), f"{name}: gradient reached the teacher's parameters"
@@ -94,7 +97,7 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in s_model.parameters()), f"{name}: no gradient reached the student"
     for pname, p in stack.named_parameters():
         if p.requires_grad:
-            assert p.grad is not None, f"{name}: strategy parameter {pname!r} got no gradient"
+            assert pname in got_grad, f"{name}: strategy parameter {pname!r} got no gradient"
     fresh = build_stack(config.strategy, ctx, zoo)
     fresh.load_state_dict(copy.deepcopy(stack.state_dict()))
     for (k, a), (_, b) in zip(stack.state_dict().items(), fresh.state_dict().items()):

@@ -8,6 +8,7 @@ terms to add. The teacher is frozen (eval mode, ``requires_grad=False``) and run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -20,13 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import OptimConfig, RunConfig
 from .context import RunContext
 from .data import BatchPlan
 from .metrics import evaluate, primary_metric
+from .models import KDModel
 from .stack import StrategyStack
-from .strategy import Batch, StepInfo
+from .strategy import Batch, Outputs, StepInfo
 
 
 class Interrupted(Exception):
@@ -72,6 +75,60 @@ def build_schedule(opt: torch.optim.Optimizer, cfg: OptimConfig, total: int) -> 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+class StepModule(nn.Module):
+    """Student plus strategy: everything trained by the student's optimiser, in one module.
+
+    This is what DistributedDataParallel wraps (the teacher never is), so gradients of the student
+    and of the strategy's projectors are all-reduced together; single-process runs call it as is.
+    """
+
+    def __init__(self, student: KDModel, stack: StrategyStack, task: str, label_smoothing: float) -> None:
+        super().__init__()
+        self.student, self.stack = student, stack
+        self.task, self.label_smoothing = task, label_smoothing
+        self.needs = stack.needs()
+
+    def label_loss(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor | None:
+        if self.stack.label_weight == 0 or batch.y is None or not batch.labelled.any():
+            return None
+        m = batch.labelled
+        if self.task == "regression":
+            return F.mse_loss(logits[m].float(), batch.y[m].float())
+        return F.cross_entropy(logits[m].float(), batch.y[m], label_smoothing=self.label_smoothing)
+
+    def forward(self, batch: Batch, teacher: Outputs | None, info: StepInfo) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, float]]]:
+        """Weighted total loss and every term ``{name: (value, weight)}`` for one micro-batch."""
+        s_out = self.student.outputs(batch.x, self.needs.student)
+        terms = self.stack.losses(batch, s_out, teacher, info)
+        label = None
+        if s_out.logits is not None and not self.stack.is_exclusive(info.stage):
+            label = self.label_loss(batch, s_out.logits)
+        if label is not None:
+            terms["label"] = (label, self.stack.label_weight)
+        if not terms:
+            raise RuntimeError(f"strategy {'+'.join(self.stack.names)} returned no loss term at step {info.step}")
+        total = sum(w * v.float() for v, w in terms.values())
+        return total, terms
+
+
+def _shard(batch: Batch, rank: int, world: int) -> Batch:
+    """This rank's share of the global batch (strided, so labelled/unlabelled mix evenly)."""
+    if world == 1:
+        return batch
+    y = None if batch.y is None else batch.y[rank::world]
+    return Batch(x=batch.x[rank::world], y=y, labelled=batch.labelled[rank::world], index=batch.index[rank::world])
+
+
+def _to(batch: Batch, device: torch.device, channels_last: bool) -> Batch:
+    if device.type == "cpu" and not channels_last:
+        return batch
+    x = batch.x.to(device, non_blocking=True)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = None if batch.y is None else batch.y.to(device, non_blocking=True)
+    return Batch(x=x, y=y, labelled=batch.labelled.to(device), index=batch.index)
+
+
 @dataclass
 class TrainResult:
     """What one seed's training produced."""
@@ -107,6 +164,29 @@ class Trainer:
             raise ValueError("no training data: give a batch plan or a strategy with a data source")
         if ctx.teacher is not None:
             freeze(ctx.teacher)
+        rt = self.cfg.runtime
+        device = ctx.device
+        self.amp = rt.amp == "on" or (rt.amp == "auto" and device.type == "cuda")
+        self.channels_last = rt.channels_last == "on" or (
+            rt.channels_last == "auto" and ctx.student.is_image and _has_conv(ctx.student))
+        if self.channels_last:
+            ctx.student.to(memory_format=torch.channels_last)
+            if ctx.teacher is not None:
+                ctx.teacher.to(memory_format=torch.channels_last)
+        self.teacher_dtype = getattr(torch, rt.teacher_dtype)
+        if ctx.teacher is not None and self.teacher_dtype != torch.float32:
+            ctx.teacher.to(self.teacher_dtype)
+        self.step_module = StepModule(ctx.student, stack, ctx.task, self.cfg.optim.label_smoothing)
+        self.dist = distributed.current()
+        self.model: nn.Module = self.step_module
+        if self.dist.enabled:
+            self.model = self._wrap_ddp(rt.sync_bn)
+        self.teacher_fn = ctx.teacher.outputs if ctx.teacher is not None else None
+        self.teacher_cache = self._teacher_cache()
+        if rt.compile:
+            self.model = torch.compile(self.model)
+            if ctx.teacher is not None:
+                self.teacher_fn = torch.compile(ctx.teacher.outputs)
         params = list(ctx.student.parameters()) + stack.student_optimizer_parameters()
         self.optimizer = build_optimizer(params, self.cfg.optim)
         self.schedule = build_schedule(self.optimizer, self.cfg.optim, ctx.total_steps)
@@ -121,19 +201,62 @@ class Trainer:
         self.ckpt_every = self.cfg.train.checkpoint_every or self.eval_every
         self._signal: int | None = None
 
+    def _teacher_cache(self):
+        """A :class:`TeacherOutputCache` when the teacher's inputs repeat exactly every epoch."""
+        ctx, need = self.ctx, self.needs.teacher
+        eligible = (self.cfg.runtime.teacher_cache == "auto" and ctx.teacher is not None and need.any
+                    and not need.features and not self.stack.teacher_grad and self.source is None
+                    and self.plan is not None and self.cfg.data.augment == "none"
+                    and self.teacher_dtype == torch.float32)
+        if not eligible:
+            return None
+        from .teacher import cache_root
+        from .teacher_cache import TeacherOutputCache
+
+        cache = None
+        if self.dist.is_main:
+            cache = TeacherOutputCache(ctx.teacher, ctx.bundle, ctx.splits.train, need, cache_root() / "teacher-outputs",
+                                       self.cfg.data.eval_batch_size, ctx.device)
+        distributed.barrier()  # rank 0 filled it; the others read it
+        if cache is None:
+            cache = TeacherOutputCache(ctx.teacher, ctx.bundle, ctx.splits.train, need, cache_root() / "teacher-outputs",
+                                       self.cfg.data.eval_batch_size, ctx.device)
+        return cache
+
+    def _wrap_ddp(self, sync_bn: bool) -> nn.Module:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if sync_bn:
+            self.step_module.student.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.step_module.student.net)
+        trained = {id(p) for p in self.ctx.student.parameters()} | {id(p) for p in self.stack.student_optimizer_parameters()}
+        ignored = [n for n, p in self.step_module.named_parameters() if id(p) not in trained]
+        if ignored:  # e.g. a generator trained by its own optimiser inside the data source
+            DDP._set_params_and_buffers_to_ignore_for_model(self.step_module, ignored)
+        staged = len(self.stack.stages()) > 1  # a hint stage leaves the head without gradients
+        cuda = self.ctx.device.type == "cuda"
+        return DDP(self.step_module, device_ids=[self.ctx.device.index] if cuda else None,
+                   find_unused_parameters=staged or self.source is not None)
+
     # -- one step -----------------------------------------------------------------------------------
     def _batch(self, micro_step: int, info: StepInfo) -> Batch:
-        if self.source is not None:
-            return self.source.next_batch(info, self.ctx)
-        return self.plan.batch(micro_step)
+        if self.source is not None:  # a data source draws this rank's own batch (rank-seeded)
+            return _to(self.source.next_batch(info, self.ctx), self.ctx.device, self.channels_last)
+        batch = _shard(self.plan.batch(micro_step), self.dist.rank, self.dist.world_size)
+        return _to(batch, self.ctx.device, self.channels_last)
 
-    def _label_loss(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor | None:
-        if self.stack.label_weight == 0 or batch.y is None or not batch.labelled.any():
+    def _teacher_outputs(self, batch: Batch) -> Outputs | None:
+        if self.teacher_fn is None or not self.needs.teacher.any:
             return None
-        m = batch.labelled
-        if self.ctx.task == "regression":
-            return F.mse_loss(logits[m], batch.y[m].to(logits.dtype))
-        return F.cross_entropy(logits[m], batch.y[m], label_smoothing=self.cfg.optim.label_smoothing)
+        if self.teacher_cache is not None:
+            return self.teacher_cache.get(batch.index)
+        x = batch.x if self.teacher_dtype == torch.float32 else batch.x.to(self.teacher_dtype)
+        with torch.set_grad_enabled(self.stack.teacher_grad):
+            out = self.teacher_fn(x, self.needs.teacher)
+        if self.teacher_dtype != torch.float32:
+            out = Outputs(logits=None if out.logits is None else out.logits.float(),
+                          pooled=None if out.pooled is None else out.pooled.float(),
+                          features={k: v.float() for k, v in out.features.items()})
+        return out
 
     def train_step(self, step: int) -> dict[str, float]:
         """One optimiser step (``accumulate`` micro-batches); returns the logged terms."""
@@ -145,19 +268,14 @@ class Trainer:
         logged: dict[str, float] = {}
         for micro in range(accum):
             batch = self._batch(step * accum + micro, info)
-            t_out = None
-            if ctx.teacher is not None and self.needs.teacher.any:
-                with torch.set_grad_enabled(stack.teacher_grad):
-                    t_out = ctx.teacher.outputs(batch.x, self.needs.teacher)
-            s_out = ctx.student.outputs(batch.x, self.needs.student)
-            terms = stack.losses(batch, s_out, t_out, info)
-            label = self._label_loss(batch, s_out.logits) if s_out.logits is not None else None
-            if label is not None:
-                terms["label"] = (label, stack.label_weight)
-            if not terms:
-                raise RuntimeError(f"strategy {'+'.join(stack.names)} returned no loss term at step {step}")
-            total = sum(w * v for v, w in terms.values())
-            (total / accum).backward()
+            sync = contextlib.nullcontext()
+            if self.dist.enabled and micro < accum - 1:
+                sync = self.model.no_sync()  # all-reduce once, on the last micro-batch
+            with sync, torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                t_out = self._teacher_outputs(batch)
+                total, terms = self.model(batch, t_out, info)
+            with sync:
+                (total / accum).backward()
             for name, (value, _) in terms.items():
                 logged[name] = logged.get(name, 0.0) + float(value.detach()) / accum
             logged["loss"] = logged.get("loss", 0.0) + float(total.detach()) / accum
@@ -183,9 +301,11 @@ class Trainer:
             return True
         return val[self.metric] > best[self.metric] if self.higher else val[self.metric] < best[self.metric]
 
-    def state(self, step: int, best: dict[str, Any]) -> dict[str, Any]:
+    def state(self, step: int, best: dict[str, Any], running: dict[str, float] | None = None, window: int = 0) -> dict[str, Any]:
         return {
             "step": step,
+            "running": dict(running or {}),
+            "window": window,
             "student": self.ctx.student.state_dict(),
             "strategy": self.stack.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -203,14 +323,16 @@ class Trainer:
         if self.ema is not None and ckpt.get("ema") is not None:
             self.ema.load_state_dict(ckpt["ema"])
         torch.set_rng_state(ckpt["rng"])
+        self._resumed_running = (dict(ckpt.get("running") or {}), int(ckpt.get("window", 0)))
         return int(ckpt["step"]), ckpt["best"]
 
     # -- the loop -------------------------------------------------------------------------------------
     def fit(self, run_dir: Path | None, resume: bool = False) -> TrainResult:
         """Train to the budget, validating, checkpointing and logging as configured."""
         total = self.ctx.total_steps
+        main = self.dist.is_main
         ckpt_path = run_dir / "checkpoint.pt" if run_dir else None
-        metrics_path = run_dir / "metrics.jsonl" if run_dir else None
+        metrics_path = run_dir / "metrics.jsonl" if run_dir and main else None
         step, best = 0, {"val": None, "step": -1, "state": None, "last_val": None}
         if resume and ckpt_path is not None and ckpt_path.exists():
             step, best = self.restore(load_checkpoint(ckpt_path))
@@ -218,24 +340,26 @@ class Trainer:
             _truncate_metrics(metrics_path, step)
         history: list[dict[str, Any]] = []
         previous = self._install_signals()
-        bar = _progress(total, step, self.cfg.runtime.progress, f"{'+'.join(self.stack.names)} seed {self.ctx.seed}")
-        running: dict[str, float] = {}
+        bar = _progress(total, step, self.cfg.runtime.progress and main, f"{'+'.join(self.stack.names)} seed {self.ctx.seed}")
+        running, window = getattr(self, "_resumed_running", ({}, 0))  # partial log window survives resume
         try:
             while step < total:
                 logged = self.train_step(step)
                 step += 1
+                window += 1
                 for k, v in logged.items():
                     running[k] = running.get(k, 0.0) + v
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{logged['loss']:.3f}", refresh=False)
                 if step % self.eval_every == 0 or step == total:
-                    val = self.validate()
+                    val = self.validate()  # identical on every rank: weights are in sync
+                    train_terms = distributed.mean_over_ranks({k: v / window for k, v in running.items()}, self.ctx.device)
                     record = {"step": step, "epoch": round(step / self.ctx.steps_per_epoch, 3),
                               "lr": self.optimizer.param_groups[0]["lr"],
-                              **{f"train/{k}": v / self.eval_every for k, v in running.items()},
+                              **{f"train/{k}": v for k, v in train_terms.items()},
                               **{f"val/{k}": v for k, v in val.items()}}
-                    running = {}
+                    running, window = {}, 0
                     best["last_val"] = val
                     if self._better(val, best["val"]):
                         best.update(val=val, step=step, state=_cpu_copy(self.eval_model().state_dict()))
@@ -245,10 +369,13 @@ class Trainer:
                             f.write(json.dumps(record) + "\n")
                     if bar is not None:
                         bar.set_postfix(val=f"{val[self.metric]:.3f}", refresh=True)
-                if ckpt_path is not None and (step % self.ckpt_every == 0 or step == total or self._signal):
-                    save_checkpoint(self.state(step, best), ckpt_path)
-                if self._signal:
-                    raise Interrupted(self._signal)
+                stop = distributed.any_rank(self._signal is not None, self.ctx.device) if self.dist.enabled else self._signal
+                if ckpt_path is not None and (step % self.ckpt_every == 0 or step == total or stop):
+                    if main:
+                        save_checkpoint(self.state(step, best, running, window), ckpt_path)
+                    distributed.barrier()
+                if stop:
+                    raise Interrupted(self._signal or signal.SIGTERM)
         finally:
             if bar is not None:
                 bar.close()
@@ -273,6 +400,10 @@ class Trainer:
     def _restore_signals(previous: dict[int, Any]) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _has_conv(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -70,7 +70,7 @@ def test_same_term_from_two_members_is_an_error():
     stack = StrategyStack(members(make("a", forward=term), make("b", forward=term)))
     out = kdzoo.Outputs(logits=torch.zeros(2, 3, requires_grad=True))
     with pytest.raises(ConfigError, match="both return loss term 'x'"):
-        stack.losses(None, out, None, None)
+        stack.losses(None, out, None, kdzoo.StepInfo(0, 1, 0.0))
 
 
 def test_label_space_mismatch_is_refused_with_a_hint():

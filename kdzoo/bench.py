@@ -1,0 +1,313 @@
+"""``kdzoo bench``: strategies side by side on the same teacher, data, seeds and budget.
+
+A suite (in ``registry.yaml`` or a YAML file) is a list of tasks; a task names its data, label
+budget, teacher/student pairs, strategy variants, seeds and step budget. Every (task, pair,
+variant, seed) is a *cell*: an ordinary ``kdzoo distill`` run whose directory is named by the hash
+of its resolved config and the kdzoo/torch/timm versions, so a finished cell is never run again
+and any change to it runs anew. Teachers are trained once per suite (kdzoo's teacher cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig, load_yaml, make_config, parse_strategy, to_dict
+from .errors import ConfigError, unknown
+
+TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs"}
+
+
+@dataclass
+class Cell:
+    """One run of the bench."""
+
+    task: str
+    pair: str
+    variant: str
+    seed: int
+    config: RunConfig
+    key: str
+    missing: list[str] = field(default_factory=list)  # strategies that are not installed
+
+    @property
+    def label(self) -> str:
+        return f"{self.task} | {self.pair} | {self.variant} | seed {self.seed}"
+
+
+def variant_name(members: list[dict]) -> str:
+    """``kd``, ``kd(temperature=2)`` or ``weight-selection+kd``: named by its parameters."""
+    parts = []
+    for m in members:
+        params = dict(m.get("params") or {})
+        if m.get("preset"):
+            params = {"preset": m["preset"], **params}
+        args = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+        parts.append(f"{m['name']}({args})" if args else m["name"])
+    return "+".join(parts)
+
+
+def pair_name(pair: dict) -> str:
+    def one(m: Any) -> str:
+        m = {"name": m} if isinstance(m, str) else m
+        extra = ",".join(f"{k}={v}" for k, v in sorted((m.get("kwargs") or {}).items()))
+        return f"{m['name']}({extra})" if extra else m["name"]
+
+    return pair.get("label") or f"{one(pair['teacher'])} -> {one(pair['student'])}"
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    import torch
+
+    out = {"torch": torch.__version__}
+    for dist in ("kdzoo", "timm"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "?"
+    return out
+
+
+def load_suite(name_or_path: str) -> dict[str, Any]:
+    """A suite by name from the shipped registry, or from a YAML file."""
+    from .registry import load_registry
+
+    if name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
+        suite = load_yaml(name_or_path)
+        suite.setdefault("name", Path(name_or_path).stem)
+        return suite
+    suites = load_registry().get("suites", {})
+    if name_or_path not in suites:
+        raise unknown("suite", name_or_path, suites)
+    return dict(suites[name_or_path], name=name_or_path)
+
+
+def expand(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None = 1) -> list[Cell]:
+    """Every cell of a suite, validated (bad keys fail before anything runs)."""
+    cells: list[Cell] = []
+    ver = versions()
+    installed = set(zoo.collect().strategies)
+    for t_i, task in enumerate(suite.get("tasks") or []):
+        if not isinstance(task, dict) or "pairs" not in task or "strategies" not in task:
+            raise ConfigError(f"suite {suite.get('name')!r} task {t_i}: needs 'pairs' and 'strategies'")
+        tname = task.get("name") or f"task{t_i}"
+        base = {k: v for k, v in task.items() if k not in TASK_KEYS}
+        seeds = task.get("seeds", suite.get("seeds", [0]))
+        train = dict(base.pop("train", {}) or {})
+        if "steps" in task:
+            train.update(steps=task["steps"], epochs=None)
+        elif "epochs" in task:
+            train["epochs"] = task["epochs"]
+        for pair in task["pairs"]:
+            for entry in task["strategies"]:
+                members = parse_strategy(entry)
+                missing = [m["name"] for m in members if m["name"] not in installed]
+                for seed in seeds:
+                    data = dict(base, teacher=pair.get("teacher"), student=pair["student"], strategy=members,
+                                train=dict(train, seeds=[seed]),
+                                runtime=dict(base.get("runtime") or {}, progress=False, threads=threads))
+                    config = make_config(data)
+                    resolved = to_dict(config)
+                    resolved.pop("out"), resolved.pop("name")
+                    key = hashlib.sha256(json.dumps([resolved, ver], sort_keys=True, default=str).encode()).hexdigest()[:16]
+                    config.out, config.name = str(out / "cells"), key
+                    cells.append(Cell(tname, pair_name(pair), variant_name(members), seed, config, key, missing))
+    if not cells:
+        raise ConfigError(f"suite {suite.get('name')!r} has no cells")
+    return cells
+
+
+def _run_cell(config_data: dict) -> dict[str, Any]:
+    """Run one cell (in this or a worker process) and return its seed summary."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from .engine import distill
+
+    config = make_config(config_data)
+    result = distill(config, log=lambda *a, **k: None)
+    return next(iter(result.seeds.values()))
+
+
+def cell_summary(cell: Cell) -> dict[str, Any] | None:
+    path = Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = None, progress: bool = True,
+              log=print) -> dict[str, Any]:
+    """Run (or resume) a suite and write its results and report into ``out``.
+
+    Args:
+        suite_name: a suite in ``registry.yaml`` or a YAML file.
+        out: the bench directory (cells, results, report).
+        jobs: cells run in this many worker processes (timings are re-measured serially).
+    """
+    from .plugins import load_zoo
+    from .report import write_outputs
+    from .runindex import record
+
+    zoo = zoo or load_zoo()
+    suite = load_suite(suite_name)
+    out = Path(out)
+    cells = expand(suite, zoo, out)
+    runnable = [c for c in cells if not c.missing]
+    todo = [c for c in runnable if cell_summary(c) is None]
+    log(f"bench {suite['name']}: {len(cells)} cells, {len(cells) - len(todo) - (len(cells) - len(runnable))} reused, "
+        f"{len(todo)} to run, {len(cells) - len(runnable)} skipped (not installed)")
+    _prepare_teachers(todo, zoo, log)
+    errors: dict[str, str] = {}
+    started = time.time()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"bench {suite['name']}", dynamic_ncols=True)
+    if jobs <= 1:
+        for cell in todo:
+            if bar is not None:
+                bar.set_postfix_str(cell.label, refresh=True)
+            try:
+                _run_cell(to_dict(cell.config))
+            except ConfigError as exc:
+                errors[cell.key] = str(exc)
+            if bar is not None:
+                bar.update(1)
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_cell, to_dict(c.config)): c for c in todo}
+            for fut in as_completed(futures):
+                cell = futures[fut]
+                try:
+                    fut.result()
+                except ConfigError as exc:
+                    errors[cell.key] = str(exc)
+                if bar is not None:
+                    bar.set_postfix_str(cell.label, refresh=False)
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    timings = _timing_pass(cells, zoo, remeasure_training=jobs > 1)
+    results = collect(suite, cells, errors, timings)
+    results["elapsed_seconds"] = time.time() - started
+    write_outputs(results, out)
+    record("bench", out, {"suite": suite["name"], "cells": len(cells), "ran": len(todo)})
+    log(f"bench {suite['name']}: results in {out} (report: {out / 'report.html'})")
+    return results
+
+
+def _prepare_teachers(cells: list[Cell], zoo: Any, log) -> None:
+    """Train or load each distinct teacher once, before any cell (and any worker) needs it."""
+    from .data import channel_stats
+    from .engine import prepare, setup_runtime
+    from .teacher import resolve_teacher, teacher_key
+
+    seen = set()
+    for cell in cells:
+        if cell.config.teacher is None or cell.config.teacher.checkpoint:
+            continue
+        key = teacher_key(cell.config)
+        if key in seen:
+            continue
+        seen.add(key)
+        setup_runtime(cell.config)
+        bundle, splits = prepare(cell.config, zoo)
+        mean, std = channel_stats(bundle, splits.train)
+        resolve_teacher(cell.config, bundle, splits, zoo, mean, std, log=log)
+
+
+def _timing_pass(cells: list[Cell], zoo: Any, remeasure_training: bool) -> dict[str, dict[str, float]]:
+    """Serial timings per (task, pair, variant): inference latency, and training ms/step."""
+    import torch
+
+    from .data import load_dataset, to_float
+    from .metrics import latency_ms
+    from .models import load_model
+
+    timings: dict[str, dict[str, float]] = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for cell in cells:
+            group = f"{cell.task}|{cell.pair}|{cell.variant}"
+            summary = cell_summary(cell)
+            if group in timings or summary is None:
+                continue
+            exported = Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "student.safetensors"
+            model = load_model(exported, zoo)
+            bundle = load_dataset(cell.config.data.name, cell.config.data.root, zoo)
+            entry = {"latency_ms": latency_ms(model, to_float(bundle.x[:1]))}
+            if remeasure_training:
+                entry["ms_per_step"] = _short_training_ms(cell, zoo)
+            else:
+                entry["ms_per_step"] = summary["train_seconds"] / max(1, summary["steps"]) * 1000
+            timings[group] = entry
+    finally:
+        torch.set_num_threads(threads)
+    return timings
+
+
+def _short_training_ms(cell: Cell, zoo: Any, steps: int = 20) -> float:
+    import tempfile
+
+    from .engine import distill
+
+    data = to_dict(cell.config)
+    data["train"].update(steps=steps, epochs=None, eval_every=steps)
+    data["runtime"]["threads"] = 1
+    with tempfile.TemporaryDirectory() as tmp:
+        data.update(out=tmp, name="timing")
+        result = distill(make_config(data), zoo=zoo, log=lambda *a, **k: None)
+    summary = next(iter(result.seeds.values()))
+    return summary["train_seconds"] / steps * 1000
+
+
+def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dict) -> dict[str, Any]:
+    """Per-cell rows plus per-variant aggregates with the paired verdict against ``ce``."""
+    from .registry import load_registry
+
+    catalog = load_registry().get("strategies", {})
+    rows = []
+    for cell in cells:
+        row = {"task": cell.task, "pair": cell.pair, "variant": cell.variant, "seed": cell.seed, "key": cell.key,
+               "teacher": cell.config.teacher.name if cell.config.teacher else None, "student": cell.config.student.name}
+        summary = cell_summary(cell)
+        if cell.missing:
+            hints = [catalog.get(m, {}).get("plugin", "the plugin providing it") for m in cell.missing]
+            row["status"] = f"skipped: {', '.join(cell.missing)} not installed (pip install {' '.join(hints)})"
+        elif summary is None:
+            row["status"] = f"failed: {errors.get(cell.key, 'no result')}"
+        else:
+            row["status"] = "ok"
+            for split in ("test_best", "test_last", "val_best"):
+                for k, v in (summary.get(split) or {}).items():
+                    row[f"{split}_{k}"] = v
+            for k, v in (summary.get("test_teacher") or {}).items():
+                row[k] = v
+            row.update(student_params=summary["student_params"], flops=summary.get("student_flops"),
+                       extra_params=summary["strategy_params"], train_seconds=summary.get("train_seconds"),
+                       cpu_seconds=summary["cpu_seconds"], steps=summary["steps"])
+            row.update(timings.get(f"{cell.task}|{cell.pair}|{cell.variant}", {}))
+            meta = _teacher_meta(cell)
+            if meta:
+                row["teacher_test"] = (meta.get("test") or {})
+        rows.append(row)
+    from .report import aggregate
+
+    return {"suite": suite.get("name"), "versions": versions(), "rows": rows, "summary": aggregate(rows)}
+
+
+def _teacher_meta(cell: Cell) -> dict | None:
+    path = Path(cell.config.out).parent / "cells" / cell.key / "summary.json"
+    if not path.exists():
+        return None
+    teacher = json.loads(path.read_text()).get("teacher") or {}
+    return teacher.get("meta")

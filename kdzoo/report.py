@@ -1,0 +1,204 @@
+"""Bench outputs: results.csv/json, a Markdown table, plots and one self-contained HTML report."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import write_text
+from .metrics import compare, mean_std
+
+
+def _metric(rows: list[dict]) -> tuple[str, bool]:
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if ok and "test_best_mse" in ok[0]:
+        return "mse", False
+    return "acc", True
+
+
+def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
+    """Mean ± std per (task, pair, variant) and the paired "beats ce" verdict."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["task"], r["pair"], r["variant"])].append(r)
+    out = []
+    for (task, pair, variant), members in groups.items():
+        ok = [r for r in members if r.get("status") == "ok"]
+        entry: dict[str, Any] = {"task": task, "pair": pair, "variant": variant, "seeds": len(ok),
+                                 "status": "ok" if ok else members[0].get("status")}
+        if ok:
+            metric, higher = _metric(ok)
+            entry["metric"] = metric
+            for col in (f"test_best_{metric}", f"test_last_{metric}", "test_best_nll", "test_best_ece", "agreement",
+                        "train_seconds"):
+                vals = [r[col] for r in ok if r.get(col) is not None]
+                if vals:
+                    entry[col] = mean_std(vals)
+            for col in ("student_params", "flops", "extra_params", "latency_ms", "ms_per_step"):
+                if ok[0].get(col) is not None:
+                    entry[col] = ok[0][col]
+            teacher = ok[0].get("teacher_test") or {}
+            if metric in teacher:
+                entry["teacher"] = teacher[metric]
+            base = [r for r in rows if r["task"] == task and r["pair"] == pair and r["variant"] == "ce" and r.get("status") == "ok"]
+            if variant != "ce" and base:
+                c = compare({r["seed"]: r[f"test_best_{metric}"] for r in ok},
+                            {r["seed"]: r[f"test_best_{metric}"] for r in base}, higher)
+                entry["vs_ce"] = {"beats": c.beats, "mean_diff": c.mean_diff, "std_err": c.std_err, "wins": c.wins,
+                                  "seeds": len(c.seeds)}
+        out.append(entry)
+    return out
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return "" if v is None else str(v)
+
+
+COLUMNS = [("task", "task"), ("pair", "teacher -> student"), ("variant", "strategy"), ("seeds", "seeds"),
+           ("best", "test (val-selected)"), ("last", "test (last)"), ("verdict", "vs ce"), ("agreement", "agree %"),
+           ("test_best_ece", "ECE"), ("student_params", "params"), ("flops", "FLOPs"), ("latency_ms", "ms/img"),
+           ("ms_per_step", "train ms/step"), ("extra_params", "extra params")]
+
+
+def table_rows(summary: list[dict]) -> list[dict[str, str]]:
+    rows = []
+    teachers_done = set()
+    for e in summary:
+        metric = e.get("metric", "acc")
+        if "teacher" in e and (e["task"], e["pair"]) not in teachers_done:
+            teachers_done.add((e["task"], e["pair"]))
+            rows.append({"task": e["task"], "pair": e["pair"], "variant": "teacher", "best": _fmt(e["teacher"])})
+        verdict = ""
+        if "vs_ce" in e:
+            v = e["vs_ce"]
+            verdict = f"{'beats' if v['beats'] else 'no'} ({v['mean_diff']:+.2f}, {v['wins']}/{v['seeds']})"
+        rows.append({
+            "task": e["task"], "pair": e["pair"], "variant": e["variant"], "seeds": str(e["seeds"]),
+            "best": _fmt(e.get(f"test_best_{metric}")) if e["status"] == "ok" else e["status"],
+            "last": _fmt(e.get(f"test_last_{metric}")), "verdict": verdict, "agreement": _fmt(e.get("agreement")),
+            "test_best_ece": _fmt(e.get("test_best_ece"), 3), "student_params": _fmt(e.get("student_params")),
+            "flops": _fmt(e.get("flops")), "latency_ms": _fmt(e.get("latency_ms"), 3),
+            "ms_per_step": _fmt(e.get("ms_per_step"), 1), "extra_params": _fmt(e.get("extra_params")),
+        })
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    rows = table_rows(results["summary"])
+    head = "| " + " | ".join(t for _, t in COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+    body = "".join("| " + " | ".join(r.get(k, "") for k, _ in COLUMNS) + " |\n" for r in rows)
+    note = ("\nMean ± std over seeds; 'vs ce' is the project's paired rule (mean paired difference above two "
+            "standard errors, or every seed winning) with the mean difference and wins.\n")
+    return f"# Bench `{results['suite']}`\n\n" + head + body + note
+
+
+def plots(results: dict[str, Any]) -> dict[str, bytes]:
+    """PNG plots: accuracy per strategy with error bars per task/pair; accuracy vs training time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = {}
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for e in results["summary"]:
+        if e["status"] == "ok":
+            groups[(e["task"], e["pair"])].append(e)
+    for i, ((task, pair), entries) in enumerate(groups.items()):
+        metric = entries[0]["metric"]
+        fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(entries) + 2), 3.2))
+        means = [e[f"test_best_{metric}"][0] for e in entries]
+        stds = [e[f"test_best_{metric}"][1] for e in entries]
+        ax.bar(range(len(entries)), means, yerr=stds, capsize=3, color="#4c72b0")
+        if "teacher" in entries[0]:
+            ax.axhline(entries[0]["teacher"], color="#c44e52", ls="--", label="teacher")
+            ax.legend(loc="lower right")
+        ax.set_xticks(range(len(entries)), [e["variant"] for e in entries], rotation=30, ha="right", fontsize=8)
+        lo = min(m - s for m, s in zip(means, stds))
+        ax.set_ylim(max(0, lo - 5) if metric == "acc" else 0, None)
+        ax.set_ylabel(f"test {metric}")
+        ax.set_title(f"{task}: {pair}", fontsize=9)
+        fig.tight_layout()
+        images[f"accuracy_{i}.png"] = _png(fig)
+        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        for e in entries:
+            if e.get("train_seconds"):
+                ax.errorbar(e["train_seconds"][0], e[f"test_best_{metric}"][0], yerr=e[f"test_best_{metric}"][1], fmt="o")
+                ax.annotate(e["variant"], (e["train_seconds"][0], e[f"test_best_{metric}"][0]), fontsize=7)
+        ax.set_xlabel("training time (s)")
+        ax.set_ylabel(f"test {metric}")
+        ax.set_title(f"{task}: {pair}", fontsize=9)
+        fig.tight_layout()
+        images[f"time_{i}.png"] = _png(fig)
+        plt.close(fig)
+    return images
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+def html_report(results: dict[str, Any], images: dict[str, bytes]) -> str:
+    rows = table_rows(results["summary"])
+    head = "".join(f"<th>{html.escape(t)}</th>" for _, t in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(r.get(k, ''))}</td>" for k, _ in COLUMNS) + "</tr>" for r in rows)
+    imgs = "".join(f'<img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(b).decode()}">'
+                   for n, b in images.items())
+    ver = html.escape(json.dumps(results.get("versions", {})))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>kdzoo bench {html.escape(str(results['suite']))}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+            "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
+            "img{margin:6px;border:1px solid #ddd}</style></head><body>"
+            f"<h1>kdzoo bench <code>{html.escape(str(results['suite']))}</code></h1><p>versions: {ver}</p>"
+            f"<table><tr>{head}</tr>{body}</table><p>Mean ± std over seeds; 'vs ce' is the paired rule "
+            f"(mean paired difference &gt; 2 s.e., or every seed winning).</p><div>{imgs}</div></body></html>")
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> None:
+    """Write every output file of a bench into ``out`` (each atomically)."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "results.json", json.dumps(results, indent=2, default=str))
+    keys = sorted({k for r in results["rows"] for k in r if not isinstance(r[k], dict)})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(results["rows"])
+    write_text(out / "results.csv", buf.getvalue())
+    write_text(out / "results.md", markdown(results))
+    images = plots(results)
+    for name, data in images.items():
+        (out / name).write_bytes(data)
+    write_text(out / "report.html", html_report(results, images))
+
+
+def open_report(bench_dir: str | Path) -> Path:
+    """Rebuild the report from ``results.json`` and return its path (opened in a browser if one exists)."""
+    from .errors import ConfigError
+
+    path = Path(bench_dir) / "results.json"
+    if not path.exists():
+        raise ConfigError(f"{str(bench_dir)!r} has no results.json (not a kdzoo bench directory)")
+    results = json.loads(path.read_text())
+    write_outputs(results, Path(bench_dir))
+    report = Path(bench_dir) / "report.html"
+    try:
+        import webbrowser
+
+        webbrowser.get()
+        webbrowser.open(report.resolve().as_uri())
+    except Exception:  # noqa: BLE001 - headless: printing the path is enough
+        pass
+    return report

@@ -1,0 +1,163 @@
+"""kdzoo bench: cells keyed by config, reuse, skips, third-party strategies, outputs, run index."""
+
+import json
+import multiprocessing as mp
+
+import pytest
+import yaml
+
+from kdzoo.bench import run_bench
+from kdzoo.cli import main
+
+SUITE = {
+    "name": "tiny",
+    "seeds": [0, 1],
+    "tasks": [{
+        "name": "digits",
+        "data": {"name": "digits", "labels_per_class": 10},
+        "steps": 12,
+        "optim": {"lr": 0.01},
+        "teacher_train": {"epochs": 3},
+        "pairs": [{"teacher": {"name": "mlp", "kwargs": {"hidden": [64]}}, "student": {"name": "mlp", "kwargs": {"hidden": [8]}}}],
+        "strategies": ["ce", "kd", {"name": "kd", "params": {"temperature": 2.0}}, "not-installed-strategy"],
+    }],
+}
+
+
+def write_suite(tmp_path, suite):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return str(path)
+
+
+def test_bench_runs_reuses_and_reruns_only_changed_cells(tmp_path):
+    logs = []
+    out = tmp_path / "bench"
+    results = run_bench(write_suite(tmp_path, SUITE), out, progress=False, log=logs.append)
+    rows = results["rows"]
+    assert len(rows) == 8 and sum(r["status"] == "ok" for r in rows) == 6
+    skipped = [r for r in rows if r["status"].startswith("skipped")]
+    assert skipped and "not-installed-strategy not installed (pip install" in skipped[0]["status"]
+    variants = {e["variant"] for e in results["summary"]}
+    assert {"ce", "kd", "kd(temperature=2.0)"} <= variants
+    kd = next(e for e in results["summary"] if e["variant"] == "kd")
+    assert set(kd["vs_ce"]) >= {"beats", "mean_diff", "wins"} and kd["seeds"] == 2
+    for name in ("results.csv", "results.json", "results.md", "report.html", "accuracy_0.png", "time_0.png"):
+        assert (out / name).exists(), name
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and 'src="http' not in html
+    # same suite again: nothing runs
+    logs.clear()
+    run_bench(write_suite(tmp_path, SUITE), out, progress=False, log=logs.append)
+    assert "6 reused, 0 to run" in logs[0]
+    # a changed parameter runs that variant anew, nothing else
+    changed = json.loads(json.dumps(SUITE))
+    changed["tasks"][0]["strategies"][2]["params"]["temperature"] = 3.0
+    logs.clear()
+    run_bench(write_suite(tmp_path, changed), out, progress=False, log=logs.append)
+    assert "4 reused, 2 to run" in logs[0]
+
+
+def test_same_split_order_and_student_init_across_strategies(tmp_path):
+    results = run_bench(write_suite(tmp_path, dict(SUITE, seeds=[0])), tmp_path / "b", progress=False, log=lambda *a: None)
+    from kdzoo.bench import expand, load_suite
+    from kdzoo.plugins import load_zoo
+
+    cells = expand(load_suite(str(tmp_path / "suite.yaml")), load_zoo(), tmp_path / "b")
+    a, b = cells[0].config, cells[1].config
+    assert a.data == b.data and a.train.seeds == b.train.seeds and a.train.steps == b.train.steps and a.student == b.student
+    assert results["rows"][0]["student_params"] == results["rows"][1]["student_params"]
+
+
+def test_third_party_strategy_unknown_to_registry_runs_by_name(tmp_path, monkeypatch):
+    from test_plugins import THIRD_PARTY, write_dist
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    write_dist(site, "kdzoo-thirdparty", "kdzoo_thirdparty", THIRD_PARTY)
+    suite = json.loads(json.dumps(SUITE))
+    suite["tasks"][0]["strategies"] = ["ce", "soft-only-tp"]
+    suite["seeds"] = [0]
+    results = run_bench(write_suite(tmp_path, suite), tmp_path / "b", progress=False, log=lambda *a: None)
+    assert [r["status"] for r in results["rows"]] == ["ok", "ok"]
+
+
+def test_bench_cli_with_jobs_and_report(tmp_path, capsys):
+    suite = json.loads(json.dumps(SUITE))
+    suite["tasks"][0]["strategies"] = ["ce", "kd"]
+    code = main(["bench", "--suite", write_suite(tmp_path, suite), "--out", str(tmp_path / "b"), "--jobs", "2",
+                 "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| digits |" in out and "teacher" in out
+    rows = json.loads((tmp_path / "b" / "results.json").read_text())["rows"]
+    assert all(r["status"] == "ok" and r["ms_per_step"] > 0 and r["latency_ms"] > 0 for r in rows)
+    assert main(["report", str(tmp_path / "b")]) == 0
+    assert main(["runs", "--kind", "bench", "--json"]) == 0
+    assert any(r["path"].endswith("/b") for r in json.loads(capsys.readouterr().out.split("\n", 1)[1]))
+
+
+def test_bad_suite_and_jobs(tmp_path, capsys):
+    assert main(["bench", "--suite", "nope"]) == 2
+    assert "unknown suite 'nope'" in capsys.readouterr().err
+    assert main(["bench", "--jobs", "0"]) == 2
+
+
+def _write_many(args):
+    from kdzoo.runindex import record
+
+    for i in range(15):
+        record("run", f"/tmp/x{args}-{i}", {"i": i}, strategy="kd")
+
+
+def test_run_index_loses_nothing_under_concurrent_writers(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDZOO_INDEX", str(tmp_path / "index.sqlite"))
+    with mp.get_context("spawn").Pool(4) as pool:
+        pool.map(_write_many, range(4))
+    from kdzoo.runindex import query
+
+    assert len(query("run", strategy="kd")) == 60
+
+
+def test_teacher_output_cache_is_exact_and_keyed_by_weights(tmp_path, zoo):
+    import torch
+
+    from kdzoo.config import DataConfig, ModelConfig
+    from kdzoo.data import load_dataset, make_splits, to_float
+    from kdzoo.models import create_model
+    from kdzoo.strategy import Requirement
+    from kdzoo.teacher_cache import TeacherOutputCache
+
+    bundle = load_dataset("digits", None, zoo)
+    splits = make_splits(bundle, DataConfig(name="digits"))
+    teacher = create_model(ModelConfig("mlp", {"hidden": [32]}), num_classes=10, data_shape=(1, 8, 8), data_mean=[0.3],
+                           data_std=[0.4], classes=bundle.classes, task="classification", zoo=zoo).eval()
+    req = Requirement(logits=True, pooled=True)
+    cache = TeacherOutputCache(teacher, bundle, splits.train, req, tmp_path, 100, torch.device("cpu"))
+    assert cache.filled_now
+    idx = torch.as_tensor(splits.train[[5, 0, 99]])
+    live = teacher.outputs(to_float(bundle.x[idx]), req)
+    got = cache.get(idx)
+    assert torch.allclose(got.logits, live.logits, atol=1e-6) and torch.allclose(got.pooled, live.pooled, atol=1e-6)
+    again = TeacherOutputCache(teacher, bundle, splits.train, req, tmp_path, 100, torch.device("cpu"))
+    assert not again.filled_now and again.key == cache.key
+    with torch.no_grad():
+        teacher.net.fc.bias.add_(1.0)
+    changed = TeacherOutputCache(teacher, bundle, splits.train, req, tmp_path, 100, torch.device("cpu"))
+    assert changed.key != cache.key and changed.filled_now
+    with pytest.raises(KeyError):
+        cache.get(torch.as_tensor(splits.test[:2]))
+
+
+def test_distill_with_and_without_teacher_cache_is_identical(tmp_path):
+    import kdzoo
+
+    def run(mode, name):
+        r = kdzoo.distill({"teacher": {"name": "mlp", "kwargs": {"hidden": [64]}}, "student": "linear", "strategy": "kd",
+                           "data": {"name": "digits", "labels_per_class": 10}, "teacher_train": {"epochs": 2},
+                           "train": {"steps": 15}, "runtime": {"progress": False, "teacher_cache": mode},
+                           "out": str(tmp_path), "name": name}, log=lambda *a: None)
+        return r.seeds[0]["test_best"], r.seeds[0]["val_best"]
+
+    assert run("auto", "a") == run("off", "b")
