@@ -180,6 +180,8 @@ class Strategy(nn.Module):
         reads_train_data: ``False`` for strategies whose data source replaces the training data
             (data-free): the student then takes the teacher's input normalisation instead of
             statistics of the train split, so no training input is ever read.
+        smoke_params: parameters that keep a conformance run (:func:`kdzoo.testing.check_strategy`
+            without ``params``) small, e.g. few inversion iterations; never used by real runs.
     """
 
     name: ClassVar[str] = ""
@@ -193,6 +195,7 @@ class Strategy(nn.Module):
     uses_unlabelled: ClassVar[bool] = False
     teacher_grad: ClassVar[bool] = False
     reads_train_data: ClassVar[bool] = True
+    smoke_params: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, config: Any, ctx: RunContext) -> None:
         super().__init__()

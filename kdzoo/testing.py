@@ -47,7 +47,7 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
 
     Args:
         name: registered strategy name.
-        params: strategy parameters.
+        params: strategy parameters (default: the strategy's ``smoke_params``).
         teacher: teacher model (default: ``lenet5`` with batch norm).
         student: student model (default: half-width ``lenet5``).
 
@@ -61,7 +61,8 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
     default_model = "lenet5" if task == "classification" else "mlp"
     teacher = teacher or ModelConfig(default_model, {"batchnorm": True} if task == "classification" else {"hidden": [16]})
     student = student or ModelConfig(default_model, {"width": 0.5} if task == "classification" else {"hidden": [8]})
-    config = RunConfig(student=student, teacher=teacher, strategy=[StrategySpec(name, dict(params or {}), preset)],
+    params = dict(cls.smoke_params if params is None else params)
+    config = RunConfig(student=student, teacher=teacher, strategy=[StrategySpec(name, params, preset)],
                        data=DataConfig(name="tiny", batch_size=16, labels_per_class=8 if task == "classification" else None),
                        train=TrainConfig(steps=2, epochs=None))
     splits = make_splits(bundle, config.data)

@@ -91,6 +91,7 @@ def test_duplicate_member_and_unknown_preset(zoo_with):
 def test_invalid_strategy_name_is_reported_or_fatal_when_strict(zoo_with, capsys, monkeypatch):
     from kdzoo.errors import PluginError
 
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
     zoo = zoo_with(make("Bad_Name"), make("good"))
     assert "invalid name 'Bad_Name'" in capsys.readouterr().err and "Bad_Name" not in zoo.strategies
     monkeypatch.setenv("KDZOO_STRICT_PLUGINS", "1")

@@ -1,0 +1,141 @@
+"""Class-mapped KD — Hinton KD (Hinton, Vinyals & Dean, arXiv:1503.02531) through a class map.
+
+For a student whose labels are a function of the teacher's (digit -> parity, digit -> mod 3,
+digits -> a smaller set of letters), the teacher's tempered probabilities are summed through the
+map and distilled::
+
+    p_t = softmax(t / T)                      [B, K_t]
+    q   = p_t M / (p_t M) 1                   [B, K_s]   M[i, j] = 1 iff map(teacher class i) = j
+    L   = T^2 * KL(q || softmax(s / T))       averaged over the batch
+
+Teacher classes the map leaves out are dropped and ``q`` is renormalised over the mapped ones. The
+map comes from ``params.map`` / ``params.map_file`` (teacher class -> student class, validated:
+every student class reachable, no unknown teacher or student class), else from the student's task
+definition when the teacher knows its base classes (teacher on ``mnist5k``, student on
+``mnist5k:mod3``), else identity when both share one label space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import kdzoo
+from kdzoo.tasks import read_class_map, validate_class_map
+
+
+def class_matrix(mapping: dict[str, str | None], teacher_classes: list[str], student_classes: list[str]) -> Tensor:
+    """``M [K_t, K_s]`` with ``M[i, j] = 1`` iff teacher class ``i`` maps to student class ``j``."""
+    m = torch.zeros(len(teacher_classes), len(student_classes))
+    for i, c in enumerate(teacher_classes):
+        target = mapping.get(c)
+        if target is not None:
+            m[i, student_classes.index(target)] = 1.0
+    return m
+
+
+def mapped_probs(teacher_logits: Tensor, matrix: Tensor, temperature: float) -> Tensor:
+    """Teacher probabilities at temperature ``T`` summed into the student's classes.
+
+    Args:
+        teacher_logits: ``[B, K_t]``.
+        matrix: ``[K_t, K_s]`` 0/1 class map.
+        temperature: ``T > 0``.
+
+    Returns:
+        ``[B, K_s]`` rows summing to 1 (renormalised over mapped teacher classes).
+    """
+    q = F.softmax(teacher_logits.detach().float() / temperature, dim=-1) @ matrix
+    return q / q.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def class_mapped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, matrix: Tensor, temperature: float) -> Tensor:
+    """``T^2 * KL(q || p_s)`` with ``q`` the mapped teacher distribution, averaged over the batch.
+
+    Args:
+        student_logits: ``[B, K_s]``.
+        teacher_logits: ``[B, K_t]``.
+        matrix: ``[K_t, K_s]`` 0/1 class map.
+        temperature: softening temperature ``T``.
+    """
+    q = mapped_probs(teacher_logits, matrix, temperature)
+    log_p_s = F.log_softmax(student_logits / temperature, dim=-1)
+    return F.kl_div(log_p_s, q, reduction="batchmean") * temperature ** 2
+
+
+@dataclass
+class ClassMappedKDConfig:
+    """Attributes:
+    temperature: softening temperature T.
+    alpha: weight of the distillation term; the hard-label term gets ``1 - alpha``.
+    map: teacher class -> student class (``null`` drops a teacher class); wins over the data's task map.
+    map_file: a class-map file (YAML/JSON, as for ``classmap=FILE`` tasks), teacher -> student classes.
+    """
+
+    temperature: float = 4.0
+    alpha: float = 0.9
+    map: dict[str, Any] = field(default_factory=dict)
+    map_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise kdzoo.ConfigError(f"strategy.class-mapped-kd.temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise kdzoo.ConfigError(f"strategy.class-mapped-kd.alpha must be in [0, 1], got {self.alpha}")
+        if self.map and self.map_file:
+            raise kdzoo.ConfigError("strategy.class-mapped-kd: give map or map_file, not both")
+
+
+def resolve_map(config: ClassMappedKDConfig, teacher_classes: list[str], student_classes: list[str],
+                bundle: Any) -> dict[str, str | None]:
+    """The validated teacher -> student class map (see the module docstring for the order of sources)."""
+    where = "strategy.class-mapped-kd map"
+    if config.map_file:
+        mapping, declared = read_class_map(config.map_file, "strategy.class-mapped-kd map_file")
+        if declared is not None and declared != list(student_classes):
+            raise kdzoo.ConfigError(f"{where}: file declares classes {declared}, the data has {list(student_classes)}")
+    elif config.map:
+        mapping = {str(k): None if v is None else str(v) for k, v in config.map.items()}
+    elif bundle is not None and bundle.class_map and list(bundle.base_classes or []) == list(teacher_classes):
+        mapping = dict(bundle.class_map)  # the student's task definition, over the teacher's classes
+    elif list(teacher_classes) == list(student_classes):
+        mapping = {c: c for c in teacher_classes}
+    else:
+        raise kdzoo.ConfigError(
+            f"strategy 'class-mapped-kd' needs a class map from the teacher's {len(teacher_classes)} classes "
+            f"{list(teacher_classes)[:6]} to the data's {len(student_classes)} {list(student_classes)[:6]}: set "
+            f"params.map or params.map_file, or train the teacher on the data's base dataset (teacher_data)")
+    validate_class_map(mapping, list(teacher_classes), list(student_classes), where)
+    return mapping
+
+
+class ClassMappedKD(kdzoo.Strategy):
+    """Hinton KD through a class map: teacher probabilities summed into the student's coarser classes."""
+
+    name = "class-mapped-kd"
+    family = "cross-task"
+    paper = "Hinton et al. 2015, arXiv:1503.02531 (through a class map)"
+    Config = ClassMappedKDConfig
+    presets = {"soft-only": {"alpha": 1.0}}
+    label_space = "any"  # the map is validated here instead
+    uses_unlabelled = True
+
+    def __init__(self, config: ClassMappedKDConfig, ctx: kdzoo.RunContext) -> None:
+        super().__init__(config, ctx)
+        teacher_classes = list(ctx.teacher.meta.get("classes", [])) if ctx.teacher is not None else []
+        self.mapping = resolve_map(config, teacher_classes, list(ctx.classes), ctx.bundle)
+        self.register_buffer("matrix", class_matrix(self.mapping, teacher_classes, list(ctx.classes)), persistent=False)
+
+    @property
+    def label_weight(self) -> float:
+        return 1.0 - self.config.alpha
+
+    def term_weights(self) -> dict[str, float]:
+        return {"mapped_kd": self.config.alpha}
+
+    def forward(self, batch, student, teacher, step):
+        return {"mapped_kd": class_mapped_kd_loss(student.logits, teacher.logits, self.matrix, self.config.temperature)}

@@ -1,0 +1,180 @@
+"""REFILLED — Ye, Lu & Zhan, "Distilling Cross-Task Knowledge via Relationship Matching", CVPR 2020
+(extended as "Generalized Knowledge Distillation via Relationship Matching", arXiv:2205.01915).
+
+Two stages, following the authors' code (njulus/REFILLED ``Train.py``):
+
+Stage 1, ``relation`` (embedding): semi-hard triplets ``(a, p, n)`` are mined on the student's
+L2-normalised embedding with the student's labels (``0 < d_an - d_ap <= margin``, margin 0.2,
+as pytorch-metric-learning's ``TripletMarginMiner``), and the teacher's comparison of each triplet
+is the soft target::
+
+    P^X = sigmoid((d^X_an - d^X_ap) / tau1)     X = T, S; distances on normalised embeddings
+    L1  = sum_triplets KL([P^T, 1 - P^T] || [P^S, 1 - P^S]) / (2 * n_triplets)
+
+(the reduction of the code: ``KLDivLoss(batchmean)`` over the two probabilities stacked into a
+``[2n, 1]`` column), weighted 1000. With ``embedding_only`` the stage trains the embedding alone
+(no hard-label term), as in the code. Positives are distinct samples: a labelled image drawn
+twice into one batch is not its own positive.
+
+Stage 2, ``classifier`` (local classifier distillation): class centres ``c_k`` = normalised mean
+teacher embedding of the student's labelled class-``k`` train images (computed once, at start);
+the teacher's logits over the classes present among the batch's labels are ``f_T(x) c_k^T``, and::
+
+    L2 = CE(S(x), y) + lambda * KL(softmax(t / tau2) || softmax(S(x)[:, batch classes] / tau2))
+
+(KL ``batchmean``, no ``tau2^2`` factor, lambda = 100, tau2 = 2). Deviations, both options: the
+released code multiplies the *student's* embedding with the teacher's centres (it only runs
+same-width pairs); the paper's teacher-side classifier is used here, which works for any widths.
+``unlabelled: true`` also applies the stage-2 term to the batch's unlabelled samples (the code
+trains on labelled batches only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import kdzoo
+from kdzoo.strategy import Needs, Requirement, Stage, zero_like_graph
+
+from .probe import class_centres, embed
+
+
+def semihard_triplets(emb: Tensor, labels: Tensor, ids: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Indices ``(a, p, n)`` of every semi-hard triplet: ``0 < d_an - d_ap <= margin``.
+
+    Args:
+        emb: ``[N, D]`` L2-normalised embeddings (the student's).
+        labels: ``[N]`` class ids.
+        ids: ``[N]`` sample ids; a positive must be another sample than the anchor.
+        margin: the miner's margin.
+    """
+    with torch.no_grad():
+        d = torch.cdist(emb, emb)
+        same = labels.unsqueeze(0) == labels.unsqueeze(1)
+        pos = same & (ids.unsqueeze(0) != ids.unsqueeze(1))
+        gap = d.unsqueeze(1) - d.unsqueeze(2)  # [a, p, n] = d[a, n] - d[a, p]
+        mask = pos.unsqueeze(2) & (~same).unsqueeze(1) & (gap > 0) & (gap <= margin)
+        return mask.nonzero(as_tuple=True)
+
+
+def relation_loss(student: Tensor, teacher: Tensor, triplets: tuple[Tensor, Tensor, Tensor], tau1: float) -> Tensor:
+    """REFILLED stage-1 loss (unweighted) on given triplets.
+
+    Args:
+        student: ``[N, D_s]`` L2-normalised student embeddings.
+        teacher: ``[N, D_t]`` L2-normalised teacher embeddings.
+        triplets: ``(a, p, n)`` index tensors of equal length ``n``.
+        tau1: temperature of the triplet probability.
+    """
+    a, p, n = triplets
+    if len(a) == 0:
+        return zero_like_graph(student)
+
+    def prob(e: Tensor) -> Tensor:
+        return torch.sigmoid(((e[a] - e[n]).norm(dim=1) - (e[a] - e[p]).norm(dim=1)) / tau1)
+
+    with torch.no_grad():
+        pt = prob(teacher.float())
+    ps = prob(student)
+    kl = pt * (pt.clamp_min(1e-12).log() - ps.clamp_min(1e-12).log())
+    kl = kl + (1 - pt) * ((1 - pt).clamp_min(1e-12).log() - (1 - ps).clamp_min(1e-12).log())
+    return kl.sum() / (2 * len(a))
+
+
+def local_classifier_loss(student_logits: Tensor, teacher_emb: Tensor, centres: Tensor, classes: Tensor,
+                          tau2: float) -> Tensor:
+    """REFILLED stage-2 teaching term (unweighted): KL of the teacher's local classifier to the student.
+
+    Args:
+        student_logits: ``[B, K]``.
+        teacher_emb: ``[B, D_t]`` teacher embeddings (not normalised, as in the code).
+        centres: ``[K, D_t]`` normalised class centres.
+        classes: ``[K]`` bool mask of the classes in the local classifier.
+        tau2: temperature.
+    """
+    t = teacher_emb.detach().float() @ centres[classes].t()
+    log_p_s = F.log_softmax(student_logits[:, classes] / tau2, dim=1)
+    return F.kl_div(log_p_s, F.softmax(t / tau2, dim=1), reduction="batchmean")
+
+
+@dataclass
+class REFILLEDConfig:
+    """Attributes:
+    relation_fraction: share of the step budget for stage 1 (the rest is stage 2); 0 skips it.
+    relation_weight: weight of the stage-1 term (1000 in the code).
+    tau1: stage-1 temperature.
+    margin: the semi-hard miner's margin.
+    embedding_only: stage 1 trains the embedding alone (no hard-label term), as in the code.
+    classifier_weight: weight lambda of the stage-2 term.
+    tau2: stage-2 temperature.
+    local: restrict the teacher's classifier to the classes among the batch's labels (else all).
+    unlabelled: apply the stage-2 term to unlabelled samples too (the code: labelled only).
+    """
+
+    relation_fraction: float = 0.5
+    relation_weight: float = 1000.0
+    tau1: float = 4.0
+    margin: float = 0.2
+    embedding_only: bool = True
+    classifier_weight: float = 100.0
+    tau2: float = 2.0
+    local: bool = True
+    unlabelled: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.relation_fraction < 1.0:
+            raise kdzoo.ConfigError(f"strategy.refilled.relation_fraction must be in [0, 1), "
+                                    f"got {self.relation_fraction}")
+        if self.tau1 <= 0 or self.tau2 <= 0:
+            raise kdzoo.ConfigError("strategy.refilled temperatures tau1 and tau2 must be > 0")
+
+
+class REFILLED(kdzoo.Strategy):
+    """REFILLED: triplet relationship matching, then distillation of the teacher's local class-centre classifier."""
+
+    name = "refilled"
+    family = "cross-task"
+    paper = "Ye et al. CVPR 2020 (TPAMI extension arXiv:2205.01915)"
+    Config = REFILLEDConfig
+    presets = {"paper": {}, "semi-supervised": {"unlabelled": True, "embedding_only": False}}
+    label_space = "any"
+    uses_unlabelled = True
+
+    def __init__(self, config: REFILLEDConfig, ctx: kdzoo.RunContext) -> None:
+        super().__init__(config, ctx)
+        labelled = ctx.splits.labelled
+        emb = embed(ctx.teacher, ctx.bundle.x, labelled, device=ctx.device)
+        y = ctx.bundle.y[torch.as_tensor(labelled, dtype=torch.long)].to(emb.device)
+        self.register_buffer("centres", class_centres(emb, y, len(ctx.classes)), persistent=False)
+
+    def needs(self) -> Needs:
+        return Needs(Requirement(logits=True, pooled=True), Requirement(pooled=True))
+
+    def stages(self) -> list[Stage]:
+        f = self.config.relation_fraction
+        if f == 0:
+            return [Stage("classifier", 1.0)]
+        return [Stage("relation", f, exclusive=self.config.embedding_only), Stage("classifier", 1.0 - f)]
+
+    def term_weights(self) -> dict[str, float]:
+        return {"relation": self.config.relation_weight, "local_kd": self.config.classifier_weight}
+
+    def forward(self, batch, student, teacher, step):
+        lab = batch.labelled
+        if step.stage == "relation":
+            s = F.normalize(student.pooled[lab], p=2, dim=1)
+            t = F.normalize(teacher.pooled[lab].float(), p=2, dim=1)
+            triplets = semihard_triplets(s.detach(), batch.y[lab], batch.index[lab], self.config.margin)
+            return {"relation": relation_loss(s, t, triplets, self.config.tau1)}
+        rows = torch.ones_like(lab) if self.config.unlabelled else lab
+        if not rows.any():
+            return {"local_kd": zero_like_graph(student.logits)}
+        classes = torch.ones(len(self.centres), dtype=torch.bool, device=lab.device)
+        if self.config.local and lab.any():
+            classes = torch.zeros_like(classes).index_fill_(0, batch.y[lab], True)
+        return {"local_kd": local_classifier_loss(student.logits[rows], teacher.pooled[rows], self.centres, classes,
+                                                  self.config.tau2)}

@@ -1,0 +1,64 @@
+"""What the data-free strategies share: the contract flags and the logging of inner-step terms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import kdzoo
+from kdzoo.strategy import Needs, Requirement
+
+from .sources import SyntheticSource
+
+
+def positive(name: str, **values: float) -> None:
+    """Raise a :class:`kdzoo.ConfigError` for any value ``<= 0``."""
+    for key, value in values.items():
+        if value is not None and value <= 0:
+            raise kdzoo.ConfigError(f"strategy.{name}.{key} must be > 0, got {value}")
+
+
+def non_negative(name: str, **values: float) -> None:
+    for key, value in values.items():
+        if value < 0:
+            raise kdzoo.ConfigError(f"strategy.{name}.{key} must be >= 0, got {value}")
+
+
+class DataFreeStrategy(kdzoo.Strategy):
+    """Base of the data-free family: the strategy's source supplies every batch; no label is seen.
+
+    The student's loss on a synthetic batch is the strategy's named term (``kd`` or ``l1``); the
+    inner optimisation's last terms are logged too, as ``g_<term>`` with weight 0 (they train the
+    generator or the pixels inside ``next_batch``, not the student).
+    """
+
+    family = "data-free"
+    label_space = "same"
+    teacher_grad = True
+    reads_train_data = False
+    source: SyntheticSource
+
+    def __init__(self, config: Any, ctx: kdzoo.RunContext) -> None:
+        super().__init__(config, ctx)
+        if ctx.teacher is None:
+            raise kdzoo.ConfigError(f"strategy {self.name!r} needs a teacher; pass --teacher")
+        if ctx.task != "classification":
+            raise kdzoo.ConfigError(f"strategy {self.name!r} supports classification only")
+
+    def needs(self) -> Needs:
+        return Needs(Requirement(logits=True), Requirement(logits=True))
+
+    def data_source(self, ctx: kdzoo.RunContext) -> SyntheticSource:
+        return self.source
+
+    def inner_terms(self) -> dict[str, Tensor]:
+        """The inner step's last logged terms as ``g_<name>`` scalars (weight 0)."""
+        return {f"g_{k}": torch.tensor(float(v)) for k, v in self.source.last.items()}
+
+    def term_weights(self) -> dict[str, float]:
+        return {f"g_{k}": 0.0 for k in self.source.last}
+
+
+__all__ = ["DataFreeStrategy", "non_negative", "positive"]

@@ -1,0 +1,147 @@
+"""DeepInversion — Yin et al., "Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion",
+CVPR 2020, arXiv:1912.08795.
+
+Generator-free inversion: batches of input pixels ``x`` (teacher-normalised, from ``N(0, 1)``) are
+optimised directly with Adam against the frozen teacher (authors' code,
+``cifar10/deepinversion_cifar10.py``), each step on a randomly rolled copy ``x_jit``:
+
+    L = oh * CE(T(x_jit), y) + tv * R_TV(x_jit) + l2 * ||x_jit||_2 + bn * R_feature(x_jit)
+        (+ adi * (1 - JS(p_S, p_T)) at T = 3, probabilities clamped to [0.01, 0.99]: Adaptive DI)
+
+with targets ``y`` cycling through the classes; then the student distils on the pool of
+synthesised batches (KL at ``temperature``). The BN-statistics prior needs a teacher with
+BatchNorm layers (a clear error otherwise). Budget: ``train.steps`` student iterations;
+``batches * iters`` inversion iterations, one round of ``iters`` every ``kd_steps`` student steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import kdzoo
+from kdzoo_logit.kd import kd_loss
+
+from .base import DataFreeStrategy, non_negative, positive
+from .bn_prior import BNStatisticsPrior, l2_prior, tv_prior
+from .sources import PixelSource
+
+
+def competition_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 3.0) -> Tensor:
+    """Adaptive DeepInversion's ``1 - clamp(JS(P, Q), 0, 1)`` as in the authors' code.
+
+    ``P = softmax(s / T)``, ``Q = softmax(t / T)``, ``M = (P + Q) / 2``, each clamped to
+    ``[0.01, 0.99]``; ``JS = (KL(M || P) + KL(M || Q)) / 2`` (batch mean). Inputs ``[B, K]``.
+    """
+    p = F.softmax(student_logits / temperature, dim=1)
+    q = F.softmax(teacher_logits / temperature, dim=1)
+    m = (0.5 * (p + q)).clamp(0.01, 0.99)
+    p, q = p.clamp(0.01, 0.99), q.clamp(0.01, 0.99)
+    js = 0.5 * F.kl_div(p.log(), m, reduction="batchmean") + 0.5 * F.kl_div(q.log(), m, reduction="batchmean")
+    return 1.0 - js.clamp(0.0, 1.0)
+
+
+@dataclass
+class DeepInversionConfig:
+    """Attributes:
+    batches: synthesis rounds; the pool holds ``batches * synth_batch`` images.
+    synth_batch: pixels optimised together per round.
+    iters: Adam steps per round.
+    lr: Adam learning rate on the pixels.
+    bn: weight of the BN-statistics prior ``R_feature``.
+    oh: weight of the cross-entropy to the round's target classes.
+    tv: weight of the total-variation prior.
+    l2: weight of the L2 image prior.
+    adi: weight of Adaptive DeepInversion's competition term (0: plain DeepInversion).
+    jitter: maximum random roll in pixels.
+    flip: random horizontal flips too (not for digits).
+    kd_steps: student steps per synthesis round (default: rounds spread over the first half of the run).
+    temperature: temperature of the student's KL.
+    batch_size: student batch drawn from the pool (default: ``data.batch_size``).
+    grid_every: steps between PNG grids (default: about 10 per run; 0: none).
+    """
+
+    batches: int = 8
+    synth_batch: int = 256
+    iters: int = 2000
+    lr: float = 0.05
+    bn: float = 10.0
+    oh: float = 1.0
+    tv: float = 2.5e-5
+    l2: float = 0.0
+    adi: float = 0.0
+    jitter: int = 2
+    flip: bool = False
+    kd_steps: int | None = None
+    temperature: float = 4.0
+    batch_size: int | None = None
+    grid_every: int | None = None
+
+    def __post_init__(self) -> None:
+        positive("deep-inversion", batches=self.batches, synth_batch=self.synth_batch, lr=self.lr,
+                 temperature=self.temperature, kd_steps=self.kd_steps, batch_size=self.batch_size)
+        non_negative("deep-inversion", iters=self.iters, bn=self.bn, oh=self.oh, tv=self.tv, l2=self.l2, adi=self.adi,
+                     jitter=self.jitter)
+
+
+class DeepInversion(DataFreeStrategy):
+    """DeepInversion: optimise input pixels to the teacher's BN statistics and classes, then distil."""
+
+    name = "deep-inversion"
+    paper = "Yin et al. CVPR 2020, arXiv:1912.08795"
+    Config = DeepInversionConfig
+    smoke_params = {"batches": 2, "synth_batch": 16, "iters": 3}
+    presets = {
+        # the authors' CIFAR-10 README "paper parameters": bs 256, lr 0.05, r_feature 10, 2k iterations,
+        # TV 2.5e-5, no L2, jitter 2 (roll only); KD temperature 20 as in the CMI / Fast-DFKD benchmark's DeepInv
+        "paper": {"synth_batch": 256, "iters": 2000, "lr": 0.05, "bn": 10.0, "oh": 1.0, "tv": 2.5e-5, "l2": 0.0,
+                  "jitter": 2, "temperature": 20.0},
+        # chosen on mnist5k validation under a 10-minute CPU budget (see the plugin README)
+        "cpu": {"batches": 16, "synth_batch": 256, "iters": 200, "lr": 0.1, "bn": 10.0, "oh": 1.0, "tv": 2.5e-5,
+                "l2": 0.0, "jitter": 2, "temperature": 4.0},
+    }
+
+    def __init__(self, config: DeepInversionConfig, ctx: kdzoo.RunContext) -> None:
+        super().__init__(config, ctx)
+        self.prior = BNStatisticsPrior(ctx.teacher, "deep-inversion") if config.bn > 0 else None
+        self.source = PixelSource(ctx, self.objective, batches=config.batches, synth_batch=config.synth_batch,
+                                  iters=config.iters, lr=config.lr, kd_steps=config.kd_steps, jitter=config.jitter,
+                                  flip=config.flip, batch_size=config.batch_size, grid_every=config.grid_every)
+
+    def objective(self, x: Tensor, targets: Tensor, ctx: kdzoo.RunContext) -> tuple[Tensor, dict[str, float]]:
+        """DeepInversion's loss on jittered teacher-normalised pixels ``x`` ``[B, C, H, W]``."""
+        c = self.config
+        data = self.source.to_data(x)
+        if self.prior is not None:
+            with self.prior:
+                t = ctx.teacher(data).float()
+            bn = self.prior.loss()
+        else:
+            t, bn = ctx.teacher(data).float(), None
+        ce = F.cross_entropy(t, targets)
+        loss = c.oh * ce
+        logged = {"ce": ce.item()}
+        if c.tv:
+            tv = tv_prior(x)
+            loss, logged["tv"] = loss + c.tv * tv, tv.item()
+        if c.l2:
+            l2 = l2_prior(x)
+            loss, logged["l2"] = loss + c.l2 * l2, l2.item()
+        if bn is not None:
+            loss, logged["bn"] = loss + c.bn * bn, bn.item()
+        if c.adi:
+            was = ctx.student.training
+            ctx.student.eval()  # as the authors' code: the student's BN statistics do not move here
+            comp = competition_loss(ctx.student(data).float(), t)
+            ctx.student.train(was)
+            loss, logged["adi"] = loss + c.adi * comp, comp.item()
+        return loss, logged
+
+    def forward(self, batch, student, teacher, step):
+        return {"kd": kd_loss(student.logits, teacher.logits, self.config.temperature), **self.inner_terms()}
+
+
+__all__ = ["DeepInversion", "competition_loss"]

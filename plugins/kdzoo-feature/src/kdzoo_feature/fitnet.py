@@ -1,0 +1,136 @@
+"""FitNets — Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015, arXiv:1412.6550.
+
+Stage 1 (``hint``, exclusive: no label term, no other stack member): a regressor ``r`` maps the
+student's guided layer to the teacher's hint layer and ``MSE(r(v_g), u_h)`` trains the student up
+to the guided layer (later layers get no gradient) together with ``r``. The paper's
+``1/2 ||u_h - r(v_g)||^2`` is taken as a mean (as RepDistiller and timm do). The regressor is a
+1x1 convolution between maps (resolutions pooled to the smaller), or a linear layer when either
+side is a vector (maps are then globally average-pooled).
+
+Stage 2 (``kd``): the paper's KD of the whole student, ``(1 - alpha) CE + alpha T^2 KL``
+(``kdzoo_logit.kd.kd_loss``). With ``stage2: ce`` fitnet adds nothing in stage 2, so the stage is
+plain cross-entropy, or whatever the stack adds: ``fitnet+kd`` with ``stage2: ce`` is the same as
+``fitnet``; ``fitnet+kd`` with the default ``stage2: kd`` is refused (KD twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import kdzoo
+from kdzoo_logit.kd import kd_loss
+
+from .layers import Layer, as_map, as_vector, common_size, feature_layers, match, resolve_layer
+
+
+def hint_loss(regressed: Tensor, hint: Tensor) -> Tensor:
+    """Mean squared error of the regressed guided feature to the hint (teacher detached).
+
+    Args:
+        regressed: ``[B, C, H, W]`` or ``[B, D]``, the regressor's output.
+        hint: the teacher's hint, same rank; maps are pooled to the smaller resolution.
+    """
+    hint = hint.detach()
+    if regressed.dim() == 4:
+        regressed, hint = common_size(regressed, hint)
+    return F.mse_loss(regressed, hint)
+
+
+@dataclass
+class FitNetConfig:
+    """Attributes:
+    hint: teacher hint layer: ``auto`` (matched to the guided layer), a stage index or module name.
+    guided: student guided layer: ``auto`` (the middle stage, ``n // 2``), an index or module name.
+    hint_fraction: share of the step budget spent in the hint stage.
+    hint_weight: weight of the hint term.
+    stage2: ``kd`` (the paper) or ``ce`` (plain labels, or whatever the stack adds).
+    temperature: KD temperature of stage 2.
+    alpha: KD weight of stage 2; the label term gets ``1 - alpha``.
+    """
+
+    hint: int | str = "auto"
+    guided: int | str = "auto"
+    hint_fraction: float = 0.3
+    hint_weight: float = 1.0
+    stage2: Literal["kd", "ce"] = "kd"
+    temperature: float = 4.0
+    alpha: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.hint_fraction < 1.0:
+            raise kdzoo.ConfigError(f"strategy.fitnet.hint_fraction must be in (0, 1), got {self.hint_fraction}")
+        if self.temperature <= 0 or not 0.0 <= self.alpha <= 1.0 or self.hint_weight < 0:
+            raise kdzoo.ConfigError("strategy.fitnet: need temperature > 0, alpha in [0, 1], hint_weight >= 0")
+
+
+def fitnet_pair(teacher, student, hint: int | str, guided: int | str) -> tuple[Layer, Layer]:
+    """The (hint, guided) layers, automatic or named."""
+    t_layers, s_layers = feature_layers(teacher), feature_layers(student)
+    t_name, s_name = teacher.meta["name"], student.meta["name"]
+    if guided == "auto":
+        g = resolve_layer(s_layers, len(s_layers) // 2, s_name, "student guided")
+    else:
+        g = resolve_layer(s_layers, guided, s_name, "student guided")
+    if hint == "auto":
+        resolve_layer(t_layers, 0, t_name, "teacher hint")  # a clear error when the model has no layers
+        h = match(t_layers, s_layers, g)
+    else:
+        h = resolve_layer(t_layers, hint, t_name, "teacher hint")
+    return h, g
+
+
+class FitNet(kdzoo.Strategy):
+    """FitNets: a regressor from a student guided layer to a teacher hint layer (hint stage), then KD."""
+
+    name = "fitnet"
+    family = "feature"
+    paper = "Romero et al. 2015, arXiv:1412.6550"
+    Config = FitNetConfig
+    presets = {"paper": {"stage2": "kd", "temperature": 4.0, "alpha": 0.9}, "hint-then-ce": {"stage2": "ce"}}
+    uses_unlabelled = True
+
+    def __init__(self, config: FitNetConfig, ctx: kdzoo.RunContext) -> None:
+        super().__init__(config, ctx)
+        if config.stage2 == "kd" and any(s.name == "kd" for s in ctx.config.strategy):
+            raise kdzoo.ConfigError("fitnet already ends with KD (stage2: kd); use 'fitnet' alone, or set "
+                                    "strategy.fitnet.stage2=ce to let 'kd' supply stage 2")
+        self.hint, self.guided = fitnet_pair(ctx.teacher, ctx.student, config.hint, config.guided)
+        h, g = self.hint, self.guided
+        if h.is_map and g.is_map:
+            self.regressor: nn.Module = nn.Conv2d(g.channels, h.channels, kernel_size=1)
+        else:
+            self.regressor = nn.Linear(g.channels, h.channels)
+
+    def needs(self) -> kdzoo.Needs:
+        return kdzoo.Needs(kdzoo.Requirement(logits=True, features=(self.guided.index,)),
+                           kdzoo.Requirement(logits=self.config.stage2 == "kd", features=(self.hint.index,)))
+
+    def stages(self) -> list[kdzoo.Stage]:
+        f = self.config.hint_fraction
+        return [kdzoo.Stage("hint", f, exclusive=True), kdzoo.Stage(self.config.stage2, 1.0 - f)]
+
+    @property
+    def label_weight(self) -> float:
+        return 1.0 - self.config.alpha if self.config.stage2 == "kd" else 1.0
+
+    def term_weights(self) -> dict[str, float]:
+        return {"hint": self.config.hint_weight, "kd": self.config.alpha}
+
+    def regress(self, guided: Tensor, hint: Tensor) -> tuple[Tensor, Tensor]:
+        """Regressor output and the matching target: maps ``[B, Ct, H, W]`` or vectors ``[B, Dt]``."""
+        guided, hint = as_map(guided), as_map(hint)
+        if isinstance(self.regressor, nn.Conv2d):
+            return self.regressor(guided), hint
+        return self.regressor(as_vector(guided)), as_vector(hint)
+
+    def forward(self, batch, student, teacher, step):
+        if step.stage == "hint":
+            regressed, target = self.regress(student.features[self.guided.index], teacher.features[self.hint.index])
+            return {"hint": hint_loss(regressed, target)}
+        if self.config.stage2 == "kd":
+            return {"kd": kd_loss(student.logits, teacher.logits, self.config.temperature)}
+        return {}

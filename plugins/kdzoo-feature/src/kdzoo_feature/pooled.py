@@ -1,0 +1,78 @@
+"""Pooled-feature matching, as timm's ``FeatureDistillationTask`` (timm/task/distillation.py): the
+student's pre-logit features ``[B, Ds]``, through a learned linear projector when ``Ds != Dt``,
+matched to the teacher's pre-logit features ``[B, Dt]`` with mean squared error (timm's
+``F.mse_loss``) or cosine distance ``1 - cos``. It is FitNets' hint regression (Romero et al. 2015,
+arXiv:1412.6550) at the pre-logit layer; the projector is part of the strategy (trained,
+checkpointed, never exported with the student).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import kdzoo
+
+
+def pooled_loss(student: Tensor, teacher: Tensor, kind: str = "mse") -> Tensor:
+    """Distance of projected student features to the teacher's (teacher detached).
+
+    Args:
+        student: ``[B, D]`` (already projected to the teacher's width).
+        teacher: ``[B, D]``.
+        kind: ``mse`` (mean over batch and features) or ``cosine`` (mean of ``1 - cos``).
+    """
+    teacher = teacher.detach()
+    if kind == "cosine":
+        return (1.0 - F.cosine_similarity(student, teacher, dim=1)).mean()
+    return F.mse_loss(student, teacher)
+
+
+@dataclass
+class PooledConfig:
+    """Attributes:
+    weight: weight of the feature term (timm's ``distill_loss_weight``; labels keep weight 1).
+    loss: ``mse`` (timm) or ``cosine``.
+    projector: ``auto`` (a linear projector only when widths differ, as timm) or ``always``.
+    """
+
+    weight: float = 1.0
+    loss: Literal["mse", "cosine"] = "mse"
+    projector: Literal["auto", "always"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise kdzoo.ConfigError(f"strategy.pooled-feature.weight must be >= 0, got {self.weight}")
+
+
+class PooledFeature(kdzoo.Strategy):
+    """Pooled-feature matching: pre-logit features through a learned projector, MSE or cosine."""
+
+    name = "pooled-feature"
+    family = "feature"
+    paper = "timm FeatureDistillationTask; hint regression of Romero et al. 2015, arXiv:1412.6550"
+    Config = PooledConfig
+    presets = {"timm": {"weight": 1.0, "loss": "mse", "projector": "auto"}}
+    label_space = "any"
+    uses_unlabelled = True
+
+    def __init__(self, config: PooledConfig, ctx: kdzoo.RunContext) -> None:
+        super().__init__(config, ctx)
+        d_s, d_t = ctx.student.num_features, ctx.teacher.num_features
+        for model, d in ((ctx.student, d_s), (ctx.teacher, d_t)):
+            if d <= 0:
+                raise kdzoo.ConfigError(f"pooled-feature: model {model.meta['name']!r} reports no num_features "
+                                        f"(pre-logit width)")
+        self.projector = nn.Linear(d_s, d_t) if (d_s != d_t or config.projector == "always") else nn.Identity()
+
+    def needs(self) -> kdzoo.Needs:
+        return kdzoo.Needs(kdzoo.Requirement(logits=True, pooled=True), kdzoo.Requirement(pooled=True))
+
+    def term_weights(self) -> dict[str, float]:
+        return {"pooled": self.config.weight}
+
+    def forward(self, batch, student, teacher, step):
+        return {"pooled": pooled_loss(self.projector(student.pooled), teacher.pooled, self.config.loss)}
