@@ -21,7 +21,7 @@ from typing import Any
 from .config import RunConfig, load_yaml, make_config, parse_strategy, to_dict
 from .errors import ConfigError, unknown
 
-TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs"}
+TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references"}
 
 
 @dataclass
@@ -39,6 +39,22 @@ class Cell:
     @property
     def label(self) -> str:
         return f"{self.task} | {self.pair} | {self.variant} | seed {self.seed}"
+
+
+@dataclass
+class Reference:
+    """One reference row (a registered ``register_references`` item) for a task and pair."""
+
+    task: str
+    pair: str
+    name: str
+    config: RunConfig
+    key: str
+    missing: bool = False
+
+    @property
+    def variant(self) -> str:
+        return f"{self.name} (reference)"
 
 
 def variant_name(members: list[dict]) -> str:
@@ -92,7 +108,13 @@ def load_suite(name_or_path: str) -> dict[str, Any]:
 
 def expand(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None = 1) -> list[Cell]:
     """Every cell of a suite, validated (bad keys fail before anything runs)."""
+    return expand_all(suite, zoo, out, threads)[0]
+
+
+def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None = 1) -> tuple[list[Cell], list[Reference]]:
+    """Every cell and every reference row of a suite, validated before anything runs."""
     cells: list[Cell] = []
+    refs: list[Reference] = []
     ver = versions()
     installed = set(zoo.collect().strategies)
     for t_i, task in enumerate(suite.get("tasks") or []):
@@ -106,7 +128,23 @@ def expand(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None = 1) 
             train.update(steps=task["steps"], epochs=None)
         elif "epochs" in task:
             train["epochs"] = task["epochs"]
+        ref_names = task.get("references") or []
+        if not isinstance(ref_names, list) or not all(isinstance(r, str) for r in ref_names):
+            raise ConfigError(f"suite {suite.get('name')!r} task {tname!r}: 'references' must be a list of names")
         for pair in task["pairs"]:
+            for ref in ref_names:
+                data = dict(base, teacher=pair.get("teacher"), student=pair["student"], strategy="ce",
+                            train=dict(train, seeds=[seeds[0]]),
+                            runtime=dict(base.get("runtime") or {}, progress=False, threads=threads))
+                config = make_config(data)
+                if config.teacher is None:
+                    raise ConfigError(f"suite {suite.get('name')!r} task {tname!r}: reference {ref!r} needs a teacher")
+                resolved = to_dict(config)
+                for k in ("out", "name", "strategy", "train"):  # a reference depends on data and teacher only
+                    resolved.pop(k)
+                key = hashlib.sha256(json.dumps([ref, resolved, ver], sort_keys=True, default=str).encode()).hexdigest()[:16]
+                config.out, config.name = str(out / "references"), key
+                refs.append(Reference(tname, pair_name(pair), ref, config, key, ref not in zoo.collect().references))
             for entry in task["strategies"]:
                 members = parse_strategy(entry)
                 missing = [m["name"] for m in members if m["name"] not in installed]
@@ -122,7 +160,7 @@ def expand(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None = 1) 
                     cells.append(Cell(tname, pair_name(pair), variant_name(members), seed, config, key, missing))
     if not cells:
         raise ConfigError(f"suite {suite.get('name')!r} has no cells")
-    return cells
+    return cells, refs
 
 
 def _run_cell(config_data: dict) -> dict[str, Any]:
@@ -156,7 +194,7 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     zoo = zoo or load_zoo()
     suite = load_suite(suite_name)
     out = Path(out)
-    cells = expand(suite, zoo, out)
+    cells, refs = expand_all(suite, zoo, out)
     runnable = [c for c in cells if not c.missing]
     todo = [c for c in runnable if cell_summary(c) is None]
     log(f"bench {suite['name']}: {len(cells)} cells, {len(cells) - len(todo) - (len(cells) - len(runnable))} reused, "
@@ -195,13 +233,46 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
                     bar.update(1)
     if bar is not None:
         bar.close()
+    for ref in refs:
+        if not ref.missing and reference_result(ref) is None:
+            if bar is None:
+                log(f"reference {ref.name}: {ref.task} | {ref.pair}")
+            try:
+                _run_reference(ref, zoo, log)
+            except ConfigError as exc:
+                errors[ref.key] = str(exc)
     timings = _timing_pass(cells, zoo, remeasure_training=jobs > 1)
-    results = collect(suite, cells, errors, timings)
+    results = collect(suite, cells, errors, timings, refs)
     results["elapsed_seconds"] = time.time() - started
     write_outputs(results, out)
     record("bench", out, {"suite": suite["name"], "cells": len(cells), "ran": len(todo)})
     log(f"bench {suite['name']}: results in {out} (report: {out / 'report.html'})")
     return results
+
+
+def reference_result(ref: Reference) -> dict[str, Any] | None:
+    path = Path(ref.config.out) / f"{ref.key}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _run_reference(ref: Reference, zoo: Any, log) -> dict[str, Any]:
+    """Compute one reference row with the task's (cached) teacher; written atomically, reused on re-runs."""
+    from .checkpoint import write_text
+    from .data import channel_stats
+    from .engine import prepare, setup_runtime
+    from .teacher import resolve_teacher
+
+    device = setup_runtime(ref.config)
+    bundle, splits = prepare(ref.config, zoo)
+    mean, std = channel_stats(bundle, splits.train)
+    teacher = resolve_teacher(ref.config, bundle, splits, zoo, mean, std, log=lambda *a, **k: None).to(device).eval()
+    teacher.requires_grad_(False)  # frozen, as in distillation
+    result = dict(zoo.reference(ref.name).obj(teacher, bundle, splits))
+    if not isinstance(result.get("test_acc"), (int, float)):
+        raise ConfigError(f"reference {ref.name!r} returned no numeric 'test_acc' (got keys {sorted(result)})")
+    result["labelled"] = int(len(splits.labelled))
+    write_text(Path(ref.config.out) / f"{ref.key}.json", json.dumps(result, indent=2, default=float))
+    return result
 
 
 def _prepare_teachers(cells: list[Cell], zoo: Any, log) -> None:
@@ -270,11 +341,27 @@ def _short_training_ms(cell: Cell, zoo: Any, steps: int = 20) -> float:
     return summary["train_seconds"] / steps * 1000
 
 
-def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dict) -> dict[str, Any]:
+def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dict,
+            refs: list[Reference] = ()) -> dict[str, Any]:
     """Per-cell rows plus per-variant aggregates with the paired verdict against ``ce``."""
     from .registry import load_registry
 
     catalog = load_registry().get("strategies", {})
+    ref_rows = []
+    for ref in refs:
+        row: dict[str, Any] = {"task": ref.task, "pair": ref.pair, "variant": ref.variant, "seed": None,
+                               "key": ref.key, "kind": "reference", "teacher": ref.config.teacher.name,
+                               "student": None}
+        result = reference_result(ref)
+        if ref.missing:
+            hint = load_registry().get("references", {}).get(ref.name, {}).get("plugin", "the plugin providing it")
+            row["status"] = f"skipped: reference {ref.name} not installed (pip install {hint})"
+        elif result is None:
+            row["status"] = f"failed: {errors.get(ref.key, 'no result')}"
+        else:
+            row.update(status="ok", test_best_acc=result["test_acc"], val_best_acc=result.get("val_acc"),
+                       student_params=result.get("params"), latency_ms=result.get("ms_per_image"))
+        ref_rows.append(row)
     rows = []
     for cell in cells:
         row = {"task": cell.task, "pair": cell.pair, "variant": cell.variant, "seed": cell.seed, "key": cell.key,
@@ -300,6 +387,7 @@ def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dic
             if meta:
                 row["teacher_test"] = (meta.get("test") or {})
         rows.append(row)
+    rows.extend(ref_rows)  # after the strategies, in the table as in the plots
     from .report import aggregate
 
     return {"suite": suite.get("name"), "versions": versions(), "rows": rows, "summary": aggregate(rows)}

@@ -47,3 +47,19 @@ def register_datasets(register):
         ``loader(arg, root) -> kdzoo.data.DatasetBundle`` returns tensors held in memory.
     :returns: nothing; call ``register`` once per dataset.
     """
+
+
+@hookspec
+def register_references(register):
+    """Register reference rows: measurements shown beside the students in ``kdzoo bench``, not strategies.
+
+    A suite task lists the references it wants (``references: [teacher-feature-probe]``); each is
+    computed once per task and teacher/student pair, cached in the bench directory, and reported
+    without a "beats ce" verdict (e.g. a linear probe on the teacher's features).
+
+    :param register: ``register(name, fn, *, description="...")``; ``fn(teacher, bundle, splits)``
+        gets the frozen teacher (``kdzoo.KDModel``, eval mode), the task's ``DatasetBundle`` and its
+        ``Splits`` (labelled samples: ``splits.labelled``) and returns a dict with ``test_acc`` (%)
+        and optionally ``val_acc``, ``params`` and ``ms_per_image``.
+    :returns: nothing; call ``register`` once per reference.
+    """

@@ -62,6 +62,7 @@ class Zoo:
         self.strategies: dict[str, Entry] = {}
         self.models: dict[str, Entry] = {}
         self.datasets: dict[str, Entry] = {}
+        self.references: dict[str, Entry] = {}
         self._collected = False
 
     # -- loading ---------------------------------------------------------------------------------
@@ -119,16 +120,21 @@ class Zoo:
             return self
         from .strategy import Strategy
 
-        self.strategies, self.models, self.datasets = {}, {}, {}
+        self.strategies, self.models, self.datasets, self.references = {}, {}, {}, {}
 
         def check_strategy(name: str, obj: Any, meta: dict) -> None:
             if not (isinstance(obj, type) and issubclass(obj, Strategy)):
                 raise PluginError(f"register_strategies got {obj!r}, not a kdzoo.Strategy subclass")
 
+        def check_callable(name: str, obj: Any, meta: dict) -> None:
+            if not callable(obj):
+                raise PluginError(f"register_references got {obj!r} for {name!r}, not a callable")
+
         hooks: list[tuple[str, dict[str, Entry], Callable]] = [
             ("register_strategies", self.strategies, check_strategy),
             ("register_models", self.models, lambda n, o, m: None),
             ("register_datasets", self.datasets, lambda n, o, m: None),
+            ("register_references", self.references, check_callable),
         ]
         for hook_name, table, check in hooks:
             caller = getattr(self.pm.hook, hook_name)
@@ -172,6 +178,13 @@ class Zoo:
     def model(self, name: str) -> Entry | None:
         """The registered (non-timm) model called ``name``, or None."""
         return self.collect().models.get(name)
+
+    def reference(self, name: str) -> Entry:
+        """The registered reference row called ``name``, or a ConfigError naming the closest ones."""
+        self.collect()
+        if name not in self.references:
+            raise unknown("reference", name, self.references)
+        return self.references[name]
 
     def dataset(self, name: str) -> Entry:
         """The registered dataset called ``name``, or a ConfigError naming the closest ones."""

@@ -16,7 +16,7 @@ from .metrics import compare, mean_std
 
 
 def _metric(rows: list[dict]) -> tuple[str, bool]:
-    ok = [r for r in rows if r.get("status") == "ok"]
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("kind") != "reference"]
     if ok and "test_best_mse" in ok[0]:
         return "mse", False
     return "acc", True
@@ -32,6 +32,15 @@ def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
         ok = [r for r in members if r.get("status") == "ok"]
         entry: dict[str, Any] = {"task": task, "pair": pair, "variant": variant, "seeds": len(ok),
                                  "status": "ok" if ok else members[0].get("status")}
+        if members[0].get("kind") == "reference":
+            # one measurement, no seeds and no verdict: shown beside the students for scale
+            entry.update(kind="reference", seeds=0, metric="acc")
+            if ok:
+                for col in ("test_best_acc", "val_best_acc", "student_params", "latency_ms"):
+                    if ok[0].get(col) is not None:
+                        entry[col] = ok[0][col]
+            out.append(entry)
+            continue
         if ok:
             metric, higher = _metric(ok)
             entry["metric"] = metric
@@ -78,6 +87,11 @@ def table_rows(summary: list[dict]) -> list[dict[str, str]]:
         if "teacher" in e and (e["task"], e["pair"]) not in teachers_done:
             teachers_done.add((e["task"], e["pair"]))
             rows.append({"task": e["task"], "pair": e["pair"], "variant": "teacher", "best": _fmt(e["teacher"])})
+        if e.get("kind") == "reference":
+            rows.append({"task": e["task"], "pair": e["pair"], "variant": e["variant"],
+                         "best": _fmt(e.get("test_best_acc")) if e["status"] == "ok" else e["status"],
+                         "student_params": _fmt(e.get("student_params")), "latency_ms": _fmt(e.get("latency_ms"), 3)})
+            continue
         verdict = ""
         if "vs_ce" in e:
             v = e["vs_ce"]
@@ -98,7 +112,9 @@ def markdown(results: dict[str, Any]) -> str:
     head = "| " + " | ".join(t for _, t in COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
     body = "".join("| " + " | ".join(r.get(k, "") for k, _ in COLUMNS) + " |\n" for r in rows)
     note = ("\nMean ± std over seeds; 'vs ce' is the project's paired rule (mean paired difference above two "
-            "standard errors, or every seed winning) with the mean difference and wins.\n")
+            "standard errors, or every seed winning) with the mean difference and wins. '(reference)' rows are one "
+            "measurement on the frozen teacher with the same labels (e.g. a probe on its features); their params "
+            "and ms/img include the teacher.\n")
     return f"# Bench `{results['suite']}`\n\n" + head + body + note
 
 
@@ -111,9 +127,10 @@ def plots(results: dict[str, Any]) -> dict[str, bytes]:
 
     images = {}
     groups: dict[tuple, list[dict]] = defaultdict(list)
+    references: dict[tuple, list[dict]] = defaultdict(list)
     for e in results["summary"]:
         if e["status"] == "ok":
-            groups[(e["task"], e["pair"])].append(e)
+            (references if e.get("kind") == "reference" else groups)[(e["task"], e["pair"])].append(e)
     for i, ((task, pair), entries) in enumerate(groups.items()):
         metric = entries[0]["metric"]
         fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(entries) + 2), 3.2))
@@ -122,7 +139,10 @@ def plots(results: dict[str, Any]) -> dict[str, bytes]:
         ax.bar(range(len(entries)), means, yerr=stds, capsize=3, color="#4c72b0")
         if "teacher" in entries[0]:
             ax.axhline(entries[0]["teacher"], color="#c44e52", ls="--", label="teacher")
-            ax.legend(loc="lower right")
+        for ref, color in zip(references.get((task, pair), []), ("#55a868", "#8172b2", "#937860")):
+            ax.axhline(ref["test_best_acc"], color=color, ls=":", label=ref["variant"])
+        if "teacher" in entries[0] or references.get((task, pair)):
+            ax.legend(loc="lower right", fontsize=7)
         ax.set_xticks(range(len(entries)), [e["variant"] for e in entries], rotation=30, ha="right", fontsize=8)
         lo = min(m - s for m, s in zip(means, stds))
         ax.set_ylim(max(0, lo - 5) if metric == "acc" else 0, None)
@@ -164,7 +184,8 @@ def html_report(results: dict[str, Any], images: dict[str, bytes]) -> str:
             "img{margin:6px;border:1px solid #ddd}</style></head><body>"
             f"<h1>kdzoo bench <code>{html.escape(str(results['suite']))}</code></h1><p>versions: {ver}</p>"
             f"<table><tr>{head}</tr>{body}</table><p>Mean ± std over seeds; 'vs ce' is the paired rule "
-            f"(mean paired difference &gt; 2 s.e., or every seed winning).</p><div>{imgs}</div></body></html>")
+            f"(mean paired difference &gt; 2 s.e., or every seed winning). '(reference)' rows are one measurement "
+            f"on the frozen teacher with the same labels; their params and ms/img include the teacher.</p><div>{imgs}</div></body></html>")
 
 
 def write_outputs(results: dict[str, Any], out: Path) -> None:

@@ -161,3 +161,61 @@ def test_distill_with_and_without_teacher_cache_is_identical(tmp_path):
         return r.seeds[0]["test_best"], r.seeds[0]["val_best"]
 
     assert run("auto", "a") == run("off", "b")
+
+
+class CountingReference:
+    """A plugin with one reference row that counts its calls (to check caching)."""
+
+    calls = 0
+
+    @staticmethod
+    def majority(teacher, bundle, splits):
+        CountingReference.calls += 1
+        labelled = bundle.y[splits.labelled]
+        majority = labelled.bincount().argmax()
+        test = bundle.y[splits.test]
+        assert not teacher.training and all(not p.requires_grad for p in teacher.parameters())
+        return {"test_acc": float((test == majority).float().mean() * 100), "params": 0}
+
+
+def test_hook_register_references_rows_are_computed_once_and_reused(tmp_path):
+    import kdzoo
+    from kdzoo.plugins import load_zoo
+
+    class Plugin:
+        @kdzoo.hookimpl
+        def register_references(register):
+            register("majority-class", CountingReference.majority, description="majority class of the labels")
+
+    zoo = load_zoo()
+    assert zoo.add_plugin(Plugin, "counting", "kdzoo-counting")
+    assert zoo.collect().references["majority-class"].distribution == "kdzoo-counting"
+    suite = json.loads(json.dumps(SUITE))
+    suite["tasks"][0].update(strategies=["ce"], references=["majority-class", "teacher-feature-probe", "no-such-ref"])
+    suite["seeds"] = [0]
+    CountingReference.calls = 0
+    results = run_bench(write_suite(tmp_path, suite), tmp_path / "b", zoo=zoo, progress=False, log=lambda *a: None)
+    rows = {r["variant"]: r for r in results["rows"]}
+    assert CountingReference.calls == 1 and rows["majority-class (reference)"]["status"] == "ok"
+    assert 5.0 < rows["majority-class (reference)"]["test_best_acc"] < 20.0  # one digit of ten
+    assert rows["no-such-ref (reference)"]["status"].startswith("skipped: reference no-such-ref not installed")
+    if "teacher-feature-probe" in zoo.references:  # kdzoo-feature installed
+        probe = rows["teacher-feature-probe (reference)"]
+        assert probe["status"] == "ok" and probe["test_best_acc"] > 50 and probe["student_params"] > 0
+    entry = next(e for e in results["summary"] if e["variant"] == "majority-class (reference)")
+    assert entry["kind"] == "reference" and "vs_ce" not in entry
+    md = (tmp_path / "b" / "results.md").read_text()
+    assert "| majority-class (reference) |" in md
+    run_bench(write_suite(tmp_path, suite), tmp_path / "b", zoo=zoo, progress=False, log=lambda *a: None)
+    assert CountingReference.calls == 1  # reused from the bench directory
+
+
+def test_bad_references_entry_is_a_config_error(tmp_path):
+    from kdzoo.bench import expand_all, load_suite
+    from kdzoo.errors import ConfigError
+    from kdzoo.plugins import load_zoo
+
+    suite = json.loads(json.dumps(SUITE))
+    suite["tasks"][0]["references"] = "teacher-feature-probe"
+    with pytest.raises(ConfigError, match="'references' must be a list"):
+        expand_all(load_suite(write_suite(tmp_path, suite)), load_zoo(), tmp_path / "b")

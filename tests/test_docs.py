@@ -125,6 +125,24 @@ def test_hook_register_datasets_example_in_docs_loads_and_trains(tmp_path):
     assert result.seeds[0]["steps"] == 2
 
 
+def test_hook_register_references_example_in_docs_runs_in_a_bench(tmp_path):
+    import yaml
+
+    from kdzoo.bench import run_bench
+
+    zoo = load_zoo()
+    assert zoo.add_plugin(doc_example("register_references"), "docs-example", "docs-example")
+    assert zoo.collect().references["majority-class"].distribution == "docs-example"
+    suite = {"name": "ref", "seeds": [0], "tasks": [{
+        "name": "digits", "data": {"name": "digits", "labels_per_class": 5}, "steps": 2,
+        "teacher_train": {"epochs": 1}, "references": ["majority-class"],
+        "pairs": [{"teacher": "mlp", "student": {"name": "mlp", "kwargs": {"hidden": [8]}}}], "strategies": ["ce"]}]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(suite))
+    results = run_bench(str(tmp_path / "s.yaml"), tmp_path / "b", zoo=zoo, progress=False, log=lambda *a: None)
+    row = next(r for r in results["rows"] if r["variant"] == "majority-class (reference)")
+    assert row["status"] == "ok" and 5.0 < row["test_best_acc"] < 20.0
+
+
 # -- the example plugin -----------------------------------------------------------------------------
 def test_example_plugin_files_are_shown_verbatim_in_plugins_md():
     blocks = marked_blocks(PLUGINS_MD.read_text(), FILE_MARK)

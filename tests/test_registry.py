@@ -26,6 +26,12 @@ def test_every_in_repo_strategy_is_catalogued_with_its_family_and_plugin(zoo):
         assert row["paper"] == entry.obj.paper
 
 
+def test_every_in_repo_reference_is_catalogued_with_its_plugin(zoo):
+    reg = load_registry()
+    in_repo = {name: e for name, e in zoo.collect().references.items() if e.distribution in reg["plugins"]}
+    assert {n: e.distribution for n, e in in_repo.items()} == {n: r["plugin"] for n, r in reg["references"].items()}
+
+
 def test_every_in_repo_plugin_dir_declares_a_kdzoo_entry_point():
     reg = load_registry()
     dirs = {p.parent.name for p in (ROOT / "plugins").glob("*/pyproject.toml")}

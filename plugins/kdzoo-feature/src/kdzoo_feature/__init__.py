@@ -2,8 +2,9 @@
 
 Strategies (each returns only its feature term; the trainer adds the hard-label term and ``+kd``
 composes Hinton KD): ``fitnet`` (hint stage, then KD), ``at`` (attention transfer) and
-``pooled-feature`` (pre-logit matching). :func:`kdzoo_feature.probe.teacher_feature_probe` is the
-teacher-feature probe, a reference row (not a strategy).
+``pooled-feature`` (pre-logit matching). The teacher-feature probe
+(:func:`kdzoo_feature.probe.teacher_feature_probe`) is a reference row, not a strategy: registered as
+``teacher-feature-probe`` for ``kdzoo bench`` (``references:`` in a suite task).
 """
 
 from __future__ import annotations
@@ -23,4 +24,18 @@ def register_strategies(register):
         register(cls)
 
 
-__all__ = ["AttentionTransfer", "FitNet", "PooledFeature", "STRATEGIES"]
+def teacher_feature_probe_row(teacher, bundle, splits) -> dict:
+    """Bench reference row: logistic regression on the teacher's pooled features, same labels."""
+    from .probe import teacher_feature_probe
+
+    probe = teacher_feature_probe(teacher, bundle, splits)["probe"]
+    return {k: probe[k] for k in ("test_acc", "val_acc", "params", "ms_per_image", "C")}
+
+
+@kdzoo.hookimpl
+def register_references(register):
+    register("teacher-feature-probe", teacher_feature_probe_row,
+             description="logistic regression on the frozen teacher's pooled features, with the student's labels")
+
+
+__all__ = ["AttentionTransfer", "FitNet", "PooledFeature", "STRATEGIES", "teacher_feature_probe_row"]
