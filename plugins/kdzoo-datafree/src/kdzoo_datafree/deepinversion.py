@@ -100,7 +100,7 @@ class DeepInversion(DataFreeStrategy):
         "paper": {"synth_batch": 256, "iters": 2000, "lr": 0.05, "bn": 10.0, "oh": 1.0, "tv": 2.5e-5, "l2": 0.0,
                   "jitter": 2, "temperature": 20.0},
         # chosen on mnist5k validation under a 10-minute CPU budget (see the plugin README)
-        "cpu": {"batches": 16, "synth_batch": 256, "iters": 200, "lr": 0.1, "bn": 10.0, "oh": 1.0, "tv": 2.5e-5,
+        "cpu": {"batches": 8, "synth_batch": 256, "iters": 200, "lr": 0.1, "bn": 10.0, "oh": 1.0, "tv": 1e-2,
                 "l2": 0.0, "jitter": 2, "temperature": 4.0},
     }
 
