@@ -131,6 +131,9 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
         ref_names = task.get("references") or []
         if not isinstance(ref_names, list) or not all(isinstance(r, str) for r in ref_names):
             raise ConfigError(f"suite {suite.get('name')!r} task {tname!r}: 'references' must be a list of names")
+        strategies = list(task["strategies"])
+        if not any(parse_strategy(e) == parse_strategy("ce") for e in strategies):
+            strategies.insert(0, "ce")  # a ce row is always in the table: every verdict is against it
         for pair in task["pairs"]:
             for ref in ref_names:
                 data = dict(base, teacher=pair.get("teacher"), student=pair["student"], strategy="ce",
@@ -145,7 +148,7 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                 key = hashlib.sha256(json.dumps([ref, resolved, ver], sort_keys=True, default=str).encode()).hexdigest()[:16]
                 config.out, config.name = str(out / "references"), key
                 refs.append(Reference(tname, pair_name(pair), ref, config, key, ref not in zoo.collect().references))
-            for entry in task["strategies"]:
+            for entry in strategies:
                 members = parse_strategy(entry)
                 missing = [m["name"] for m in members if m["name"] not in installed]
                 for seed in seeds:
@@ -185,7 +188,7 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     Args:
         suite_name: a suite in ``registry.yaml`` or a YAML file.
         out: the bench directory (cells, results, report).
-        jobs: cells run in this many worker processes (timings are re-measured serially).
+        jobs: cells run in this many worker processes (latency is measured serially afterwards).
     """
     from .plugins import load_zoo
     from .report import write_outputs
@@ -198,7 +201,8 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     runnable = [c for c in cells if not c.missing]
     todo = [c for c in runnable if cell_summary(c) is None]
     log(f"bench {suite['name']}: {len(cells)} cells, {len(cells) - len(todo) - (len(cells) - len(runnable))} reused, "
-        f"{len(todo)} to run, {len(cells) - len(runnable)} skipped (not installed)")
+        f"{len(todo)} to run, {len(cells) - len(runnable)} skipped (not installed)"
+        + (f"; {len(refs)} reference rows" if refs else ""))
     _prepare_teachers(todo, zoo, log)
     errors: dict[str, str] = {}
     started = time.time()
@@ -241,7 +245,7 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
                 _run_reference(ref, zoo, log)
             except ConfigError as exc:
                 errors[ref.key] = str(exc)
-    timings = _timing_pass(cells, zoo, remeasure_training=jobs > 1)
+    timings = _timing_pass(cells, zoo)
     results = collect(suite, cells, errors, timings, refs)
     results["elapsed_seconds"] = time.time() - started
     write_outputs(results, out)
@@ -295,8 +299,14 @@ def _prepare_teachers(cells: list[Cell], zoo: Any, log) -> None:
         resolve_teacher(cell.config, bundle, splits, zoo, mean, std, log=log)
 
 
-def _timing_pass(cells: list[Cell], zoo: Any, remeasure_training: bool) -> dict[str, dict[str, float]]:
-    """Serial timings per (task, pair, variant): inference latency, and training ms/step."""
+def _timing_pass(cells: list[Cell], zoo: Any) -> dict[str, dict[str, float]]:
+    """Inference latency per (task, pair, variant), measured serially after every cell has run.
+
+    Training cost needs no re-run: it is each cell's own process CPU time per optimiser step (one
+    thread per cell), which cells running side by side do not inflate as they inflate wall time. A
+    short serial re-run would misstate strategies whose cost is front-loaded (DeepInversion's
+    inversion rounds all fall into the first steps of a short run).
+    """
     import torch
 
     from .data import load_dataset, to_float
@@ -309,36 +319,15 @@ def _timing_pass(cells: list[Cell], zoo: Any, remeasure_training: bool) -> dict[
     try:
         for cell in cells:
             group = f"{cell.task}|{cell.pair}|{cell.variant}"
-            summary = cell_summary(cell)
-            if group in timings or summary is None:
+            if group in timings or cell_summary(cell) is None:
                 continue
             exported = Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "student.safetensors"
             model = load_model(exported, zoo)
             bundle = load_dataset(cell.config.data.name, cell.config.data.root, zoo)
-            entry = {"latency_ms": latency_ms(model, to_float(bundle.x[:1]))}
-            if remeasure_training:
-                entry["ms_per_step"] = _short_training_ms(cell, zoo)
-            else:
-                entry["ms_per_step"] = summary["train_seconds"] / max(1, summary["steps"]) * 1000
-            timings[group] = entry
+            timings[group] = {"latency_ms": latency_ms(model, to_float(bundle.x[:1]))}
     finally:
         torch.set_num_threads(threads)
     return timings
-
-
-def _short_training_ms(cell: Cell, zoo: Any, steps: int = 20) -> float:
-    import tempfile
-
-    from .engine import distill
-
-    data = to_dict(cell.config)
-    data["train"].update(steps=steps, epochs=None, eval_every=steps)
-    data["runtime"]["threads"] = 1
-    with tempfile.TemporaryDirectory() as tmp:
-        data.update(out=tmp, name="timing")
-        result = distill(make_config(data), zoo=zoo, log=lambda *a, **k: None)
-    summary = next(iter(result.seeds.values()))
-    return summary["train_seconds"] / steps * 1000
 
 
 def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dict,
@@ -382,6 +371,8 @@ def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dic
             row.update(student_params=summary["student_params"], flops=summary.get("student_flops"),
                        extra_params=summary["strategy_params"], train_seconds=summary.get("train_seconds"),
                        cpu_seconds=summary["cpu_seconds"], steps=summary["steps"])
+            train_cpu = summary.get("train_cpu_seconds", summary["cpu_seconds"])
+            row.update(train_cpu_seconds=train_cpu, ms_per_step=train_cpu / max(1, summary["steps"]) * 1000)
             row.update(timings.get(f"{cell.task}|{cell.pair}|{cell.variant}", {}))
             meta = _teacher_meta(cell)
             if meta:

@@ -150,6 +150,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     wall = time.time()
     result = trainer.fit(run_dir, resume=resuming)
     train_seconds = time.time() - wall
+    train_cpu_seconds = time.process_time() - started
     metric, _ = primary_metric(task)
     last_test = _test(trainer.eval_model(), bundle, splits, task, config, target_norm, device)
     trainer.eval_model().load_state_dict(result.best_state)
@@ -164,6 +165,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         "student_flops": count_flops(trainer.eval_model(), sample), "best_step": result.best_step, "val_best": result.best_val,
         "val_last": result.last_val, "test_best": best_test, "test_last": last_test,
         "cpu_seconds": time.process_time() - started, "wall_seconds": time.time() - wall, "train_seconds": train_seconds,
+        "train_cpu_seconds": train_cpu_seconds,
         "student_params": sum(p.numel() for p in student.net.parameters()),
         "strategy_params": sum(p.numel() for p in stack.parameters()),
     }
