@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -36,6 +36,8 @@ class RunContext:
         splits: the dataset's split indices.
         rank: this process's rank under torchrun (data sources seed their stream with it).
         world_size: number of processes.
+        log: where strategies report (``print`` on the command line; silent on other ranks and in
+            bench cells).
     """
 
     config: RunConfig
@@ -54,6 +56,7 @@ class RunContext:
     splits: Splits | None = None
     rank: int = 0
     world_size: int = 1
+    log: Callable[..., None] = print
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -130,7 +130,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     ctx = RunContext(config=config, student=student, teacher=teacher, task=task, classes=list(bundle.classes),
                      data_shape=bundle.sample_shape, seed=seed, device=device, total_steps=total_steps(config, spe),
                      steps_per_epoch=spe, run_dir=run_dir, zoo=zoo, bundle=bundle, splits=splits,
-                     rank=dist.rank, world_size=dist.world_size)
+                     rank=dist.rank, world_size=dist.world_size, log=log)
     stack = build_stack(config.strategy, ctx, zoo, config.label_weight).to(device)
     if run_dir is not None and main:
         run_dir.mkdir(parents=True, exist_ok=True)

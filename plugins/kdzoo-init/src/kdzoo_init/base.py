@@ -94,7 +94,7 @@ class ParameterInit(kdzoo.Strategy):
         }
         if ctx.rank == 0:  # one voice under torchrun; every rank applies the same plan
             for line in report_lines(report, plan):
-                print(line)
+                ctx.log(line)
         return report
 
 
