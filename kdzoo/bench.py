@@ -262,15 +262,9 @@ def reference_result(ref: Reference) -> dict[str, Any] | None:
 def _run_reference(ref: Reference, zoo: Any, log) -> dict[str, Any]:
     """Compute one reference row with the task's (cached) teacher; written atomically, reused on re-runs."""
     from .checkpoint import write_text
-    from .data import channel_stats
-    from .engine import prepare, setup_runtime
-    from .teacher import resolve_teacher
+    from .teacher import task_teacher
 
-    device = setup_runtime(ref.config)
-    bundle, splits = prepare(ref.config, zoo)
-    mean, std = channel_stats(bundle, splits.train)
-    teacher = resolve_teacher(ref.config, bundle, splits, zoo, mean, std, log=lambda *a, **k: None).to(device).eval()
-    teacher.requires_grad_(False)  # frozen, as in distillation
+    teacher, bundle, splits = task_teacher(ref.config, zoo, log=lambda *a, **k: None)
     result = dict(zoo.reference(ref.name).obj(teacher, bundle, splits))
     if not isinstance(result.get("test_acc"), (int, float)):
         raise ConfigError(f"reference {ref.name!r} returned no numeric 'test_acc' (got keys {sorted(result)})")
@@ -281,9 +275,7 @@ def _run_reference(ref: Reference, zoo: Any, log) -> dict[str, Any]:
 
 def _prepare_teachers(cells: list[Cell], zoo: Any, log) -> None:
     """Train or load each distinct teacher once, before any cell (and any worker) needs it."""
-    from .data import channel_stats
-    from .engine import prepare, setup_runtime
-    from .teacher import resolve_teacher, teacher_key
+    from .teacher import task_teacher, teacher_key
 
     seen = set()
     for cell in cells:
@@ -293,10 +285,7 @@ def _prepare_teachers(cells: list[Cell], zoo: Any, log) -> None:
         if key in seen:
             continue
         seen.add(key)
-        setup_runtime(cell.config)
-        bundle, splits = prepare(cell.config, zoo)
-        mean, std = channel_stats(bundle, splits.train)
-        resolve_teacher(cell.config, bundle, splits, zoo, mean, std, log=log)
+        task_teacher(cell.config, zoo, log=log)
 
 
 def _timing_pass(cells: list[Cell], zoo: Any) -> dict[str, dict[str, float]]:

@@ -146,9 +146,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_teacher(args: argparse.Namespace) -> int:
     from .config import make_config
-    from .engine import prepare
     from .plugins import load_zoo
-    from .teacher import resolve_teacher
+    from .teacher import task_teacher
 
     data = _config_data(args)
     if args.epochs is not None:
@@ -157,12 +156,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     if not data.get("teacher"):
         raise KdzooError("kdzoo teacher needs --teacher MODEL")
     config = make_config(data, args.set)
-    zoo = load_zoo()
-    bundle, splits = prepare(config, zoo)
-    from .data import channel_stats
-
-    mean, std = channel_stats(bundle, splits.train)
-    model = resolve_teacher(config, bundle, splits, zoo, mean, std)
+    model = task_teacher(config, load_zoo())[0]
     print(json.dumps({"name": model.meta["name"], "val": model.meta.get("val"), "test": model.meta.get("test")}))
     return 0
 

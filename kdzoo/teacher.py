@@ -80,6 +80,27 @@ def load_teacher_file(cfg: ModelConfig, bundle: DatasetBundle, zoo: Any, mean, s
     return model
 
 
+def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None, DatasetBundle, Splits]:
+    """A run config's data and its frozen teacher on the run's device (trained and cached on first use).
+
+    For tools that need the teacher outside a distillation run (``kdzoo teacher``, bench teachers
+    and reference rows, probes); ``kdzoo.distill`` does the same inside the run.
+
+    Returns:
+        ``(teacher, bundle, splits)``; the teacher is in eval mode without parameter gradients,
+        or ``None`` when the config has no teacher.
+    """
+    from .data import channel_stats
+    from .engine import prepare, setup_runtime
+    from .trainer import freeze
+
+    device = setup_runtime(config)
+    bundle, splits = prepare(config, zoo)
+    mean, std = channel_stats(bundle, splits.train)
+    teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log)
+    return (None if teacher is None else freeze(teacher.to(device))), bundle, splits
+
+
 def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, mean, std,
                     log=print) -> KDModel | None:
     """The run's teacher: from its checkpoint, from the cache, or trained now and cached.

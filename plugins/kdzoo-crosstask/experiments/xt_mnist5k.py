@@ -73,17 +73,14 @@ def stats(summary: dict, which: str) -> tuple[float, float, dict[int, float]]:
 
 def probe(base: dict, overrides: list[str], k: int, random_teacher: bool, zoo) -> dict:
     from kdzoo.config import make_config
-    from kdzoo.data import channel_stats
-    from kdzoo.engine import prepare
-    from kdzoo.teacher import resolve_teacher
+    from kdzoo.teacher import task_teacher
     from kdzoo_crosstask.probe import ncm_probe
 
     data = dict(base, strategy="ce")
     data["data"] = dict(base["data"], labels_per_class=k)
     config = make_config(data, list(overrides) + (["teacher_train.random_init=true"] if random_teacher else []))
-    bundle, splits = prepare(config, zoo)
-    mean, std = channel_stats(bundle, splits.train)
-    return ncm_probe(resolve_teacher(config, bundle, splits, zoo, mean, std, log=lambda *a: None), bundle, splits)
+    teacher, bundle, splits = task_teacher(config, zoo, log=lambda *a: None)
+    return ncm_probe(teacher, bundle, splits)
 
 
 def main() -> None:

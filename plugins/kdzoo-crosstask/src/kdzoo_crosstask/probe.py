@@ -75,11 +75,9 @@ def ncm_probe(model: Any, bundle: Any, splits: Any, metric: str = "cosine", batc
 def main(argv: list[str] | None = None) -> int:
     """``python -m kdzoo_crosstask.probe``: print the probe's JSON (exit 2 with one line on a bad config)."""
     from kdzoo.config import load_yaml, make_config
-    from kdzoo.data import channel_stats
-    from kdzoo.engine import prepare, setup_runtime
     from kdzoo.errors import KdzooError
     from kdzoo.plugins import load_zoo
-    from kdzoo.teacher import resolve_teacher
+    from kdzoo.teacher import task_teacher
 
     p = argparse.ArgumentParser(prog="python -m kdzoo_crosstask.probe", description=__doc__.splitlines()[0])
     p.add_argument("-c", "--config")
@@ -113,14 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         config = make_config(data, args.set)
         if config.teacher is None:
             raise KdzooError("the probe needs a teacher (--teacher MODEL or teacher: in the config)")
-        zoo = load_zoo()
-        bundle, splits = prepare(config, zoo)
-        device = setup_runtime(config)
-        mean, std = channel_stats(bundle, splits.train)
-        teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=lambda *a: print(*a, file=sys.stderr))
+        teacher, bundle, splits = task_teacher(config, load_zoo(), log=lambda *a: print(*a, file=sys.stderr))
         result = {"data": config.data.name, "teacher": config.teacher.name, "teacher_data": config.teacher_data,
                   "random_init": config.teacher_train.random_init, "labels_per_class": config.data.labels_per_class,
-                  "metric": args.metric, **ncm_probe(teacher.to(device), bundle, splits, args.metric)}
+                  "metric": args.metric, **ncm_probe(teacher, bundle, splits, args.metric)}
     except KdzooError as exc:
         print(f"kdzoo: error: {exc}", file=sys.stderr)
         return 2

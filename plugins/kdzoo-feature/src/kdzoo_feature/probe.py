@@ -159,9 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, as kdzoo")
     args = p.parse_args(argv)
     from kdzoo import KdzooError, load_model, load_zoo, make_config
-    from kdzoo.data import channel_stats
-    from kdzoo.engine import prepare, setup_runtime
-    from kdzoo.teacher import resolve_teacher
+    from kdzoo.teacher import task_teacher
 
     data = {"teacher": {"name": args.teacher}, "strategy": "ce",
             "data": {"name": args.data, "root": args.data_root, "labels_per_class": args.labels_per_class},
@@ -169,11 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = make_config(data, args.set)
         zoo = load_zoo()
-        bundle, splits = prepare(config, zoo)
-        device = setup_runtime(config)
-        mean, std = channel_stats(bundle, splits.train)
-        log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-        teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log).to(device)
+        teacher, bundle, splits = task_teacher(config, zoo, log=lambda msg: print(msg, file=sys.stderr))
+        device = next(teacher.parameters()).device
         student = load_model(args.student, zoo).to(device) if args.student else None
         report = teacher_feature_probe(teacher, bundle, splits, student=student)
     except KdzooError as exc:
