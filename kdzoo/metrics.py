@@ -16,6 +16,28 @@ from .data import eval_chunks
 
 
 @torch.no_grad()
+def embed(model: torch.nn.Module, x: Tensor, idx: np.ndarray, batch_size: int = 512,
+          device: torch.device | None = None) -> Tensor:
+    """Pooled (pre-logit) embeddings ``[N, D]`` of ``x[idx]`` (data space), float32 on ``device``.
+
+    ``model`` is a ``KDModel``; it runs in eval mode (BN statistics never move) and its mode is
+    restored. ``device`` defaults to the model's.
+    """
+    from .strategy import Requirement
+
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    dummy = torch.zeros(len(x), dtype=torch.long)
+    try:
+        out = [model.outputs(xb.to(device), Requirement(pooled=True)).pooled.float()
+               for xb, _ in eval_chunks(x, dummy, idx, batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+@torch.no_grad()
 def evaluate(model: torch.nn.Module, x: Tensor, y: Tensor, idx: np.ndarray, task: str, batch_size: int = 512,
              target_norm: tuple[Tensor, Tensor] | None = None, device: torch.device | None = None) -> dict[str, float]:
     """Metrics of ``model`` on ``x[idx]``.

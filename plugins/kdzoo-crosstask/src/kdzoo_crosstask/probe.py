@@ -20,28 +20,11 @@ import json
 import sys
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdzoo.data import eval_chunks
-from kdzoo.strategy import Requirement
-
-
-@torch.no_grad()
-def embed(model: Any, x: Tensor, idx: np.ndarray, batch_size: int = 512, device: torch.device | None = None) -> Tensor:
-    """Pooled embeddings ``[N, D]`` of ``x[idx]`` (data space) through ``model`` in eval mode."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()  # never moves BN statistics
-    dummy = torch.zeros(len(x), dtype=torch.long)
-    try:
-        out = [model.outputs(xb.to(device), Requirement(pooled=True)).pooled.float()
-               for xb, _ in eval_chunks(x, dummy, idx, batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, 0)
+from kdzoo.metrics import embed  # re-exported: refilled and the probe's users import it from here
 
 
 def class_centres(emb: Tensor, labels: Tensor, num_classes: int) -> Tensor:

@@ -29,20 +29,13 @@ import torch
 from torch import Tensor
 
 from kdzoo.data import eval_chunks
+from kdzoo.metrics import embed
 from kdzoo.strategy import Requirement
 
 
-@torch.no_grad()
 def pooled_features(model: Any, x: Tensor, y: Tensor, idx: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Pre-logit features ``[N, D]`` of ``x[idx]`` (eval mode) and their targets ``[N]``."""
-    was_training = model.training
-    model.eval()
-    feats, ys = [], []
-    for xb, yb in eval_chunks(x, y, idx, batch_size):
-        feats.append(model.outputs(xb, Requirement(pooled=True)).pooled.float().cpu())
-        ys.append(yb)
-    model.train(was_training)
-    return torch.cat(feats).numpy(), torch.cat(ys).numpy()
+    """Pre-logit features ``[N, D]`` of ``x[idx]`` (eval mode) and their targets ``[N]``, as numpy."""
+    return embed(model, x, idx, batch_size).cpu().numpy(), y[torch.as_tensor(idx, dtype=torch.long)].numpy()
 
 
 @torch.no_grad()
