@@ -13,12 +13,12 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, load_yaml, make_config, parse_strategy, to_dict
+from .config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
 from .errors import ConfigError, unknown
 
 TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references"}
@@ -117,6 +117,9 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
     refs: list[Reference] = []
     ver = versions()
     installed = set(zoo.collect().strategies)
+    from .registry import load_registry
+
+    catalogued = set(load_registry().get("strategies", {}))
     for t_i, task in enumerate(suite.get("tasks") or []):
         if not isinstance(task, dict) or "pairs" not in task or "strategies" not in task:
             raise ConfigError(f"suite {suite.get('name')!r} task {t_i}: needs 'pairs' and 'strategies'")
@@ -145,12 +148,16 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                 resolved = to_dict(config)
                 for k in ("out", "name", "strategy", "train"):  # a reference depends on data and teacher only
                     resolved.pop(k)
-                key = hashlib.sha256(json.dumps([ref, resolved, ver], sort_keys=True, default=str).encode()).hexdigest()[:16]
+                key = hashlib.sha256(json.dumps(canonical([ref, resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
                 config.out, config.name = str(out / "references"), key
                 refs.append(Reference(tname, pair_name(pair), ref, config, key, ref not in zoo.collect().references))
             for entry in strategies:
                 members = parse_strategy(entry)
                 missing = [m["name"] for m in members if m["name"] not in installed]
+                for name in missing:  # catalogued but not installed: skipped with a hint; unknown: a typo
+                    if name not in catalogued:
+                        raise unknown(f"strategy in suite {suite.get('name')!r} task {tname!r}", name,
+                                      installed | catalogued)
                 for seed in seeds:
                     data = dict(base, teacher=pair.get("teacher"), student=pair["student"], strategy=members,
                                 train=dict(train, seeds=[seed]),
@@ -158,7 +165,7 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                     config = make_config(data)
                     resolved = to_dict(config)
                     resolved.pop("out"), resolved.pop("name")
-                    key = hashlib.sha256(json.dumps([resolved, ver], sort_keys=True, default=str).encode()).hexdigest()[:16]
+                    key = hashlib.sha256(json.dumps(canonical([resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
                     config.out, config.name = str(out / "cells"), key
                     cells.append(Cell(tname, pair_name(pair), variant_name(members), seed, config, key, missing))
     if not cells:
@@ -166,19 +173,121 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
     return cells, refs
 
 
-def _run_cell(config_data: dict) -> dict[str, Any]:
-    """Run one cell (in this or a worker process) and return its seed summary."""
+def _run_cell(config_data: dict) -> str:
+    """Run one cell (in this or a worker process) unless another live process has claimed it.
+
+    An interrupted cell (killed, or stopped by a signal) is resumed from its checkpoint; a cell
+    that failed before, or was killed before its config was written, is started again.
+
+    Returns:
+        ``"done"``, or ``"busy"`` when another process holds the cell's claim.
+    """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import shutil
+
+    from .claims import Claim
     from .engine import distill
+    from .paths import read_status
 
     config = make_config(config_data)
-    result = distill(config, log=lambda *a, **k: None)
-    return next(iter(result.seeds.values()))
+    cell_dir = Path(config.out) / str(config.name)
+    quiet = lambda *a, **k: None  # noqa: E731
+    with Claim(cell_dir.parent / f"{cell_dir.name}.claim") as claim:
+        if not claim.acquired:
+            return "busy"
+        if cell_dir.exists():
+            status = read_status(cell_dir) or {}
+            if (cell_dir / "config.yaml").is_file() and status.get("state") in (None, "running", "interrupted", "done"):
+                distill(None, resume=cell_dir, log=quiet)
+                return "done"
+            shutil.rmtree(cell_dir)
+        distill(config, log=quiet)
+    return "done"
+
+
+def _worker_init(parent_pid: int) -> None:
+    from .claims import exit_with_parent
+
+    exit_with_parent(parent_pid)
+
+
+def _run_cells(todo: list[Cell], jobs: int, bar, errors: dict[str, str], busy: list[Cell]) -> None:
+    """Run cells serially or in ``jobs`` worker processes; record failures, never raise for one.
+
+    With workers, a SIGINT/SIGTERM to the bench stops every worker (each saves a checkpoint, then
+    is killed if it does not exit within a grace period) before the bench itself stops.
+    """
+    from .errors import Interrupted
+
+    def done(cell: Cell, outcome: str | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            text = str(outcome) if isinstance(outcome, ConfigError) else f"{type(outcome).__name__}: {outcome}"
+            errors[cell.key] = " ".join(text.split())
+        elif outcome == "busy":
+            busy.append(cell)
+        if bar is not None:
+            bar.set_postfix_str(cell.label, refresh=False)
+            bar.update(1)
+
+    if jobs <= 1:
+        for cell in todo:
+            try:
+                outcome: Any = _run_cell(to_dict(cell.config))
+            except Interrupted as exc:
+                exc.hint = "run the same kdzoo bench command again to resume"
+                raise
+            except Exception as exc:  # one failed cell must not stop the bench
+                outcome = exc
+            done(cell, outcome)
+        return
+    import multiprocessing as mp
+    import signal
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                               initargs=(os.getpid(),))
+    try:
+        pending = {pool.submit(_run_cell, to_dict(c.config)): c for c in todo}
+        while pending and not received:
+            finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                cell = pending.pop(fut)
+                try:
+                    done(cell, fut.result())
+                except Exception as exc:
+                    done(cell, exc)
+        if received:
+            _stop_workers(pool)
+            raise Interrupted(received[0], hint="run the same kdzoo bench command again to resume")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace_seconds: float = 20.0) -> None:
+    """SIGTERM every worker (its trainer checkpoints and stops), then SIGKILL whoever is left."""
+    import signal
+
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.time() + grace_seconds
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.time()))
+        if proc.is_alive():
+            proc.kill()
 
 
 def cell_summary(cell: Cell) -> dict[str, Any] | None:
-    path = Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    """A finished cell's seed summary; ``None`` while it has none (never run, interrupted, failed)."""
+    from .engine import read_seed_summary
+
+    return read_seed_summary(Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "summary.json")
 
 
 def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = None, progress: bool = True,
@@ -205,38 +314,26 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
         + (f"; {len(refs)} reference rows" if refs else ""))
     _prepare_teachers(todo, zoo, log)
     errors: dict[str, str] = {}
+    busy: list[Cell] = []
     started = time.time()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"bench {suite['name']}", dynamic_ncols=True)
-    if jobs <= 1:
-        for cell in todo:
-            if bar is not None:
-                bar.set_postfix_str(cell.label, refresh=True)
-            try:
-                _run_cell(to_dict(cell.config))
-            except ConfigError as exc:
-                errors[cell.key] = str(exc)
-            if bar is not None:
-                bar.update(1)
-    else:
-        import multiprocessing as mp
+    try:
+        _run_cells(todo, jobs, bar, errors, busy)
+    finally:
+        if bar is not None:
+            bar.close()
+    for cell in busy:  # claimed by another bench on the same folder: wait for it, then take its result
+        from .claims import Claim
 
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_cell, to_dict(c.config)): c for c in todo}
-            for fut in as_completed(futures):
-                cell = futures[fut]
-                try:
-                    fut.result()
-                except ConfigError as exc:
-                    errors[cell.key] = str(exc)
-                if bar is not None:
-                    bar.set_postfix_str(cell.label, refresh=False)
-                    bar.update(1)
-    if bar is not None:
-        bar.close()
+        log(f"cell {cell.label} is being run by another process; waiting for it")
+        with Claim(Path(cell.config.out) / f"{cell.key}.claim", wait=True):
+            pass
+        if cell_summary(cell) is None:
+            errors[cell.key] = "the other process running it stopped without a result; run the bench again"
     for ref in refs:
         if not ref.missing and reference_result(ref) is None:
             if bar is None:
@@ -249,7 +346,10 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     results = collect(suite, cells, errors, timings, refs)
     results["elapsed_seconds"] = time.time() - started
     write_outputs(results, out)
-    record("bench", out, {"suite": suite["name"], "cells": len(cells), "ran": len(todo)})
+    failed = [r for r in results["rows"] if str(r.get("status", "")).startswith("failed")]
+    results["failed"] = failed
+    record("bench", out, {"suite": suite["name"], "cells": len(cells), "ran": len(todo), "failed": len(failed)},
+           state="failed" if failed else "done")
     log(f"bench {suite['name']}: results in {out} (report: {out / 'report.html'})")
     return results
 

@@ -10,17 +10,30 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import KdzooError
+from .errors import Interrupted, KdzooError, error_line
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (and exit 2) like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"kdzoo: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kdzoo", description="Knowledge-distillation strategy zoo.")
-    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error")
+    p = _Parser(prog="kdzoo", description="Knowledge-distillation strategy zoo.", parents=[common])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **k: add_parser(*a, parents=[common], **k)  # --debug after the subcommand too
 
     s = sub.add_parser("strategies", help="list installed strategies")
     s.add_argument("--json", action="store_true")
@@ -227,6 +240,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .report import markdown
 
     print(markdown(results))
+    if results.get("failed"):
+        cells = "; ".join(f"{r['task']} | {r['pair']} | {r['variant']} | seed {r['seed']}: {r['status']}"
+                          for r in results["failed"])
+        print(f"kdzoo: error: {len(results['failed'])} bench cell(s) failed (run the bench again to retry them): "
+              f"{cells}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -246,7 +265,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         score = f"{r['metric']} {r['mean']:.2f} ± {r['std']:.2f}" if r["mean"] is not None else ""
-        print(f"{r['id']:>5} {r['kind']:<5} {r['strategy'] or '':<24} {r['student'] or '':<14} {r['data'] or '':<10} "
+        print(f"{r['id']:>5} {r['kind']:<5} {r.get('state') or '':<6} {r['strategy'] or '':<24} {r['student'] or '':<14} {r['data'] or '':<10} "
               f"{score:<22} {r['path']}")
     return 0
 
@@ -257,16 +276,35 @@ COMMANDS = {"distill": cmd_distill, "teacher": cmd_teacher, "eval": cmd_eval, "c
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``kdzoo`` command; returns the exit code."""
+    """Entry point of the ``kdzoo`` command; returns the exit code.
+
+    A user-caused error is one line and exit 2 (``--debug`` adds the traceback); an unexpected
+    internal error is one line pointing to ``--debug`` and exit 1; a closed stdout pipe
+    (``kdzoo strategies | head``) ends quietly.
+    """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = _parser().parse_args(argv)
-    from .trainer import Interrupted
-
+    debug = getattr(args, "debug", False) or os.environ.get("KDZOO_DEBUG") == "1"
     try:
         return COMMANDS[args.command](args)
     except KdzooError as exc:
-        print(f"kdzoo: error: {exc}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        print(error_line(exc), file=sys.stderr)
         return 2
     except Interrupted as exc:
         print(f"kdzoo: {exc}", file=sys.stderr)
         return 128 + exc.signum
+    except BrokenPipeError:
+        # the reader went away; point stdout at devnull so the interpreter's final flush is quiet too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("kdzoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"kdzoo: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+              f"(unexpected; rerun with --debug for the traceback)", file=sys.stderr)
+        return 1

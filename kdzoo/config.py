@@ -8,6 +8,7 @@ Nothing named in a config is ever imported.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,44 @@ from typing import Any, Literal, Union
 import yaml
 
 from .errors import ConfigError, unknown
+
+
+def bounded(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None, lt: float | None = None, **kwargs: Any) -> Any:
+    """A dataclass field whose numeric value (or every number in its list) must lie in a range.
+
+    :func:`build` checks the bounds of every field built from plain data and :func:`validate`
+    re-checks a whole config, so a value out of range fails with one line before anything runs.
+    ``None`` (where the type allows it) always passes: it means "off" or "default".
+    """
+    return field(default=default, metadata={"bounds": {"ge": ge, "gt": gt, "le": le, "lt": lt}}, **kwargs)
+
+
+def _range_text(b: dict[str, float | None]) -> str:
+    low = f">= {b['ge']}" if b["ge"] is not None else f"> {b['gt']}" if b["gt"] is not None else None
+    high = f"<= {b['le']}" if b["le"] is not None else f"< {b['lt']}" if b["lt"] is not None else None
+    if low and high:
+        return f"in {'[' if b['ge'] is not None else '('}{b['ge'] if b['ge'] is not None else b['gt']}, " \
+               f"{b['le'] if b['le'] is not None else b['lt']}{']' if b['le'] is not None else ')'}"
+    return low or high or "finite"
+
+
+def check_value(value: Any, bounds: dict[str, float | None] | None, path: str) -> None:
+    """Raise a one-line :class:`ConfigError` if ``value`` (or a number in it) is non-finite or out of range."""
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_value(v, bounds, f"{path}[{i}]")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not math.isfinite(value):
+        raise ConfigError(f"{path} must be a finite number, got {value!r}")
+    if not bounds:
+        return
+    b = bounds
+    if ((b["ge"] is not None and value < b["ge"]) or (b["gt"] is not None and value <= b["gt"])
+            or (b["le"] is not None and value > b["le"]) or (b["lt"] is not None and value >= b["lt"])):
+        raise ConfigError(f"{path} must be {_range_text(b)}, got {value!r}")
 
 
 @dataclass
@@ -62,14 +101,14 @@ class DataConfig:
     name: str = "mnist5k"
     root: str | None = None
     split_seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
-    labels_per_class: int | None = None
-    labelled_ratio: float = 0.5
-    batch_size: int = 128
-    eval_batch_size: int = 512
+    val_fraction: float = bounded(0.1, gt=0, lt=1)
+    test_fraction: float = bounded(0.2, gt=0, lt=1)
+    labels_per_class: int | None = bounded(None, ge=1)
+    labelled_ratio: float = bounded(0.5, gt=0, le=1)
+    batch_size: int = bounded(128, ge=1)
+    eval_batch_size: int = bounded(512, ge=1)
     augment: Literal["none", "shift"] = "none"
-    shift_pixels: int = 2
+    shift_pixels: int = bounded(2, ge=0)
 
 
 @dataclass
@@ -77,17 +116,17 @@ class OptimConfig:
     """Optimiser and learning-rate schedule (budgets are optimiser steps)."""
 
     name: Literal["sgd", "adamw"] = "adamw"
-    lr: float = 2e-3
-    momentum: float = 0.9
+    lr: float = bounded(2e-3, gt=0)
+    momentum: float = bounded(0.9, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: float = 1e-4
+    weight_decay: float = bounded(1e-4, ge=0)
     schedule: Literal["cosine", "step", "constant"] = "cosine"
-    warmup_steps: int = 0
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
-    gamma: float = 0.1
-    label_smoothing: float = 0.0
-    grad_clip: float | None = None
-    accumulate: int = 1
+    warmup_steps: int = bounded(0, ge=0)
+    milestones: list[float] = bounded(ge=0, le=1, default_factory=lambda: [0.5, 0.75])
+    gamma: float = bounded(0.1, gt=0)
+    label_smoothing: float = bounded(0.0, ge=0, lt=1)
+    grad_clip: float | None = bounded(None, gt=0)  # None: no clipping
+    accumulate: int = bounded(1, ge=1)
 
 
 @dataclass
@@ -101,15 +140,18 @@ class TrainConfig:
             that a run has at least 20 evaluations).
         checkpoint_every: steps between checkpoints (default: at every evaluation).
         ema: decay of an exponential moving average of the student (``None``: off).
-        seeds: run seeds; several seeds give mean ± std.
+        seeds: run seeds (distinct, at least one); several seeds give mean ± std.
+        nonfinite: a NaN/inf loss ``stop``s the run with one line naming the step and the term,
+            or ``skip``s that optimiser step (counted in the metrics log as ``skipped``).
     """
 
-    steps: int | None = None
-    epochs: float | None = 10
-    eval_every: int | None = None
-    checkpoint_every: int | None = None
-    ema: float | None = None
+    steps: int | None = bounded(None, ge=1)
+    epochs: float | None = bounded(10, gt=0)
+    eval_every: int | None = bounded(None, ge=1)
+    checkpoint_every: int | None = bounded(None, ge=1)
+    ema: float | None = bounded(None, ge=0, lt=1)
     seeds: list[int] = field(default_factory=lambda: [0])
+    nonfinite: Literal["stop", "skip"] = "stop"
 
 
 @dataclass
@@ -132,7 +174,7 @@ class RuntimeConfig:
             teacher, logits/pooled only); ``off`` always runs the teacher live.
     """
 
-    threads: int | None = None
+    threads: int | None = bounded(None, ge=1)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     deterministic: bool = True
     progress: bool = True
@@ -166,7 +208,7 @@ class TeacherTrainConfig:
             that shows whether what a student gains came from the teacher's training).
     """
 
-    epochs: float = 15
+    epochs: float = bounded(15, gt=0)
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: Literal["none", "shift"] = "none"
     seed: int = 0
@@ -196,7 +238,7 @@ class RunConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     out: str = "runs"
     name: str | None = None
-    label_weight: float | None = None
+    label_weight: float | None = bounded(None, ge=0)
 
 
 # -- building dataclasses from plain data ---------------------------------------------------------
@@ -218,6 +260,10 @@ def build(cls: type, data: Any, path: str = "") -> Any:
         if key not in names:
             raise unknown("config key", f"{path}{key}", [f"{path}{n}" for n in names])
     kwargs = {key: _coerce(hints[key], value, f"{path}{key}") for key, value in data.items()}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in kwargs.items():
+        if not dataclasses.is_dataclass(value):
+            check_value(value, fields[key].metadata.get("bounds"), f"{path}{key}")
     return cls(**kwargs)
 
 
@@ -356,6 +402,66 @@ def make_config(data: dict | None = None, overrides: list[str] = ()) -> RunConfi
     if isinstance(data.get("data"), str):
         data["data"] = {"name": data["data"]}
     config = build(RunConfig, data)
+    validate(config)
+    return config
+
+
+def _check_fields(obj: Any, path: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_fields(value, f"{path}{f.name}.")
+        else:
+            check_value(value, f.metadata.get("bounds"), f"{path}{f.name}")
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Static checks of a whole config, before anything is loaded: every number finite and in
+    range, and the rules that tie fields together. Checks that need the data (labels per class
+    against class sizes) run right after loading, before any teacher or run directory.
+
+    Raises:
+        ConfigError: one line naming the key, the bad value and what is valid.
+    """
+    _check_fields(config, "")
+    for spec in config.strategy:
+        for key, value in (spec.params or {}).items():
+            check_value(value, None, f"strategy.{spec.name}.{key}")
     if not config.strategy:
         raise ConfigError("strategy: at least one strategy is needed, e.g. 'ce' or 'kd'")
+    d, t = config.data, config.train
+    if d.val_fraction + d.test_fraction >= 1:
+        raise ConfigError(f"data.val_fraction + data.test_fraction must be < 1 (something must be left to train on), "
+                          f"got {d.val_fraction} + {d.test_fraction}")
+    if not t.seeds:
+        raise ConfigError("train.seeds is empty; give at least one seed, e.g. --seeds 0 or --seeds 0,1,2")
+    repeated = sorted({s for s in t.seeds if t.seeds.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"train.seeds repeats {', '.join(map(str, repeated))} (got {t.seeds}); each seed is one run, "
+                          "give distinct seeds")
+    if t.steps is None and t.epochs is None:
+        raise ConfigError("set train.steps or train.epochs (a positive budget)")
+    for name in (config.name,) if config.name is not None else ():
+        check_run_name(name)
     return config
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one folder name inside ``--out``, never a path that could leave it."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ConfigError(f"--name {name!r} must be a plain folder name (no '/', not '.' or '..'); "
+                          "use --out to choose the parent folder")
+    return name
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with numbers normalised, for hashing: ``15`` and ``15.0`` are one key."""
+    if dataclasses.is_dataclass(value):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

@@ -127,12 +127,20 @@ def load_imagefolder(arg: str | None, root: str | None) -> DatasetBundle:
     has_splits = all(d.is_dir() for d in split_dirs)
 
     def read(folder: Path, classes: list[str] | None, size: tuple[int, int] | None) -> tuple[Tensor, Tensor, list[str], tuple]:
-        ds = ImageFolder(str(folder))
+        try:
+            ds = ImageFolder(str(folder), allow_empty=True)
+        except (FileNotFoundError, OSError) as exc:  # no class sub-folders, or unreadable folder
+            raise ConfigError(f"imagefolder {str(folder)!r} holds no class folders with images "
+                              f"(expected {folder}/CLASS/IMAGE; {' '.join(str(exc).split())[:100]})") from None
         if classes is not None and ds.classes != classes:
             raise ConfigError(f"{folder}: classes {ds.classes} differ from train's {classes}")
         xs, ys, mode = [], [], None
         for file, label in ds.samples:
-            img = ds.loader(file)
+            try:
+                img = ds.loader(file)
+            except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+                raise ConfigError(f"imagefolder: cannot read image {file!r} ({type(exc).__name__}); "
+                                  "remove or replace it") from None
             mode = mode or ("L" if img.mode in ("L", "1", "I", "I;16") else "RGB")
             img = img.convert(mode)
             size = size or (img.height, img.width)

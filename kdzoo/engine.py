@@ -27,12 +27,13 @@ import yaml
 
 from . import distributed
 from .checkpoint import write_text
-from .config import RunConfig, make_config, to_dict
+from .config import RunConfig, make_config, to_dict, validate
 from .context import RunContext
 from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset, make_splits, steps_per_epoch, to_float
-from .errors import ConfigError
+from .errors import ConfigError, Interrupted
 from .metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from .models import create_model, save_model
+from .paths import check_resumable, create_run_dir, sweep_temp_files, write_status
 from .stack import build_stack, check_specs
 from .trainer import Trainer
 
@@ -56,8 +57,10 @@ class RunResult:
 
 
 def default_name(config: RunConfig) -> str:
+    """The readable stem of a default run name (a unique time/pid/random suffix is added on creation)."""
     strategy = "+".join(s.name for s in config.strategy)
-    return f"{strategy}_{config.student.name}_{config.data.name.replace('/', '-').replace(':', '-')}_{time.strftime('%Y%m%d-%H%M%S')}"
+    data = config.data.name.replace("/", "-").replace(":", "-").replace("\\", "-")
+    return f"{strategy}_{config.student.name}_{data}"
 
 
 def provenance(config: RunConfig) -> dict[str, Any]:
@@ -207,8 +210,40 @@ def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
     return bundle, make_splits(bundle, config.data)
 
 
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    """The config a run directory recorded (for ``--resume``), checked before anything else is touched."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"--resume {str(run_dir)!r}: no config.yaml there (not a kdzoo run directory)")
+    check_resumable(run_dir)
+    try:
+        data = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--resume {str(run_dir)!r}: config.yaml is damaged ({' '.join(str(exc).split())[:120]})") \
+            from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--resume {str(run_dir)!r}: config.yaml holds no mapping")
+    return make_config(data)
+
+
+def read_seed_summary(path: Path) -> dict[str, Any] | None:
+    """A finished seed's summary, or ``None`` when it is missing or torn (the seed is then re-run)."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return None  # written atomically since the start; a torn file is from outside, re-run the seed
+
+
 def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | None = None, log=print) -> RunResult:
     """Run a distillation (every seed) and write its run directory.
+
+    Everything that can be checked is checked before the run directory exists: the config
+    statically (ranges, finite numbers, seeds), then the data (labels per class against class
+    sizes). The directory is then created exclusively, so concurrent runs never share one; a run
+    that fails a check later (e.g. a teacher's label space) removes it, and a run that fails
+    during training is marked ``failed`` in ``status.json`` (never left looking resumable).
 
     Args:
         config: a :class:`RunConfig` or plain data for :func:`kdzoo.config.make_config`.
@@ -220,58 +255,69 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     """
     from .plugins import load_zoo
 
+    if resume is not None:
+        config = read_run_config(resume)
+    elif not isinstance(config, RunConfig):
+        config = make_config(config)
+    else:
+        validate(config)
     zoo = zoo or load_zoo()
     if distributed.current().rank or int(os.environ.get("RANK", "0")):
         log = _silent  # one voice under torchrun
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.yaml").exists():
-            raise ConfigError(f"--resume {str(run_dir)!r}: no config.yaml there (not a kdzoo run directory)")
-        config = make_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    elif not isinstance(config, RunConfig):
-        config = make_config(config)
     bundle, splits = prepare(config, zoo)
     device = setup_runtime(config)
     main = distributed.current().is_main
+    created = False
     if resume is None:
-        run_dir = Path(config.out) / str(distributed.broadcast_object(config.name or default_name(config)))
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise ConfigError(f"run directory {str(run_dir)!r} already exists; pass --resume {run_dir} or another --name")
-    distributed.barrier()  # every rank has checked before rank 0 creates anything
-    mean, std = channel_stats(bundle, splits.train)
-    from .teacher import resolve_teacher
-
-    teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log)
-    teacher_info = None
-    if teacher is not None:
-        teacher = teacher.to(device)
-        task = bundle.task
-        if task == "classification" and teacher.meta.get("classes") == list(bundle.classes):
-            teacher_info = {"val": evaluate(teacher, bundle.x, bundle.y, splits.val, task, config.data.eval_batch_size)}
-            metric, _ = primary_metric(task)
-            log(f"teacher {teacher.meta['name']}: validation {metric} {teacher_info['val'][metric]:.2f}")
-        else:
-            teacher_info = {"note": "teacher label space differs from the data's; no accuracy"}
-        teacher_info["meta"] = teacher.meta
-    created = not run_dir.exists()
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if resume is None:
-            write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+        run_dir = _new_run_dir(config, main)
+        created = True
+    else:
+        run_dir = Path(resume)
+        if main:
+            sweep_temp_files(run_dir)
+            write_status(run_dir, "running")
+    distributed.barrier()
     seeds: dict[int, dict[str, Any]] = {}
     try:
+        mean, std = channel_stats(bundle, splits.train)
+        from .teacher import resolve_teacher
+
+        teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log)
+        teacher_info = None
+        if teacher is not None:
+            teacher = teacher.to(device)
+            task = bundle.task
+            if task == "classification" and teacher.meta.get("classes") == list(bundle.classes):
+                teacher_info = {"val": evaluate(teacher, bundle.x, bundle.y, splits.val, task, config.data.eval_batch_size)}
+                metric, _ = primary_metric(task)
+                log(f"teacher {teacher.meta['name']}: validation {metric} {teacher_info['val'][metric]:.2f}")
+            else:
+                teacher_info = {"note": "teacher label space differs from the data's; no accuracy"}
+            teacher_info["meta"] = teacher.meta
         for seed in config.train.seeds:
             seed_dir = run_dir / f"seed-{seed}"
-            done = seed_dir / "summary.json"
-            if resume is not None and done.exists():
-                seeds[seed] = json.loads(done.read_text())
+            done = read_seed_summary(seed_dir / "summary.json") if resume is not None else None
+            if done is not None:
+                seeds[seed] = done
                 continue
             seeds[seed] = run_seed(config, bundle, splits, zoo, seed, seed_dir, teacher, resume=resume is not None, log=log)
-    except ConfigError:
-        if created and not seeds and main:  # a config error found before any training: leave nothing behind
-            import shutil
+    except ConfigError as exc:
+        if main:
+            if created and not seeds:  # a config error found before any training: leave nothing behind
+                import shutil
 
-            shutil.rmtree(run_dir, ignore_errors=True)
+                shutil.rmtree(run_dir, ignore_errors=True)
+            else:
+                _mark_failed(config, run_dir, exc)
+        raise
+    except Interrupted as exc:
+        exc.hint = f"continue with: kdzoo distill --resume {run_dir}"
+        if main:
+            write_status(run_dir, "interrupted")
+        raise
+    except Exception as exc:
+        if main:
+            _mark_failed(config, run_dir, exc)
         raise
     metric, _ = primary_metric(bundle.task)
     result = RunResult(run_dir, config, seeds, teacher_info, metric)
@@ -280,13 +326,42 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
                "teacher": teacher_info, "provenance": provenance(config)}
     if main:
         write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
-        from .runindex import record
-
-        record("run", run_dir, {"seeds": config.train.seeds}, strategy="+".join(x.name for x in config.strategy),
-               student=config.student.name, teacher=config.teacher.name if config.teacher else None,
-               data=config.data.name, metric=metric, mean=m, std=s)
+        write_status(run_dir, "done")
+        _index(config, run_dir, "done", metric=metric, mean=m, std=s)
     log(f"{'+'.join(x.name for x in config.strategy)}: test {metric} {m:.2f} ± {s:.2f} over seeds {config.train.seeds} -> {run_dir}")
     return result
+
+
+def _new_run_dir(config: RunConfig, main: bool) -> Path:
+    """Rank 0 creates the run directory exclusively; every rank gets its path (or the same error)."""
+    outcome: Any = None
+    if main:
+        try:
+            stem = default_name(config)
+            outcome = create_run_dir(config.out, config.name, stem)
+            write_text(outcome / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+        except ConfigError as exc:
+            outcome = exc
+    outcome = distributed.broadcast_object(outcome)
+    if isinstance(outcome, ConfigError):
+        raise outcome
+    return Path(outcome)
+
+
+def _mark_failed(config: RunConfig, run_dir: Path, exc: BaseException) -> None:
+    reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    if run_dir.is_dir():
+        write_status(run_dir, "failed", error=reason)
+    _index(config, run_dir, "failed", error=reason)
+
+
+def _index(config: RunConfig, run_dir: Path, state: str, **fields: Any) -> None:
+    from .runindex import record
+
+    info = {"seeds": config.train.seeds, **({"error": fields.pop("error")} if "error" in fields else {})}
+    record("run", run_dir, info, state=state, strategy="+".join(x.name for x in config.strategy),
+           student=config.student.name, teacher=config.teacher.name if config.teacher else None,
+           data=config.data.name, **fields)
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:

@@ -18,6 +18,35 @@ class PluginError(KdzooError):
     """A plugin failed to load or registered something invalid."""
 
 
+class NonFiniteLoss(KdzooError):
+    """A loss term became NaN or infinite; the run stops (``train.nonfinite: skip`` skips such steps)."""
+
+
+class Interrupted(Exception):
+    """Training stopped by SIGINT/SIGTERM after saving a checkpoint.
+
+    Attributes:
+        signum: the signal.
+        hint: how to continue (set by whoever knows: a run directory to ``--resume``, or "run the
+            same command again" for a cached teacher).
+    """
+
+    def __init__(self, signum: int, hint: str = "continue with --resume RUN_DIR") -> None:
+        super().__init__(signum, hint)
+        self.signum, self.hint = signum, hint
+
+    def __str__(self) -> str:
+        return f"interrupted by signal {self.signum}; checkpoint saved, {self.hint}"
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a user sees for ``exc``: ``kdzoo: error: ...`` (newlines folded, no doubled prefix)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    while text.startswith("kdzoo: "):
+        text = text[len("kdzoo: "):].removeprefix("error: ")
+    return f"kdzoo: error: {text}"
+
+
 def unknown(kind: str, value: object, choices: Iterable[str]) -> ConfigError:
     """Build the standard "unknown X" error naming the closest valid choices.
 

@@ -11,11 +11,11 @@ from typing import Any
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, path TEXT NOT NULL, created REAL NOT NULL,
-    strategy TEXT, student TEXT, teacher TEXT, data TEXT, metric TEXT, mean REAL, std REAL, info TEXT)"""
+    strategy TEXT, student TEXT, teacher TEXT, data TEXT, metric TEXT, mean REAL, std REAL, info TEXT, state TEXT)"""
 
 
 def index_path() -> Path:
-    from .teacher import cache_root
+    from .paths import cache_root
 
     return Path(os.environ.get("KDZOO_INDEX") or cache_root() / "index.sqlite")
 
@@ -26,13 +26,22 @@ def _connect() -> sqlite3.Connection:
     con = sqlite3.connect(str(path), timeout=60)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute(SCHEMA)
+    columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+    if "state" not in columns:  # an index written before runs recorded their final state
+        try:
+            con.execute("ALTER TABLE runs ADD COLUMN state TEXT")
+        except sqlite3.OperationalError:
+            pass  # another process added it first
     return con
 
 
 def record(kind: str, path: str | Path, info: dict[str, Any], **fields: Any) -> None:
-    """Add one row (``kind`` is ``run`` or ``bench``); concurrent writers wait, none is lost."""
+    """Add one row (``kind`` is ``run`` or ``bench``); concurrent writers wait, none is lost.
+
+    A run is recorded once, when it ends, with its final ``state`` (``done`` or ``failed``).
+    """
     row = {"kind": kind, "path": str(Path(path).resolve()), "created": time.time(), "info": json.dumps(info, default=str)}
-    row.update({k: v for k, v in fields.items() if k in {"strategy", "student", "teacher", "data", "metric", "mean", "std"}})
+    row.update({k: v for k, v in fields.items() if k in {"strategy", "student", "teacher", "data", "metric", "mean", "std", "state"}})
     for attempt in range(20):
         try:
             with _connect() as con:

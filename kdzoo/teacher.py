@@ -11,21 +11,19 @@ trained, so a mismatch costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import ModelConfig, RunConfig, StrategySpec, TrainConfig, to_dict
+from .config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, to_dict
 from .data import DatasetBundle, Splits
-from .errors import ConfigError
+from .errors import ConfigError, Interrupted
+from .paths import cache_root
 from .models import KDModel, create_model, load_model, read_meta, read_state, verify_loaded
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("KDZOO_CACHE") or Path.home() / ".cache" / "kdzoo")
 
 
 def teacher_key(config: RunConfig) -> str:
@@ -40,7 +38,7 @@ def teacher_key(config: RunConfig) -> str:
                  "test_fraction": d.test_fraction, "batch_size": d.batch_size, "shift_pixels": d.shift_pixels},
         "format": 1,
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(canonical(spec), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def teacher_data_name(config: RunConfig) -> str:
@@ -124,21 +122,56 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
     check_teacher_label_space(config, t_bundle.classes, bundle, zoo)
     tconf = teacher_config(config)
     path = Path(tconf.out) / tconf.name / "teacher.safetensors"
-    if path.exists():
-        model = load_model(path, zoo)
-        log(f"teacher {config.teacher.name}: cached {path} (val acc {model.meta.get('val', {})})")
-        return model
-    if config.teacher_train.random_init:
-        return _random_teacher(config, t_bundle, tconf, path, zoo, log)
-    from .data import make_splits
-    from .engine import run_seed
+    with teacher_lock(Path(tconf.out), tconf.name, log):
+        if path.exists():  # cached, or trained by the process we waited for
+            model = load_model(path, zoo)
+            log(f"teacher {config.teacher.name}: cached {path} (val acc {model.meta.get('val', {})})")
+            return model
+        if config.teacher_train.random_init:
+            return _random_teacher(config, t_bundle, tconf, path, zoo, log)
+        from .data import make_splits
+        from .engine import run_seed
 
-    log(f"teacher {config.teacher.name}: training on the full train split of {tconf.data.name} "
-        f"(cache key {tconf.name}) ...")
-    full = make_splits(t_bundle, tconf.data)  # every train label, same train/val/test partition
-    result = run_seed(tconf, t_bundle, full, zoo, seed=tconf.train.seeds[0], run_dir=Path(tconf.out) / tconf.name,
-                      teacher=None, resume=False, export_name="teacher.safetensors", log=log)
-    return load_model(path, zoo) if result else None
+        run_dir = Path(tconf.out) / tconf.name
+        resuming = (run_dir / "checkpoint.pt").exists()
+        log(f"teacher {config.teacher.name}: {'continuing' if resuming else 'training'} on the full train split of "
+            f"{tconf.data.name} (cache key {tconf.name}) ...")
+        full = make_splits(t_bundle, tconf.data)  # every train label, same train/val/test partition
+        try:
+            result = run_seed(tconf, t_bundle, full, zoo, seed=tconf.train.seeds[0], run_dir=run_dir, teacher=None,
+                              resume=resuming, export_name="teacher.safetensors", log=log)
+        except Interrupted as exc:
+            exc.hint = "the teacher's training continues from it when you run the same command again"
+            raise
+        return load_model(path, zoo) if result else None
+
+
+@contextlib.contextmanager
+def teacher_lock(folder: Path, key: str, log=print) -> Iterator[None]:
+    """Hold ``folder/key.lock`` while a teacher is looked up and, if missing, trained.
+
+    Concurrent runs and bench workers that need the same teacher wait for the one training it,
+    then load what it cached, instead of training it again into the same folder. Under torchrun
+    every rank takes part in training, so no lock is taken there (rank 0 owns the cache folder).
+    """
+    from . import distributed
+
+    if distributed.current().enabled:
+        yield
+        return
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{key}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"teacher {key}: another process is training it; waiting ...")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _random_teacher(config: RunConfig, t_bundle: DatasetBundle, tconf: RunConfig, path: Path, zoo: Any, log) -> KDModel:

@@ -26,18 +26,11 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import OptimConfig, RunConfig
 from .context import RunContext
 from .data import BatchPlan
+from .errors import Interrupted, NonFiniteLoss
 from .metrics import evaluate, primary_metric
 from .models import KDModel
 from .stack import StrategyStack
 from .strategy import Batch, Outputs, StepInfo
-
-
-class Interrupted(Exception):
-    """Training stopped by SIGINT/SIGTERM after saving a checkpoint."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"interrupted by signal {signum}; checkpoint saved, continue with --resume")
-        self.signum = signum
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -210,7 +203,7 @@ class Trainer:
                     and self.teacher_dtype == torch.float32)
         if not eligible:
             return None
-        from .teacher import cache_root
+        from .paths import cache_root
         from .teacher_cache import TeacherOutputCache
 
         cache = None
@@ -274,10 +267,15 @@ class Trainer:
             with sync, torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 t_out = self._teacher_outputs(batch)
                 total, terms = self.model(batch, t_out, info)
+            values = {name: float(value.detach()) for name, (value, _) in terms.items()}
+            bad = self._nonfinite(float(total.detach()), values, step)
+            if bad:  # skip: no backward and no update; the schedule still follows the step count
+                self.schedule.step()
+                return {"skipped": 1.0}
             with sync:
                 (total / accum).backward()
-            for name, (value, _) in terms.items():
-                logged[name] = logged.get(name, 0.0) + float(value.detach()) / accum
+            for name, value in values.items():
+                logged[name] = logged.get(name, 0.0) + value / accum
             logged["loss"] = logged.get("loss", 0.0) + float(total.detach()) / accum
         if self.cfg.optim.grad_clip:
             nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], self.cfg.optim.grad_clip)
@@ -286,6 +284,24 @@ class Trainer:
         if self.ema is not None:
             self.ema.update_parameters(ctx.student)
         return logged
+
+    def _nonfinite(self, total: float, values: dict[str, float], step: int) -> bool:
+        """Whether this micro-batch's loss is NaN/inf: stop with one line (default) or skip the step.
+
+        Under DDP every rank takes the same decision, so no rank waits in an all-reduce alone.
+        """
+        bad = not math.isfinite(total)
+        if self.dist.enabled:
+            bad = distributed.any_rank(bad, self.ctx.device)
+        if not bad:
+            return False
+        if self.cfg.train.nonfinite == "skip":
+            self.optimizer.zero_grad(set_to_none=True)
+            return True
+        culprits = [f"{k!r} is {v}" for k, v in values.items() if not math.isfinite(v)] or [f"total is {total}"]
+        raise NonFiniteLoss(f"step {step + 1}: loss term {', '.join(culprits)} (strategy {'+'.join(self.stack.names)}); "
+                            "check the strategy's parameters and the learning rate, or set train.nonfinite=skip "
+                            "to skip such steps")
 
     # -- evaluation, checkpoints ---------------------------------------------------------------------
     def eval_model(self) -> nn.Module:
@@ -351,7 +367,7 @@ class Trainer:
                     running[k] = running.get(k, 0.0) + v
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{logged['loss']:.3f}", refresh=False)
+                    bar.set_postfix(loss=f"{logged.get('loss', math.nan):.3f}", refresh=False)
                 if step % self.eval_every == 0 or step == total:
                     val = self.validate()  # identical on every rank: weights are in sync
                     train_terms = distributed.mean_over_ranks({k: v / window for k, v in running.items()}, self.ctx.device)
@@ -411,10 +427,23 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records past ``step`` (written after the checkpoint a resumed run restarts from)."""
+    """Drop records past ``step`` (written after the checkpoint a resumed run restarts from), and a
+    torn last line (its writer was killed mid-line); a damaged line elsewhere is a one-line error."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    keep = []
+    for i, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if i == len(lines) - 1:
+                break
+            from .errors import ConfigError
+
+            raise ConfigError(f"{str(path)!r} line {i + 1} is not JSON (damaged metrics log); cannot resume") from None
+        if record.get("step", 0) <= step:
+            keep.append(line)
     path.write_text("".join(line + "\n" for line in keep))
 
 

@@ -8,6 +8,7 @@ import yaml
 
 from kdzoo.bench import run_bench
 from kdzoo.cli import main
+from kdzoo.errors import ConfigError
 
 SUITE = {
     "name": "tiny",
@@ -19,7 +20,7 @@ SUITE = {
         "optim": {"lr": 0.01},
         "teacher_train": {"epochs": 3},
         "pairs": [{"teacher": {"name": "mlp", "kwargs": {"hidden": [64]}}, "student": {"name": "mlp", "kwargs": {"hidden": [8]}}}],
-        "strategies": ["ce", "kd", {"name": "kd", "params": {"temperature": 2.0}}, "not-installed-strategy"],
+        "strategies": ["ce", "kd", {"name": "kd", "params": {"temperature": 2.0}}],
     }],
 }
 
@@ -30,10 +31,35 @@ def write_suite(tmp_path, suite):
     return str(path)
 
 
-def test_bench_runs_reuses_and_reruns_only_changed_cells(tmp_path):
+@pytest.fixture
+def catalog_with_absent_strategy(monkeypatch):
+    """registry.yaml lists a strategy whose plugin is not installed (a skip, not an error)."""
+    import kdzoo.registry
+
+    real = kdzoo.registry.load_registry
+
+    def load():
+        data = real()
+        data.setdefault("strategies", {})["not-installed-strategy"] = {"plugin": "kdzoo-absent", "family": "logit"}
+        return data
+
+    monkeypatch.setattr(kdzoo.registry, "load_registry", load)
+
+
+def test_misspelt_strategy_in_a_suite_is_an_error_naming_close_matches(tmp_path):
+    suite = json.loads(json.dumps(SUITE))
+    suite["tasks"][0]["strategies"] = ["ce", "kdd"]
+    with pytest.raises(ConfigError, match="unknown strategy in suite 'tiny' task 'digits' 'kdd'; did you mean 'kd'"):
+        run_bench(write_suite(tmp_path, suite), tmp_path / "b", progress=False, log=lambda *a: None)
+    assert not (tmp_path / "b").exists()
+
+
+def test_bench_runs_reuses_and_reruns_only_changed_cells(tmp_path, catalog_with_absent_strategy):
     logs = []
     out = tmp_path / "bench"
-    results = run_bench(write_suite(tmp_path, SUITE), out, progress=False, log=logs.append)
+    suite = json.loads(json.dumps(SUITE))
+    suite["tasks"][0]["strategies"].append("not-installed-strategy")
+    results = run_bench(write_suite(tmp_path, suite), out, progress=False, log=logs.append)
     rows = results["rows"]
     assert len(rows) == 8 and sum(r["status"] == "ok" for r in rows) == 6
     skipped = [r for r in rows if r["status"].startswith("skipped")]
@@ -48,10 +74,10 @@ def test_bench_runs_reuses_and_reruns_only_changed_cells(tmp_path):
     assert "data:image/png;base64," in html and 'src="http' not in html
     # same suite again: nothing runs
     logs.clear()
-    run_bench(write_suite(tmp_path, SUITE), out, progress=False, log=logs.append)
+    run_bench(write_suite(tmp_path, suite), out, progress=False, log=logs.append)
     assert "6 reused, 0 to run" in logs[0]
     # a changed parameter runs that variant anew, nothing else
-    changed = json.loads(json.dumps(SUITE))
+    changed = json.loads(json.dumps(suite))
     changed["tasks"][0]["strategies"][2]["params"]["temperature"] = 3.0
     logs.clear()
     run_bench(write_suite(tmp_path, changed), out, progress=False, log=logs.append)

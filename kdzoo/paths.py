@@ -1,0 +1,136 @@
+"""Where kdzoo writes: the cache root and run directories, created so that no two processes share one.
+
+A run directory is created with an exclusive ``mkdir`` (it fails if the folder exists), so two
+runs can never write into the same folder; default names carry the time, the process id and a
+random suffix. ``status.json`` in it says what state the run is in (``running``, ``interrupted``,
+``failed``, ``done``) and which process owns it, so ``--resume`` continues only runs that can
+continue and never one that another live process is writing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+STATUS = "status.json"
+
+
+def cache_root() -> Path:
+    """``$KDZOO_CACHE`` or ``~/.cache/kdzoo``: cached teachers, teacher outputs and the run index."""
+    root = Path(os.environ.get("KDZOO_CACHE") or Path.home() / ".cache" / "kdzoo")
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"KDZOO_CACHE {str(root)!r} is a file, not a folder; point it at a folder (or unset it)")
+    return root
+
+
+def check_out_dir(out: str | Path) -> Path:
+    """``--out`` must be a folder (or not exist yet): never a file."""
+    path = Path(out)
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder")
+            break
+    return path
+
+
+def unique_suffix() -> str:
+    """Time to the second, process id and 16 random bits: distinct across parallel processes."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}{secrets.token_hex(2)}"
+
+
+def create_run_dir(out: str | Path, name: str | None, default_stem: str) -> Path:
+    """Create a new run directory exclusively and return it.
+
+    Args:
+        out: the parent folder (created if missing).
+        name: the user's ``--name`` (must not exist yet), or ``None`` for ``default_stem`` plus a
+            unique suffix (retried on the rare collision).
+        default_stem: the readable part of a default name (strategy, student, data).
+
+    Raises:
+        ConfigError: ``out`` is a file, or the named directory already exists.
+    """
+    parent = check_out_dir(out)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {str(out)!r}: cannot create it ({exc.strerror})") from None
+    for _ in range(20):
+        path = parent / (name or f"{default_stem}_{unique_suffix()}")
+        try:
+            path.mkdir()
+            write_status(path, "running")
+            return path
+        except FileExistsError:
+            if name is not None:
+                raise ConfigError(f"run directory {str(path)!r} already exists; pass --resume {path} or another --name") \
+                    from None
+    raise ConfigError(f"could not find a free run directory name under {str(parent)!r}")
+
+
+def write_status(run_dir: Path, state: str, **extra: Any) -> None:
+    """Record the run's state and owner (atomically)."""
+    from .checkpoint import write_text
+
+    info = {"state": state, "pid": os.getpid(), "host": socket.gethostname(), "updated": time.time(), **extra}
+    write_text(run_dir / STATUS, json.dumps(info, indent=2, default=str))
+
+
+def read_status(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / STATUS).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def owned_elsewhere(status: dict[str, Any] | None) -> bool:
+    """True when a live process other than this one says it is running this directory."""
+    return bool(status and status.get("state") == "running" and status.get("host") == socket.gethostname()
+                and status.get("pid") != os.getpid() and pid_alive(int(status.get("pid", 0))))
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Refuse to resume a run that failed or that a live process is still writing."""
+    status = read_status(run_dir)
+    if status is None:
+        return  # written by an older kdzoo, or killed before its first status: resume it
+    if status.get("state") == "failed":
+        raise ConfigError(f"run {str(run_dir)!r} failed ({status.get('error', 'no reason recorded')}); it cannot be "
+                          "resumed: fix the cause and start a new run")
+    if status.get("state") == "done":
+        return
+    if owned_elsewhere(status):
+        raise ConfigError(f"run {str(run_dir)!r} is being written by process {status['pid']}; wait for it to finish")
+
+
+def sweep_temp_files(folder: Path) -> list[Path]:
+    """Remove checkpoint/summary temp files (``.NAME.tmpPID``) left by killed writers under ``folder``."""
+    removed = []
+    for tmp in folder.rglob(".*.tmp*"):
+        pid = tmp.name.rpartition(".tmp")[2]
+        if tmp.is_file() and (not pid.isdigit() or int(pid) == os.getpid() or not pid_alive(int(pid))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+__all__ = ["cache_root", "check_out_dir", "check_resumable", "create_run_dir", "read_status", "sweep_temp_files",
+           "write_status"]
