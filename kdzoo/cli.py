@@ -283,7 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     (``kdzoo strategies | head``) ends quietly.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad flag (2, one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     debug = getattr(args, "debug", False) or os.environ.get("KDZOO_DEBUG") == "1"
     try:
         return COMMANDS[args.command](args)

@@ -330,10 +330,16 @@ def to_dict(obj: Any) -> Any:
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML config safely (data only: no tags, nothing imported)."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(path)!r} is a directory; pass a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (a YAML file is expected)") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if data is None:
@@ -362,7 +368,10 @@ def set_dotted(data: dict, dotted: str) -> None:
     if "=" not in dotted:
         raise ConfigError(f"--set {dotted!r}: expected KEY=VALUE, e.g. optim.lr=0.01")
     key, raw = dotted.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:  # e.g. a !!python tag: data only, never code
+        raise ConfigError(f"--set {dotted!r}: the value is not plain YAML data ({str(exc).splitlines()[0]})") from None
     parts = key.strip().split(".")
     if parts[0] == "strategy" and len(parts) >= 2:
         # strategy.<name or index>.<param>=v sets a member's params

@@ -33,7 +33,7 @@ from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset,
 from .errors import ConfigError, Interrupted
 from .metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from .models import create_model, save_model
-from .paths import check_resumable, create_run_dir, sweep_temp_files, write_status
+from .paths import cache_root, check_out_dir, check_resumable, create_run_dir, sweep_temp_files, write_status
 from .stack import build_stack, check_specs
 from .trainer import Trainer
 
@@ -190,6 +190,21 @@ def _test(model, bundle: DatasetBundle, splits: Splits, task: str, config: RunCo
     return evaluate(model, x, y, splits.test, task, config.data.eval_batch_size, target_norm, device)
 
 
+def check_model_name(role: str, name: str, zoo: Any) -> None:
+    """A registered model or a timm architecture; else one line with the closest names of both."""
+    import difflib
+
+    import timm
+
+    if zoo.model(name) is not None or timm.is_model(name):
+        return
+    registered = sorted(zoo.collect().models)
+    close = difflib.get_close_matches(name, registered + timm.list_models(), n=4, cutoff=0.6)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+    raise ConfigError(f"unknown {role} model {name!r}; {hint}valid: {', '.join(registered)} or any name in "
+                      "timm.list_models()")
+
+
 def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
     """Validate what can be validated cheaply, then load data and split it."""
     name = config.data.name.partition(":")[0]
@@ -199,13 +214,9 @@ def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
     for cls, _ in check_specs(config.strategy, zoo, entry.meta.get("task")):
         if cls.requires_teacher and config.teacher is None:
             raise ConfigError(f"strategy {cls.name!r} needs a teacher; pass --teacher (a model name or weights file)")
-    if zoo.model(config.student.name) is None:
-        import timm
-
-        if not timm.is_model(config.student.name):
-            from .errors import unknown
-
-            raise unknown("student model", config.student.name, list(zoo.models) + ["<any timm model>"])
+    for role, model in (("student", config.student), ("teacher", config.teacher)):
+        if model is not None and not (role == "teacher" and model.checkpoint):
+            check_model_name(role, model.name, zoo)
     bundle = load_dataset(config.data.name, config.data.root, zoo)
     return bundle, make_splits(bundle, config.data)
 
@@ -261,6 +272,8 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
         config = make_config(config)
     else:
         validate(config)
+    cache_root()  # KDZOO_CACHE naming a file fails now, not after training
+    check_out_dir(config.out)
     zoo = zoo or load_zoo()
     if distributed.current().rank or int(os.environ.get("RANK", "0")):
         log = _silent  # one voice under torchrun
@@ -365,10 +378,17 @@ def _index(config: RunConfig, run_dir: Path, state: str, **fields: Any) -> None:
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """A finished run's ``summary.json``; a missing or damaged one is a one-line error."""
     path = Path(run_dir) / "summary.json"
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"{str(run_dir)!r} has no summary.json (not a finished kdzoo run)")
-    return json.loads(path.read_text())
+    try:
+        summary = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(f"{str(path)!r} is damaged (not JSON); re-run or --resume that run") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("seeds"), dict) or "metric" not in summary:
+        raise ConfigError(f"{str(path)!r} is not a kdzoo run summary (no 'metric'/'seeds')")
+    return summary
 
 
 def compare_runs(a: str | Path, b: str | Path) -> str:
