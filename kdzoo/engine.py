@@ -392,7 +392,11 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
 
 
 def compare_runs(a: str | Path, b: str | Path) -> str:
-    """The project's paired verdict of run A against run B (primary test metric by seed)."""
+    """The project's paired verdict of run A against run B as one sentence.
+
+    A one-sided paired t-test on the primary test metric (``test_best``) over the seeds both runs
+    have (:func:`kdzoo.metrics.compare`); one pair of runs, so no multiple-testing correction.
+    """
     ra, rb = load_run(a), load_run(b)
     metric = ra["metric"]
     _, higher = primary_metric("classification" if metric == "acc" else "regression")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import write_text
-from .metrics import compare, mean_std
+from .metrics import ALPHA, MIN_SEEDS, compare, holm_correct, mean_std
 
 
 def _metric(rows: list[dict]) -> tuple[str, bool]:
@@ -23,7 +23,13 @@ def _metric(rows: list[dict]) -> tuple[str, bool]:
 
 
 def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
-    """Mean ± std per (task, pair, variant) and the paired "beats ce" verdict."""
+    """Mean ± std per (task, pair, variant) and the paired verdict against ``ce``.
+
+    Each variant is compared with the ``ce`` row of its task and pair (:func:`kdzoo.metrics.compare`);
+    the p-values of all rows of one task are then Holm-corrected together, so the chance of any false
+    "beats" in a task stays at 5%. Rows whose status starts with "not applicable" get no verdict.
+    """
+    verdicts: dict[str, list[tuple[dict, Any]]] = defaultdict(list)  # task -> (entry, comparison)
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["task"], r["pair"], r["variant"])].append(r)
@@ -56,13 +62,53 @@ def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
             if metric in teacher:
                 entry["teacher"] = teacher[metric]
             base = [r for r in rows if r["task"] == task and r["pair"] == pair and r["variant"] == "ce" and r.get("status") == "ok"]
-            if variant != "ce" and base:
+            not_applicable = any(str(r.get("status", "")).startswith("not applicable") for r in members)
+            if variant != "ce" and base and not not_applicable:
                 c = compare({r["seed"]: r[f"test_best_{metric}"] for r in ok},
                             {r["seed"]: r[f"test_best_{metric}"] for r in base}, higher)
-                entry["vs_ce"] = {"beats": c.beats, "mean_diff": c.mean_diff, "std_err": c.std_err, "wins": c.wins,
-                                  "seeds": len(c.seeds)}
+                verdicts[task].append((entry, c))
         out.append(entry)
+    for members in verdicts.values():
+        corrected = holm_correct([c for _, c in members])
+        for (entry, _), c in zip(members, corrected):
+            entry["vs_ce"] = c.to_dict()
     return out
+
+
+def holm_families(summary: list[dict]) -> dict[str, int]:
+    """Per task, the number of rows whose p-values were Holm-corrected together."""
+    return {e["task"]: e["vs_ce"]["family"] for e in summary if (e.get("vs_ce") or {}).get("family")}
+
+
+def verdict_cell(v: dict[str, Any]) -> str:
+    """The "vs ce" table cell: verdict, mean difference with its 95% CI, Holm-adjusted p and wins."""
+    if v["verdict"] == "identical":
+        return f"identical ({v['n']}/{v['n']} seeds equal)"
+    head = f"{v['verdict']} ({v['mean_diff']:+.2f}"
+    if v.get("ci_low") is not None:
+        head += f" [{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
+    if v.get("p_adjusted") is not None:
+        head += f", p {_p(v['p_adjusted'])}"
+    elif v.get("p") is not None:
+        head += f", p {_p(v['p'])} uncorrected"
+    return head + f", {v['wins']}/{v['n']})"
+
+
+def _p(v: float) -> str:
+    return "< 0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def verdict_note(summary: list[dict], escape=lambda s: s) -> str:
+    """The sentence under a table that says how 'vs ce' was decided, with the Holm family per task."""
+    families = holm_families(summary)
+    per_task = "; ".join(f"{escape(task)}: Holm-corrected over {n} row{'s' if n > 1 else ''}"
+                         for task, n in families.items())
+    return ("'vs ce' is a one-sided paired t-test of the row against ce over seeds (Student's t, n−1 degrees of "
+            f"freedom, α = {ALPHA}): the verdict, the mean paired difference (positive: better than ce, also for "
+            "lower-is-better metrics) with its 95% confidence interval, the p-value and the seeds won. Within a "
+            f"task the p-values are Holm-corrected over the rows compared with ce ({per_task or 'no row tested'}); "
+            f"the p shown is the adjusted one. Fewer than {MIN_SEEDS} paired seeds read 'too few seeds', "
+            "bit-identical results 'identical'; neither is a win.")
 
 
 def _mean(v: Any) -> Any:
@@ -97,10 +143,7 @@ def table_rows(summary: list[dict]) -> list[dict[str, str]]:
                          "best": _fmt(e.get("test_best_acc")) if e["status"] == "ok" else e["status"],
                          "student_params": _fmt(e.get("student_params")), "latency_ms": _fmt(e.get("latency_ms"), 3)})
             continue
-        verdict = ""
-        if "vs_ce" in e:
-            v = e["vs_ce"]
-            verdict = f"{'beats' if v['beats'] else 'no'} ({v['mean_diff']:+.2f}, {v['wins']}/{v['seeds']})"
+        verdict = verdict_cell(e["vs_ce"]) if "vs_ce" in e else ""
         rows.append({
             "task": e["task"], "pair": e["pair"], "variant": e["variant"], "seeds": str(e["seeds"]),
             "best": _fmt(e.get(f"test_best_{metric}")) if e["status"] == "ok" else e["status"],
@@ -116,8 +159,7 @@ def markdown(results: dict[str, Any]) -> str:
     rows = table_rows(results["summary"])
     head = "| " + " | ".join(t for _, t in COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
     body = "".join("| " + " | ".join(r.get(k, "") for k, _ in COLUMNS) + " |\n" for r in rows)
-    note = ("\nMean ± std over seeds; 'vs ce' is the project's paired rule (mean paired difference above two "
-            "standard errors, or every seed winning) with the mean difference and wins. '(reference)' rows are one "
+    note = (f"\nMean ± std over seeds. {verdict_note(results['summary'])} '(reference)' rows are one "
             "measurement on the frozen teacher with the same labels (e.g. a probe on its features); their params "
             "and ms/img include the teacher.\n")
     return f"# Bench `{results['suite']}`\n\n" + head + body + note
@@ -189,8 +231,8 @@ def html_report(results: dict[str, Any], images: dict[str, bytes]) -> str:
             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
             "img{margin:6px;border:1px solid #ddd}</style></head><body>"
             f"<h1>kdzoo bench <code>{html.escape(str(results['suite']))}</code></h1><p>versions: {ver}</p>"
-            f"<table><tr>{head}</tr>{body}</table><p>Mean ± std over seeds; 'vs ce' is the paired rule "
-            f"(mean paired difference &gt; 2 s.e., or every seed winning). '(reference)' rows are one measurement "
+            f"<table><tr>{head}</tr>{body}</table><p>Mean ± std over seeds. "
+            f"{verdict_note(results['summary'], html.escape)} '(reference)' rows are one measurement "
             f"on the frozen teacher with the same labels; their params and ms/img include the teacher.</p><div>{imgs}</div></body></html>")
 
 
@@ -212,13 +254,17 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
 
 
 def open_report(bench_dir: str | Path) -> Path:
-    """Rebuild the report from ``results.json`` and return its path (opened in a browser if one exists)."""
+    """Rebuild the report from ``results.json`` and return its path (opened in a browser if one exists).
+
+    The summary and its verdicts are recomputed from the per-cell rows.
+    """
     from .errors import ConfigError
 
     path = Path(bench_dir) / "results.json"
     if not path.exists():
         raise ConfigError(f"{str(bench_dir)!r} has no results.json (not a kdzoo bench directory)")
     results = json.loads(path.read_text())
+    results["summary"] = aggregate(results["rows"])  # verdicts by the current rule, also for older benches
     write_outputs(results, Path(bench_dir))
     report = Path(bench_dir) / "report.html"
     try:

@@ -67,11 +67,13 @@ def test_bench_runs_reuses_and_reruns_only_changed_cells(tmp_path, catalog_with_
     variants = {e["variant"] for e in results["summary"]}
     assert {"ce", "kd", "kd(temperature=2.0)"} <= variants
     kd = next(e for e in results["summary"] if e["variant"] == "kd")
-    assert set(kd["vs_ce"]) >= {"beats", "mean_diff", "wins"} and kd["seeds"] == 2
+    assert set(kd["vs_ce"]) >= {"verdict", "beats", "mean_diff", "ci_low", "ci_high", "p", "p_adjusted", "wins", "n"}
+    assert kd["seeds"] == 2 and kd["vs_ce"]["verdict"] == "too few seeds" and not kd["vs_ce"]["beats"]
     for name in ("results.csv", "results.json", "results.md", "report.html", "accuracy_0.png", "time_0.png"):
         assert (out / name).exists(), name
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and 'src="http' not in html
+    assert "one-sided paired t-test" in html and "too few seeds (" in (out / "results.md").read_text()
     # same suite again: nothing runs
     logs.clear()
     run_bench(write_suite(tmp_path, suite), out, progress=False, log=logs.append)

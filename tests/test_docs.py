@@ -179,3 +179,20 @@ def test_every_config_key_is_in_the_user_guide():
         keys += [f"{section}.{f.name}" for f in dataclasses.fields(getattr(run, section))]
     missing = [k for k in keys if f"`{k}`" not in guide]
     assert not missing, f"config keys not documented in docs/user-guide.md: {missing}"
+
+
+def test_power_table_in_the_user_guide_is_what_the_simulation_prints():
+    spec = importlib.util.spec_from_file_location("verdict_power", ROOT / "benchmarks" / "verdict_power.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.table() in (DOCS / "user-guide.md").read_text(), \
+        "docs/user-guide.md's power table is out of date: run python benchmarks/verdict_power.py"
+
+
+def test_docs_describe_the_t_test_not_the_old_rule():
+    for path in (ROOT / "README.md", DOCS / "user-guide.md", DOCS / "plugins.md"):
+        text = path.read_text()
+        # the old rule may be named once, as history, in the user guide; never as the rule in force
+        assert "2 s.e. =" not in text and "exceeds\n> two standard errors" not in text, path
+    guide = (DOCS / "user-guide.md").read_text()
+    assert "one-sided paired t-test" in guide and "Holm-corrected" in guide and "too few seeds" in guide
