@@ -76,7 +76,8 @@ def class_mapped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, class_m
     return _soft_target_kl(student_logits, q, temperature) * temperature ** 2
 
 
-def dkd_terms(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
+def dkd_terms(student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
+              temperature: float) -> tuple[Tensor, Tensor]:
     """Decoupled KD's two terms, TCKD and NCKD, each ``T^2``-scaled and averaged over the batch.
 
     Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022, arXiv:2203.08679. TCKD is the KL of

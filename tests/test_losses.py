@@ -107,7 +107,8 @@ def close(got: torch.Tensor, expected: float, rel: float = 1e-5, abs_: float = 1
 
 
 # -- logits ------------------------------------------------------------------------------------------
-S_LOGITS, T_LOGITS, TARGET = fixed(5, 4, seed=1, scale=2.0), fixed(5, 4, seed=2, scale=2.0), torch.tensor([0, 3, 1, 1, 2])
+S_LOGITS, T_LOGITS = fixed(5, 4, seed=1, scale=2.0), fixed(5, 4, seed=2, scale=2.0)
+TARGET = torch.tensor([0, 3, 1, 1, 2])
 
 
 @pytest.mark.parametrize("temperature", [1.0, 4.0])

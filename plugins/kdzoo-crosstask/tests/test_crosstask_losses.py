@@ -82,10 +82,11 @@ def test_projector_mse_standard_and_inverted_by_hand():
         proj.bias.fill_(0.5)
     s2, t1 = torch.tensor([[1.0, 3.0], [0.0, 1.0]]), torch.tensor([[1.0], [2.0]])
     # standard: P(s) = [2 - 3 + .5, 0 - 1 + .5] = [-0.5, -0.5] against t = [1, 2]
-    assert pooled_feature_loss(s2, t1, "mse", proj, project="student").item() == pytest.approx(((1.5 ** 2) + (2.5 ** 2)) / 2)
+    expected = ((1.5 ** 2) + (2.5 ** 2)) / 2
+    assert pooled_feature_loss(s2, t1, "mse", proj, project="student").item() == pytest.approx(expected)
     # inverted: P(t) with P: 2 -> 1 maps the (2-d) teacher into the (1-d) student space
     t2, s1 = s2, t1
-    assert pooled_feature_loss(s1, t2, "mse", proj, project="teacher").item() == pytest.approx(((1.5 ** 2) + (2.5 ** 2)) / 2)
+    assert pooled_feature_loss(s1, t2, "mse", proj, project="teacher").item() == pytest.approx(expected)
     loss = pooled_feature_loss(s1.clone().requires_grad_(True), t2.clone().requires_grad_(True), "mse", proj,
                                project="teacher")
     loss.backward()

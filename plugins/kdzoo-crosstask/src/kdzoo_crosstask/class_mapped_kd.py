@@ -12,7 +12,8 @@ Teacher classes the map leaves out are dropped and ``q`` is renormalised over th
 map comes from ``params.map`` / ``params.map_file`` (teacher class -> student class, validated:
 every student class reachable, no unknown teacher or student class), else from the student's task
 definition when the teacher knows its base classes (teacher on ``mnist5k``, student on
-``mnist5k:mod3``), else identity when both share one label space. The loss is :func:`kdzoo.losses.class_mapped_kd_loss`.
+``mnist5k:mod3``), else identity when both share one label space. The loss is
+:func:`kdzoo.losses.class_mapped_kd_loss`.
 """
 
 from __future__ import annotations

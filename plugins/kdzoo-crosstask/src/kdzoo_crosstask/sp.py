@@ -7,7 +7,8 @@ original author")::
     L   = ||G_T - G_S||_F^2 / B^2
 
 The ``B x B`` similarity matrices make it dimension- and label-space-agnostic; every sample of
-the batch counts, labelled or not. gamma = 3000 is the paper's/RepDistiller's weight. The loss is :func:`kdzoo.losses.sp_loss`.
+the batch counts, labelled or not. gamma = 3000 is the paper's/RepDistiller's weight. The loss is
+:func:`kdzoo.losses.sp_loss`.
 """
 
 from __future__ import annotations

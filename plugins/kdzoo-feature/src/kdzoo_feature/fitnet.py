@@ -8,9 +8,10 @@ to the guided layer (later layers get no gradient) together with ``r``. The pape
 side is a vector (maps are then globally average-pooled).
 
 Stage 2 (``kd``): the paper's KD of the whole student, ``(1 - alpha) CE + alpha T^2 KL``
-(:func:`kdzoo.losses.kd_loss`; the hint term is :func:`kdzoo.losses.hint_loss`). With ``stage2: ce`` fitnet adds nothing in stage 2, so the stage is
-plain cross-entropy, or whatever the stack adds: ``fitnet+kd`` with ``stage2: ce`` is the same as
-``fitnet``; ``fitnet+kd`` with the default ``stage2: kd`` is refused (KD twice).
+(:func:`kdzoo.losses.kd_loss`; the hint term is :func:`kdzoo.losses.hint_loss`). With ``stage2: ce``
+fitnet adds nothing in stage 2, so the stage is plain cross-entropy, or whatever the stack adds:
+``fitnet+kd`` with ``stage2: ce`` is the same as ``fitnet``; ``fitnet+kd`` with the default
+``stage2: kd`` is refused (KD twice).
 """
 
 from __future__ import annotations
