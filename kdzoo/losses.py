@@ -16,6 +16,8 @@ width. This module imports torch only.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -251,6 +253,13 @@ def _normalised_distances(e: Tensor) -> Tensor:
     return d / positive.mean() if positive.numel() else d
 
 
+def _relation_smooth_l1(student: Tensor, teacher: Tensor, relation: Callable[[Tensor], Tensor]) -> Tensor:
+    """``smooth_l1(relation(student), relation(teacher))``, the teacher's side without gradient."""
+    with torch.no_grad():
+        t = relation(teacher.float())
+    return F.smooth_l1_loss(relation(student), t)
+
+
 def rkd_distance_loss(student: Tensor, teacher: Tensor) -> Tensor:
     """RKD distance loss (Park et al., arXiv:1904.05068; the authors' ``RkdDistance``).
 
@@ -261,9 +270,7 @@ def rkd_distance_loss(student: Tensor, teacher: Tensor) -> Tensor:
         student: ``[B, Ds]`` embeddings.
         teacher: ``[B, Dt]`` embeddings (no gradient).
     """
-    with torch.no_grad():
-        t = _normalised_distances(teacher.float())
-    return F.smooth_l1_loss(_normalised_distances(student), t)
+    return _relation_smooth_l1(student, teacher, _normalised_distances)
 
 
 def _angles(e: Tensor) -> Tensor:
@@ -278,9 +285,7 @@ def rkd_angle_loss(student: Tensor, teacher: Tensor) -> Tensor:
         student: ``[B, Ds]`` embeddings.
         teacher: ``[B, Dt]`` embeddings (no gradient).
     """
-    with torch.no_grad():
-        t = _angles(teacher.float())
-    return F.smooth_l1_loss(_angles(student), t)
+    return _relation_smooth_l1(student, teacher, _angles)
 
 
 def similarity_matrix(f: Tensor) -> Tensor:
