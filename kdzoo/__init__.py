@@ -5,10 +5,14 @@ Public API (what plugins may import)::
     import kdzoo
     @kdzoo.hookimpl
     def register_strategies(register): register(MyStrategy)
+
+The zoo's loss functions, plain functions on tensors for strategies and for any training loop, are
+:mod:`kdzoo.losses` (``from kdzoo import losses``).
 """
 
 from __future__ import annotations
 
+from . import losses
 from .config import ModelConfig, RunConfig, StrategySpec, make_config
 from .context import RunContext
 from .errors import ConfigError, KdzooError, PluginError
@@ -35,5 +39,5 @@ def load_model(path, zoo=None):
 __all__ = [
     "Batch", "ConfigError", "DataSource", "KdzooError", "ModelConfig", "Needs", "NoParams", "Outputs", "PluginError",
     "Requirement", "RunConfig", "RunContext", "Stage", "StepInfo", "Strategy", "StrategySpec", "compare", "distill",
-    "hookimpl", "load_model", "load_zoo", "make_config", "masked_mean",
+    "hookimpl", "load_model", "load_zoo", "losses", "make_config", "masked_mean",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -36,23 +37,30 @@ def tiny_bundle(task: str = "classification", num_classes: int = 4, n: int = 64,
     return DatasetBundle(x.clamp(0, 1), y, classes=[str(i) for i in range(num_classes)], name="tiny")
 
 
-def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: ModelConfig | None = None,
-                   student: ModelConfig | None = None, zoo: Zoo | None = None, preset: str | None = None) -> dict[str, float]:
-    """Run two optimiser steps of strategy ``name`` on tiny models and check the contract.
+@dataclass
+class TinyRun:
+    """A strategy built on tiny models, ready to step: what :func:`check_strategy` checks.
 
-    Checks: every loss term is a finite scalar; the teacher's parameters get no gradient and its
-    BN statistics do not move; the student and every trainable strategy parameter get gradients;
-    the strategy's ``state_dict`` round-trips into a fresh instance. Each trainable strategy
-    parameter must get a gradient in at least one of the steps (a stage may leave a part idle).
+    Attributes:
+        config: the run's config (2 steps, batch 16).
+        ctx: the run context (CPU, seed 0).
+        stack: the built strategy stack (``init_student`` already applied).
+        trainer: the trainer; ``trainer.train_step(step)`` returns the logged loss terms.
+        teacher_state: a copy of the teacher's ``state_dict`` taken right after it was built.
+    """
 
-    Args:
-        name: registered strategy name.
-        params: strategy parameters (default: the strategy's ``smoke_params``).
-        teacher: teacher model (default: ``lenet5`` with batch norm).
-        student: student model (default: half-width ``lenet5``).
+    config: RunConfig
+    ctx: RunContext
+    stack: Any
+    trainer: Trainer
+    teacher_state: dict[str, torch.Tensor]
 
-    Returns:
-        The logged loss terms of the last step.
+
+def tiny_run(name: str, params: dict[str, Any] | None = None, *, teacher: ModelConfig | None = None,
+             student: ModelConfig | None = None, zoo: Zoo | None = None, preset: str | None = None) -> TinyRun:
+    """Build strategy ``name`` on tiny models and data, seeded, as :func:`check_strategy` runs it.
+
+    Args: as :func:`check_strategy`.
     """
     zoo = zoo or load_zoo()
     cls = zoo.strategy(name).obj
@@ -75,7 +83,7 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
     torch.manual_seed(0)
     t_model = freeze(build(teacher))
     t_model.train()  # a teacher left in train mode must still not move: the trainer freezes it
-    bn_before = {k: v.clone() for k, v in t_model.state_dict().items()}
+    teacher_state = {k: v.clone() for k, v in t_model.state_dict().items()}
     s_model = build(student)
     ctx = RunContext(config=config, student=s_model, teacher=t_model, task=task, classes=bundle.classes,
                      data_shape=bundle.sample_shape, seed=0, device=torch.device("cpu"), total_steps=2,
@@ -84,7 +92,31 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
     stack.init_student(ctx)
     source = stack.data_source(ctx)
     plan = None if source is not None else BatchPlan(bundle, splits, config.data, 0, stack.uses_unlabelled)
-    trainer = Trainer(ctx, stack, plan, source=source)
+    return TinyRun(config, ctx, stack, Trainer(ctx, stack, plan, source=source), teacher_state)
+
+
+def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: ModelConfig | None = None,
+                   student: ModelConfig | None = None, zoo: Zoo | None = None, preset: str | None = None) -> dict[str, float]:
+    """Run two optimiser steps of strategy ``name`` on tiny models and check the contract.
+
+    Checks: every loss term is a finite scalar; the teacher's parameters get no gradient and its
+    BN statistics do not move; the student and every trainable strategy parameter get gradients;
+    the strategy's ``state_dict`` round-trips into a fresh instance. Each trainable strategy
+    parameter must get a gradient in at least one of the steps (a stage may leave a part idle).
+
+    Args:
+        name: registered strategy name.
+        params: strategy parameters (default: the strategy's ``smoke_params``).
+        teacher: teacher model (default: ``lenet5`` with batch norm).
+        student: student model (default: half-width ``lenet5``).
+
+    Returns:
+        The logged loss terms of the last step.
+    """
+    zoo = zoo or load_zoo()
+    run = tiny_run(name, params, teacher=teacher, student=student, zoo=zoo, preset=preset)
+    ctx, stack, trainer = run.ctx, run.stack, run.trainer
+    t_model, s_model = ctx.teacher, ctx.student
     logged: dict[str, float] = {}
     got_grad: set[str] = set()  # a strategy part may idle in one stage (FitNets' regressor after the hint stage)
     for step in range(2):
@@ -94,12 +126,12 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
         assert math.isfinite(value), f"{name}: loss term {term!r} is not finite ({value})"
     assert all(p.grad is None for p in t_model.parameters()), f"{name}: gradient reached the teacher's parameters"
     for key, value in t_model.state_dict().items():
-        assert torch.equal(value, bn_before[key]), f"{name}: teacher tensor {key!r} changed during training"
+        assert torch.equal(value, run.teacher_state[key]), f"{name}: teacher tensor {key!r} changed during training"
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in s_model.parameters()), f"{name}: no gradient reached the student"
     for pname, p in stack.named_parameters():
         if p.requires_grad:
             assert pname in got_grad, f"{name}: strategy parameter {pname!r} got no gradient"
-    fresh = build_stack(config.strategy, ctx, zoo)
+    fresh = build_stack(run.config.strategy, ctx, zoo)
     fresh.load_state_dict(copy.deepcopy(stack.state_dict()))
     for (k, a), (_, b) in zip(stack.state_dict().items(), fresh.state_dict().items()):
         if isinstance(a, torch.Tensor):

@@ -196,3 +196,26 @@ def test_docs_describe_the_t_test_not_the_old_rule():
         assert "2 s.e. =" not in text and "exceeds\n> two standard errors" not in text, path
     guide = (DOCS / "user-guide.md").read_text()
     assert "one-sided paired t-test" in guide and "Holm-corrected" in guide and "too few seeds" in guide
+
+
+# -- the losses page --------------------------------------------------------------------------------
+LOSSES_MD = DOCS / "losses.md"
+
+
+def test_losses_page_own_loop_example_runs_as_written(capsys):
+    blocks = dict(marked_blocks(LOSSES_MD.read_text(), EXAMPLE_MARK))
+    assert "own_loop" in blocks, "docs/losses.md has no <!-- example: own_loop --> block"
+    module = types.ModuleType("docs_losses_own_loop")
+    with torch.random.fork_rng(devices=[]):  # the example seeds torch; later tests keep their RNG stream
+        exec(compile(blocks["own_loop"], "docs/losses.md (own_loop example)", "exec"), module.__dict__)
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in printed] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert all(torch.isfinite(torch.tensor(v.item())) for v in (module.ce, module.kd, module.at, module.loss))
+
+
+def test_losses_page_lists_every_public_loss_function():
+    from kdzoo import losses
+
+    table = LOSSES_MD.read_text().split("## The functions and who uses them", 1)[1]
+    missing = [name for name in losses.__all__ if f"`{name}`" not in table]
+    assert not missing, f"docs/losses.md's table lacks {missing}"

@@ -5,12 +5,10 @@ import math
 import pytest
 import torch
 
-from kdzoo_crosstask.class_mapped_kd import class_mapped_kd_loss, class_matrix, mapped_probs
+from kdzoo.losses import (class_mapped_kd_loss, class_mapped_probs, local_classifier_kd_loss, pooled_feature_loss,
+                          rkd_angle_loss, rkd_distance_loss, semihard_triplets, sp_loss, triplet_relation_loss)
+from kdzoo_crosstask.class_mapped_kd import class_matrix
 from kdzoo_crosstask.probe import class_centres, ncm_predict
-from kdzoo_crosstask.projected import projected_mse
-from kdzoo_crosstask.refilled import local_classifier_loss, relation_loss, semihard_triplets
-from kdzoo_crosstask.rkd import rkd_angle, rkd_distance
-from kdzoo_crosstask.sp import sp_loss
 
 
 def softmax(v):
@@ -37,7 +35,7 @@ def test_class_map_sums_teacher_probabilities_and_drops_unmapped_classes():
     t, s, temp = [2.0, 0.0, 1.0, -1.0], [0.5, -0.5], 2.0
     p = softmax([v / temp for v in t])
     q = [(p[0] + p[2]) / (1 - p[3]), p[1] / (1 - p[3])]
-    assert mapped_probs(torch.tensor([t]), m, temp)[0].tolist() == pytest.approx(q, rel=1e-5)
+    assert class_mapped_probs(torch.tensor([t]), m, temp)[0].tolist() == pytest.approx(q, rel=1e-5)
     ps = softmax([v / temp for v in s])
     got = class_mapped_kd_loss(torch.tensor([s]), torch.tensor([t]), m, temp)
     assert got.item() == pytest.approx(kl(q, ps) * temp ** 2, rel=1e-5)
@@ -48,7 +46,7 @@ def test_rkd_distance_by_hand():
     dt = [1, 1, math.sqrt(2)]
     ms, mt = sum(ds) / 3, sum(dt) / 3
     expected = 2 * sum(smooth_l1(a / ms - b / mt) for a, b in zip(ds, dt)) / 9
-    assert rkd_distance(torch.tensor(S), torch.tensor(T)).item() == pytest.approx(expected, rel=1e-5)
+    assert rkd_distance_loss(torch.tensor(S), torch.tensor(T)).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_rkd_angle_by_hand():
@@ -56,14 +54,14 @@ def test_rkd_angle_by_hand():
     # appears twice (j, k and k, j); j == k entries are 1 in both; entries with j or k at the vertex are 0
     diffs = [0.0, 0.6 - 1 / math.sqrt(2), 0.8 - 1 / math.sqrt(2)]
     expected = 2 * sum(smooth_l1(d) for d in diffs) / 27
-    assert rkd_angle(torch.tensor(S), torch.tensor(T)).item() == pytest.approx(expected, rel=1e-5)
+    assert rkd_angle_loss(torch.tensor(S), torch.tensor(T)).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_rkd_is_invariant_to_scale_and_rotation_of_the_teacher():
     torch.manual_seed(0)
     s, t = torch.randn(6, 4), torch.randn(6, 3)
     q, _ = torch.linalg.qr(torch.randn(3, 3))
-    for loss in (rkd_distance, rkd_angle):
+    for loss in (rkd_distance_loss, rkd_angle_loss):
         assert loss(s, t).item() == pytest.approx(loss(s, 7 * t @ q).item(), rel=1e-4, abs=1e-6)
         assert loss(t, t).item() == pytest.approx(0.0, abs=1e-6)
 
@@ -84,11 +82,13 @@ def test_projector_mse_standard_and_inverted_by_hand():
         proj.bias.fill_(0.5)
     s2, t1 = torch.tensor([[1.0, 3.0], [0.0, 1.0]]), torch.tensor([[1.0], [2.0]])
     # standard: P(s) = [2 - 3 + .5, 0 - 1 + .5] = [-0.5, -0.5] against t = [1, 2]
-    assert projected_mse(s2, t1, proj, inverted=False).item() == pytest.approx(((1.5 ** 2) + (2.5 ** 2)) / 2)
+    expected = ((1.5 ** 2) + (2.5 ** 2)) / 2
+    assert pooled_feature_loss(s2, t1, "mse", proj, project="student").item() == pytest.approx(expected)
     # inverted: P(t) with P: 2 -> 1 maps the (2-d) teacher into the (1-d) student space
     t2, s1 = s2, t1
-    assert projected_mse(s1, t2, proj, inverted=True).item() == pytest.approx(((1.5 ** 2) + (2.5 ** 2)) / 2)
-    loss = projected_mse(s1.clone().requires_grad_(True), t2.clone().requires_grad_(True), proj, inverted=True)
+    assert pooled_feature_loss(s1, t2, "mse", proj, project="teacher").item() == pytest.approx(expected)
+    loss = pooled_feature_loss(s1.clone().requires_grad_(True), t2.clone().requires_grad_(True), "mse", proj,
+                               project="teacher")
     loss.backward()
     assert proj.weight.grad is not None  # the projector is trained; the teacher input is detached
 
@@ -122,9 +122,9 @@ def test_refilled_relation_loss_by_hand():
         pt = 1 / (1 + math.exp(-(d(t, a, n) - d(t, a, p)) / tau))
         ps = 1 / (1 + math.exp(-(d(s, a, n) - d(s, a, p)) / tau))
         total += kl([pt, 1 - pt], [ps, 1 - ps])
-    assert relation_loss(s, t, trip, tau).item() == pytest.approx(total / 4, rel=1e-4)  # / (2 * 2 triplets)
+    assert triplet_relation_loss(s, t, trip, tau).item() == pytest.approx(total / 4, rel=1e-4)  # / (2 * 2 triplets)
     empty = (torch.tensor([], dtype=torch.long),) * 3
-    assert relation_loss(s, t, empty, tau).item() == 0.0
+    assert triplet_relation_loss(s, t, empty, tau).item() == 0.0
 
 
 def test_refilled_local_classifier_by_hand():
@@ -135,7 +135,7 @@ def test_refilled_local_classifier_by_hand():
     classes = torch.tensor([True, False, True])  # the local classifier: classes 0 and 2 only
     t_logits = [2.0, 1.0]  # t_emb . c_0, t_emb . c_2
     expected = kl(softmax([v / tau for v in t_logits]), softmax([1.0 / tau, -1.0 / tau]))
-    got = local_classifier_loss(torch.tensor(s_logits), torch.tensor(t_emb), centres, classes, tau)
+    got = local_classifier_kd_loss(torch.tensor(s_logits), torch.tensor(t_emb), centres, classes, tau)
     assert got.item() == pytest.approx(expected, rel=1e-5)
 
 

@@ -8,10 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from kdzoo_datafree.bn_prior import BNStatisticsPrior, bn_statistic_loss, l2_prior, tv_prior
-from kdzoo_datafree.dafl import activation_loss, information_entropy_loss, one_hot_loss
-from kdzoo_datafree.deepinversion import competition_loss
-from kdzoo_datafree.dfad import l1_discrepancy
+from kdzoo.losses import (activation_loss, adi_competition_loss, bn_statistic_loss, image_l2_loss,
+                          information_entropy_loss, l1_discrepancy, one_hot_loss, tv_loss)
+from kdzoo_datafree.bn_prior import BNStatisticsPrior
 
 
 def softmax(v):
@@ -75,18 +74,18 @@ def test_bn_prior_is_zero_when_batch_statistics_equal_running_ones_and_counts_ev
     assert not net[1]._forward_hooks  # hooks are gone after the block
 
 
-def test_tv_prior_by_hand():
+def test_tv_loss_by_hand():
     x = torch.tensor([[[[1.0, 2.0], [4.0, 8.0]]]])
     d_w = math.hypot(1 - 2, 4 - 8)          # horizontal neighbours
     d_h = math.hypot(1 - 4, 2 - 8)          # vertical neighbours
     d_diag1 = abs(4 - 2)                    # x[1, 0] - x[0, 1]
     d_diag2 = abs(1 - 8)                    # x[0, 0] - x[1, 1]
-    assert tv_prior(x).item() == pytest.approx(d_w + d_h + d_diag1 + d_diag2)
+    assert tv_loss(x).item() == pytest.approx(d_w + d_h + d_diag1 + d_diag2)
 
 
-def test_l2_prior_is_the_batch_norm():
+def test_image_l2_loss_is_the_batch_norm():
     x = torch.tensor([[[[3.0]]], [[[4.0]]]])
-    assert l2_prior(x).item() == pytest.approx(5.0)
+    assert image_l2_loss(x).item() == pytest.approx(5.0)
 
 
 def test_competition_loss_by_hand():
@@ -95,5 +94,5 @@ def test_competition_loss_by_hand():
     m = [min(max((a + b) / 2, 0.01), 0.99) for a, b in zip(p, q)]
     p, q = [min(max(v, 0.01), 0.99) for v in p], [min(max(v, 0.01), 0.99) for v in q]
     js = 0.5 * sum(mi * math.log(mi / pi) for mi, pi in zip(m, p)) + 0.5 * sum(mi * math.log(mi / qi) for mi, qi in zip(m, q))
-    got = competition_loss(torch.tensor([s]), torch.tensor([t]), T)
+    got = adi_competition_loss(torch.tensor([s]), torch.tensor([t]), T)
     assert got.item() == pytest.approx(1 - js, rel=1e-5)

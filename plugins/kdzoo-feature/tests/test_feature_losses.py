@@ -8,10 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from kdzoo_feature.attention import at_loss, attention_map
-from kdzoo_feature.fitnet import hint_loss
-from kdzoo_feature.layers import as_map, common_size
-from kdzoo_feature.pooled import pooled_loss
+from kdzoo.losses import at_loss, attention_map, hint_loss, pool_to_common_size, pooled_feature_loss
+from kdzoo_feature.layers import as_map
 
 
 def normalise(v):
@@ -56,7 +54,7 @@ def test_hint_loss_through_a_1x1_regressor_by_hand():
     hint = torch.tensor([[[[0.0, 1.0]]]])
     # regressed at each position: 0.5 * c0 - c1 + 1 -> (0.5 - 3 + 1, 1 - 4 + 1) = (-1.5, -2)
     expected = ((-1.5 - 0.0) ** 2 + (-2.0 - 1.0) ** 2) / 2
-    assert hint_loss(reg(guided), hint).item() == pytest.approx(expected)
+    assert hint_loss(guided, hint, reg).item() == pytest.approx(expected)
 
 
 def test_hint_loss_pools_to_the_smaller_resolution():
@@ -67,13 +65,13 @@ def test_hint_loss_pools_to_the_smaller_resolution():
     assert hint_loss(r, h).item() == pytest.approx(expected)
 
 
-def test_pooled_loss_mse_and_cosine_by_hand():
+def test_pooled_feature_loss_mse_and_cosine_by_hand():
     s = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
     t = torch.tensor([[0.0, 2.0], [2.0, 2.0]])
     mse = ((1 - 0) ** 2 + (0 - 2) ** 2 + (1 - 2) ** 2 + (1 - 2) ** 2) / 4
-    assert pooled_loss(s, t, "mse").item() == pytest.approx(mse)
+    assert pooled_feature_loss(s, t, "mse").item() == pytest.approx(mse)
     cosine = ((1 - 0.0) + (1 - 1.0)) / 2  # orthogonal, then parallel
-    assert pooled_loss(s, t, "cosine").item() == pytest.approx(cosine, abs=1e-6)
+    assert pooled_feature_loss(s, t, "cosine").item() == pytest.approx(cosine, abs=1e-6)
 
 
 def test_tokens_become_a_grid_without_the_class_token():
@@ -83,5 +81,5 @@ def test_tokens_become_a_grid_without_the_class_token():
     assert torch.equal(as_map(tokens), grid)
     v = torch.randn(b, 7)
     assert as_map(v) is v
-    a, bb = common_size(torch.randn(1, 2, 7, 7), torch.randn(1, 5, 4, 4))
+    a, bb = pool_to_common_size(torch.randn(1, 2, 7, 7), torch.randn(1, 5, 4, 4))
     assert a.shape == (1, 2, 4, 4) and bb.shape == (1, 5, 4, 4)

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from kdzoo.testing import check_strategy
-from kdzoo_logit.dkd import dkd_terms
-from kdzoo_logit.kd import kd_loss
+from kdzoo.losses import dkd_terms, kd_loss
 
 
 def softmax(v):

@@ -12,7 +12,8 @@ Teacher classes the map leaves out are dropped and ``q`` is renormalised over th
 map comes from ``params.map`` / ``params.map_file`` (teacher class -> student class, validated:
 every student class reachable, no unknown teacher or student class), else from the student's task
 definition when the teacher knows its base classes (teacher on ``mnist5k``, student on
-``mnist5k:mod3``), else identity when both share one label space.
+``mnist5k:mod3``), else identity when both share one label space. The loss is
+:func:`kdzoo.losses.class_mapped_kd_loss`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 import kdzoo
+from kdzoo.losses import class_mapped_kd_loss
 from kdzoo.tasks import read_class_map, validate_class_map
 
 
@@ -36,35 +37,6 @@ def class_matrix(mapping: dict[str, str | None], teacher_classes: list[str], stu
         if target is not None:
             m[i, student_classes.index(target)] = 1.0
     return m
-
-
-def mapped_probs(teacher_logits: Tensor, matrix: Tensor, temperature: float) -> Tensor:
-    """Teacher probabilities at temperature ``T`` summed into the student's classes.
-
-    Args:
-        teacher_logits: ``[B, K_t]``.
-        matrix: ``[K_t, K_s]`` 0/1 class map.
-        temperature: ``T > 0``.
-
-    Returns:
-        ``[B, K_s]`` rows summing to 1 (renormalised over mapped teacher classes).
-    """
-    q = F.softmax(teacher_logits.detach().float() / temperature, dim=-1) @ matrix
-    return q / q.sum(-1, keepdim=True).clamp_min(1e-12)
-
-
-def class_mapped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, matrix: Tensor, temperature: float) -> Tensor:
-    """``T^2 * KL(q || p_s)`` with ``q`` the mapped teacher distribution, averaged over the batch.
-
-    Args:
-        student_logits: ``[B, K_s]``.
-        teacher_logits: ``[B, K_t]``.
-        matrix: ``[K_t, K_s]`` 0/1 class map.
-        temperature: softening temperature ``T``.
-    """
-    q = mapped_probs(teacher_logits, matrix, temperature)
-    log_p_s = F.log_softmax(student_logits / temperature, dim=-1)
-    return F.kl_div(log_p_s, q, reduction="batchmean") * temperature ** 2
 
 
 @dataclass

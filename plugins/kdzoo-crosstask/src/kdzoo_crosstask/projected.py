@@ -15,7 +15,8 @@
   helps even with a randomly initialised teacher (hence the random-teacher control).
 
 ``f`` is the pooled pre-logit embedding of each model; every sample of the batch counts,
-labelled or not. The projector is a sub-module: it reaches the optimiser and the checkpoint.
+labelled or not. The projector is a sub-module: it reaches the optimiser and the checkpoint. The loss
+is :func:`kdzoo.losses.pooled_feature_loss`.
 """
 
 from __future__ import annotations
@@ -23,27 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 import kdzoo
+from kdzoo.losses import pooled_feature_loss
 
 from .common import pooled_width, relational_needs
-
-
-def projected_mse(student: Tensor, teacher: Tensor, projector: nn.Module, inverted: bool) -> Tensor:
-    """Mean squared error between projected embeddings.
-
-    Args:
-        student: ``[B, D_s]`` student embedding.
-        teacher: ``[B, D_t]`` teacher embedding (no gradient).
-        projector: ``D_s -> D_t`` (standard) or ``D_t -> D_s`` (inverted).
-        inverted: project the teacher (Auty et al.) instead of the student.
-    """
-    teacher = teacher.detach().float()
-    if inverted:
-        return F.mse_loss(student, projector(teacher))
-    return F.mse_loss(projector(student), teacher)
 
 
 @dataclass
@@ -86,4 +72,5 @@ class ProjectedFeature(kdzoo.Strategy):
         return {"feature": self.config.weight}
 
     def forward(self, batch, student, teacher, step):
-        return {"feature": projected_mse(student.pooled, teacher.pooled, self.projector, self.inverted)}
+        return {"feature": pooled_feature_loss(student.pooled, teacher.pooled, "mse", self.projector,
+                                              project="teacher" if self.inverted else "student")}

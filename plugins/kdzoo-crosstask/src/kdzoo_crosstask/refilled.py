@@ -35,70 +35,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
 import kdzoo
+from kdzoo.losses import local_classifier_kd_loss, semihard_triplets, triplet_relation_loss
 from kdzoo.strategy import Needs, Requirement, Stage, zero_like_graph
 
 from .probe import class_centres, embed
-
-
-def semihard_triplets(emb: Tensor, labels: Tensor, ids: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Indices ``(a, p, n)`` of every semi-hard triplet: ``0 < d_an - d_ap <= margin``.
-
-    Args:
-        emb: ``[N, D]`` L2-normalised embeddings (the student's).
-        labels: ``[N]`` class ids.
-        ids: ``[N]`` sample ids; a positive must be another sample than the anchor.
-        margin: the miner's margin.
-    """
-    with torch.no_grad():
-        d = torch.cdist(emb, emb)
-        same = labels.unsqueeze(0) == labels.unsqueeze(1)
-        pos = same & (ids.unsqueeze(0) != ids.unsqueeze(1))
-        gap = d.unsqueeze(1) - d.unsqueeze(2)  # [a, p, n] = d[a, n] - d[a, p]
-        mask = pos.unsqueeze(2) & (~same).unsqueeze(1) & (gap > 0) & (gap <= margin)
-        return mask.nonzero(as_tuple=True)
-
-
-def relation_loss(student: Tensor, teacher: Tensor, triplets: tuple[Tensor, Tensor, Tensor], tau1: float) -> Tensor:
-    """REFILLED stage-1 loss (unweighted) on given triplets.
-
-    Args:
-        student: ``[N, D_s]`` L2-normalised student embeddings.
-        teacher: ``[N, D_t]`` L2-normalised teacher embeddings.
-        triplets: ``(a, p, n)`` index tensors of equal length ``n``.
-        tau1: temperature of the triplet probability.
-    """
-    a, p, n = triplets
-    if len(a) == 0:
-        return zero_like_graph(student)
-
-    def prob(e: Tensor) -> Tensor:
-        return torch.sigmoid(((e[a] - e[n]).norm(dim=1) - (e[a] - e[p]).norm(dim=1)) / tau1)
-
-    with torch.no_grad():
-        pt = prob(teacher.float())
-    ps = prob(student)
-    kl = pt * (pt.clamp_min(1e-12).log() - ps.clamp_min(1e-12).log())
-    kl = kl + (1 - pt) * ((1 - pt).clamp_min(1e-12).log() - (1 - ps).clamp_min(1e-12).log())
-    return kl.sum() / (2 * len(a))
-
-
-def local_classifier_loss(student_logits: Tensor, teacher_emb: Tensor, centres: Tensor, classes: Tensor,
-                          tau2: float) -> Tensor:
-    """REFILLED stage-2 teaching term (unweighted): KL of the teacher's local classifier to the student.
-
-    Args:
-        student_logits: ``[B, K]``.
-        teacher_emb: ``[B, D_t]`` teacher embeddings (not normalised, as in the code).
-        centres: ``[K, D_t]`` normalised class centres.
-        classes: ``[K]`` bool mask of the classes in the local classifier.
-        tau2: temperature.
-    """
-    t = teacher_emb.detach().float() @ centres[classes].t()
-    log_p_s = F.log_softmax(student_logits[:, classes] / tau2, dim=1)
-    return F.kl_div(log_p_s, F.softmax(t / tau2, dim=1), reduction="batchmean")
 
 
 @dataclass
@@ -169,12 +111,12 @@ class REFILLED(kdzoo.Strategy):
             s = F.normalize(student.pooled[lab], p=2, dim=1)
             t = F.normalize(teacher.pooled[lab].float(), p=2, dim=1)
             triplets = semihard_triplets(s.detach(), batch.y[lab], batch.index[lab], self.config.margin)
-            return {"relation": relation_loss(s, t, triplets, self.config.tau1)}
+            return {"relation": triplet_relation_loss(s, t, triplets, self.config.tau1)}
         rows = torch.ones_like(lab) if self.config.unlabelled else lab
         if not rows.any():
             return {"local_kd": zero_like_graph(student.logits)}
         classes = torch.ones(len(self.centres), dtype=torch.bool, device=lab.device)
         if self.config.local and lab.any():
             classes = torch.zeros_like(classes).index_fill_(0, batch.y[lab], True)
-        return {"local_kd": local_classifier_loss(student.logits[rows], teacher.pooled[rows], self.centres, classes,
-                                                  self.config.tau2)}
+        return {"local_kd": local_classifier_kd_loss(student.logits[rows], teacher.pooled[rows], self.centres, classes,
+                                                     self.config.tau2)}

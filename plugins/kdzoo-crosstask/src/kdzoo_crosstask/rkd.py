@@ -10,53 +10,18 @@ Distance and angle relations between the samples of a batch, following the autho
 
 Both are dimension- and label-space-agnostic, so they need no projector and use every sample of
 the batch, labelled or not. Default weights 25 / 50 are RepDistiller's classification setting;
-the ``paper`` preset is the authors' metric-learning ratio 1 / 2.
+the ``paper`` preset is the authors' metric-learning ratio 1 / 2. The losses are
+:func:`kdzoo.losses.rkd_distance_loss` and :func:`kdzoo.losses.rkd_angle_loss`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-
 import kdzoo
+from kdzoo.losses import rkd_angle_loss, rkd_distance_loss
 
 from .common import embedding, parse_layer, relational_needs
-
-
-def pairwise_distances(e: Tensor, eps: float = 1e-12) -> Tensor:
-    """Euclidean distance matrix ``[B, B]`` of ``e [B, D]`` with an exact zero diagonal."""
-    sq = e.pow(2).sum(1)
-    d = (sq.unsqueeze(1) + sq.unsqueeze(0) - 2 * e @ e.t()).clamp(min=eps).sqrt().clone()
-    d[range(len(e)), range(len(e))] = 0
-    return d
-
-
-def _normalised_distances(e: Tensor) -> Tensor:
-    d = pairwise_distances(e)
-    positive = d[d > 0]
-    return d / positive.mean() if positive.numel() else d
-
-
-def rkd_distance(student: Tensor, teacher: Tensor) -> Tensor:
-    """RKD distance loss between embeddings ``student [B, D_s]`` and ``teacher [B, D_t]``."""
-    with torch.no_grad():
-        t = _normalised_distances(teacher.float())
-    return F.smooth_l1_loss(_normalised_distances(student), t)
-
-
-def _angles(e: Tensor) -> Tensor:
-    diff = F.normalize(e.unsqueeze(0) - e.unsqueeze(1), p=2, dim=2)  # [i, j] = e_j - e_i
-    return torch.bmm(diff, diff.transpose(1, 2)).reshape(-1)
-
-
-def rkd_angle(student: Tensor, teacher: Tensor) -> Tensor:
-    """RKD angle loss between embeddings ``student [B, D_s]`` and ``teacher [B, D_t]``."""
-    with torch.no_grad():
-        t = _angles(teacher.float())
-    return F.smooth_l1_loss(_angles(student), t)
 
 
 @dataclass
@@ -103,7 +68,7 @@ class RKD(kdzoo.Strategy):
         s, t = embedding(student, self.index), embedding(teacher, self.index)
         out = {}
         if self.config.distance_weight:
-            out["rkd_distance"] = rkd_distance(s, t)
+            out["rkd_distance"] = rkd_distance_loss(s, t)
         if self.config.angle_weight:
-            out["rkd_angle"] = rkd_angle(s, t)
+            out["rkd_angle"] = rkd_angle_loss(s, t)
         return out or {"rkd_distance": s.sum() * 0.0}

@@ -7,32 +7,18 @@ original author")::
     L   = ||G_T - G_S||_F^2 / B^2
 
 The ``B x B`` similarity matrices make it dimension- and label-space-agnostic; every sample of
-the batch counts, labelled or not. gamma = 3000 is the paper's/RepDistiller's weight.
+the batch counts, labelled or not. gamma = 3000 is the paper's/RepDistiller's weight. The loss is
+:func:`kdzoo.losses.sp_loss`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch.nn.functional as F
-from torch import Tensor
-
 import kdzoo
+from kdzoo.losses import sp_loss
 
 from .common import embedding, parse_layer, relational_needs
-
-
-def similarity(f: Tensor) -> Tensor:
-    """Row-normalised Gram matrix ``[B, B]`` of ``f [B, ...]`` (flattened per sample)."""
-    f = f.reshape(f.shape[0], -1)
-    return F.normalize(f @ f.t(), p=2, dim=1)
-
-
-def sp_loss(student: Tensor, teacher: Tensor) -> Tensor:
-    """``||G_T - G_S||_F^2 / B^2`` for ``student [B, ...]`` and ``teacher [B, ...]``."""
-    b = student.shape[0]
-    diff = similarity(teacher.detach().float()) - similarity(student)
-    return diff.pow(2).sum() / (b * b)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""DeepInversion's priors: the BN-statistics prior and the TV / L2 image priors.
+"""DeepInversion's BN-statistics prior: forward hooks on the teacher's BN layers.
 
 Yin et al., "Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion", CVPR 2020,
 arXiv:1912.08795 (code: NVlabs/DeepInversion, ``cifar10/deepinversion_cifar10.py``):
@@ -6,11 +6,9 @@ arXiv:1912.08795 (code: NVlabs/DeepInversion, ``cifar10/deepinversion_cifar10.py
     R_feature(x) = sum_l || mu_l(x) - running_mean_l ||_2 + || var_l(x) - running_var_l ||_2
 
 over every BatchNorm layer ``l`` of the frozen teacher, where ``mu_l``/``var_l`` are the per-channel
-batch mean and biased variance of the layer's *input* (L2 norms, not squared);
-
-    R_TV(x) = ||x[..., :, :-1] - x[..., :, 1:]|| + ||x[..., :-1, :] - x[..., 1:, :]||
-              + ||x[..., 1:, :-1] - x[..., :-1, 1:]|| + ||x[..., :-1, :-1] - x[..., 1:, 1:]||
-    R_l2(x) = ||x||_2  (over the whole batch)
+batch mean and biased variance of the layer's *input* (L2 norms, not squared). The per-layer term
+is :func:`kdzoo.losses.bn_statistic_loss`; the TV and L2 image priors are
+:func:`kdzoo.losses.tv_loss` and :func:`kdzoo.losses.image_l2_loss`.
 
 The teacher's BN layers stay in eval mode: their running statistics are the targets and never move.
 A teacher without BN layers is a configuration error, never a silent zero.
@@ -22,6 +20,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import kdzoo
+from kdzoo.losses import bn_statistic_loss
 
 
 def bn_layers(model: nn.Module) -> list[_BatchNorm]:
@@ -44,41 +43,6 @@ def require_bn(model: nn.Module, who: str) -> list[_BatchNorm]:
             f"statistics), but teacher {name!r} has none; use a BN teacher (e.g. --teacher lenet5 --set "
             f"teacher.kwargs.batchnorm=true, or test_resnet) or turn the prior off (bn=0)")
     return layers
-
-
-def bn_statistic_loss(x: Tensor, running_mean: Tensor, running_var: Tensor) -> Tensor:
-    """``||mean(x) - running_mean||_2 + ||var(x) - running_var||_2`` per channel of a BN input.
-
-    Args:
-        x: a BN layer's input ``[B, C, *]`` (``[B, C]`` for BatchNorm1d).
-        running_mean: ``[C]``.
-        running_var: ``[C]``.
-
-    Returns:
-        A scalar.
-    """
-    flat = x.transpose(0, 1).reshape(x.shape[1], -1)  # [C, B * spatial]
-    mean = flat.mean(1)
-    var = flat.var(1, unbiased=False)
-    return (running_mean.to(var.dtype) - mean).norm(2) + (running_var.to(var.dtype) - var).norm(2)
-
-
-def tv_prior(x: Tensor) -> Tensor:
-    """DeepInversion's L2 total variation over four neighbour directions.
-
-    Args:
-        x: images ``[B, C, H, W]``.
-    """
-    d1 = x[:, :, :, :-1] - x[:, :, :, 1:]
-    d2 = x[:, :, :-1, :] - x[:, :, 1:, :]
-    d3 = x[:, :, 1:, :-1] - x[:, :, :-1, 1:]
-    d4 = x[:, :, :-1, :-1] - x[:, :, 1:, 1:]
-    return d1.norm() + d2.norm() + d3.norm() + d4.norm()
-
-
-def l2_prior(x: Tensor) -> Tensor:
-    """``||x||_2`` over the whole batch ``[B, ...]``."""
-    return x.norm()
 
 
 class BNStatisticsPrior:
@@ -119,4 +83,4 @@ class BNStatisticsPrior:
         return total
 
 
-__all__ = ["BNStatisticsPrior", "bn_layers", "bn_statistic_loss", "l2_prior", "require_bn", "tv_prior"]
+__all__ = ["BNStatisticsPrior", "bn_layers", "require_bn"]

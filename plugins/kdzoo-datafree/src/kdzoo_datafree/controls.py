@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import kdzoo
-from kdzoo_logit.kd import kd_loss
+from kdzoo.losses import kd_loss
 
 from .base import DataFreeStrategy, non_negative, positive
 from .sources import GaussianSource, TensorSource

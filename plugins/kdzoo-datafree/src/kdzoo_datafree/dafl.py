@@ -14,6 +14,8 @@ Here the generator step runs inside the source's ``next_batch`` and the student 
 (detached) images, so one student step = one generator step, as in the authors' loop. The
 student's optimiser is the run's (``optim.*``; the MNIST recipe used Adam lr 2e-3, kdzoo's default).
 Budget: ``train.steps`` student iterations = generator iterations (the paper: 200 x 120 at batch 512).
+The terms are in :mod:`kdzoo.losses` (``one_hot_loss``, ``activation_loss``, ``information_entropy_loss``,
+``kd_loss``).
 """
 
 from __future__ import annotations
@@ -21,33 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 import kdzoo
+from kdzoo.losses import activation_loss, information_entropy_loss, kd_loss, one_hot_loss
 from kdzoo.strategy import Requirement
-from kdzoo_logit.kd import kd_loss
 
 from .base import DataFreeStrategy, non_negative, positive
 from .bn_prior import BNStatisticsPrior
 from .generator import GeneratorA
 from .sources import GeneratorSource
-
-
-def one_hot_loss(logits: Tensor) -> Tensor:
-    """``CE(logits, argmax logits)`` averaged over the batch ``[B, K]``."""
-    return F.cross_entropy(logits, logits.detach().argmax(-1))
-
-
-def activation_loss(features: Tensor) -> Tensor:
-    """``-mean |features|`` over every element of ``[B, D]``."""
-    return -features.abs().mean()
-
-
-def information_entropy_loss(logits: Tensor) -> Tensor:
-    """``sum_k p_k log10 p_k`` of the batch-mean softmax ``p`` (``[B, K]`` logits); minimal when balanced."""
-    p = F.softmax(logits, dim=-1).mean(0)
-    return (p * torch.log10(p)).sum()
 
 
 @dataclass
@@ -132,4 +117,4 @@ class DAFL(DataFreeStrategy):
         return {"kd": kd_loss(student.logits, teacher.logits, self.config.temperature), **self.inner_terms()}
 
 
-__all__ = ["DAFL", "activation_loss", "information_entropy_loss", "one_hot_loss"]
+__all__ = ["DAFL"]

@@ -11,37 +11,24 @@ optimised directly with Adam against the frozen teacher (authors' code,
 with targets ``y`` cycling through the classes; then the student distils on the pool of
 synthesised batches (KL at ``temperature``). The BN-statistics prior needs a teacher with
 BatchNorm layers (a clear error otherwise). Budget: ``train.steps`` student iterations;
-``batches * iters`` inversion iterations, one round of ``iters`` every ``kd_steps`` student steps.
+``batches * iters`` inversion iterations, one round of ``iters`` every ``kd_steps`` student steps. The
+terms are in :mod:`kdzoo.losses` (``bn_statistic_loss``, ``tv_loss``, ``image_l2_loss``,
+``adi_competition_loss``, ``kd_loss``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 import kdzoo
-from kdzoo_logit.kd import kd_loss
+from kdzoo.losses import adi_competition_loss, image_l2_loss, kd_loss, tv_loss
 
 from .base import DataFreeStrategy, non_negative, positive
-from .bn_prior import BNStatisticsPrior, l2_prior, tv_prior
+from .bn_prior import BNStatisticsPrior
 from .sources import PixelSource
-
-
-def competition_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 3.0) -> Tensor:
-    """Adaptive DeepInversion's ``1 - clamp(JS(P, Q), 0, 1)`` as in the authors' code.
-
-    ``P = softmax(s / T)``, ``Q = softmax(t / T)``, ``M = (P + Q) / 2``, each clamped to
-    ``[0.01, 0.99]``; ``JS = (KL(M || P) + KL(M || Q)) / 2`` (batch mean). Inputs ``[B, K]``.
-    """
-    p = F.softmax(student_logits / temperature, dim=1)
-    q = F.softmax(teacher_logits / temperature, dim=1)
-    m = (0.5 * (p + q)).clamp(0.01, 0.99)
-    p, q = p.clamp(0.01, 0.99), q.clamp(0.01, 0.99)
-    js = 0.5 * F.kl_div(p.log(), m, reduction="batchmean") + 0.5 * F.kl_div(q.log(), m, reduction="batchmean")
-    return 1.0 - js.clamp(0.0, 1.0)
 
 
 @dataclass
@@ -125,17 +112,17 @@ class DeepInversion(DataFreeStrategy):
         loss = c.oh * ce
         logged = {"ce": ce.item()}
         if c.tv:
-            tv = tv_prior(x)
+            tv = tv_loss(x)
             loss, logged["tv"] = loss + c.tv * tv, tv.item()
         if c.l2:
-            l2 = l2_prior(x)
+            l2 = image_l2_loss(x)
             loss, logged["l2"] = loss + c.l2 * l2, l2.item()
         if bn is not None:
             loss, logged["bn"] = loss + c.bn * bn, bn.item()
         if c.adi:
             was = ctx.student.training
             ctx.student.eval()  # as the authors' code: the student's BN statistics do not move here
-            comp = competition_loss(ctx.student(data).float(), t)
+            comp = adi_competition_loss(ctx.student(data).float(), t)
             ctx.student.train(was)
             loss, logged["adi"] = loss + c.adi * comp, comp.item()
         return loss, logged
@@ -144,4 +131,4 @@ class DeepInversion(DataFreeStrategy):
         return {"kd": kd_loss(student.logits, teacher.logits, self.config.temperature), **self.inner_terms()}
 
 
-__all__ = ["DeepInversion", "competition_loss"]
+__all__ = ["DeepInversion"]

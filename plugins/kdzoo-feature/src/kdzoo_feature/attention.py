@@ -4,7 +4,7 @@ Performance of Convolutional Neural Networks via Attention Transfer", ICLR 2017,
 The activation-based spatial attention map of a feature ``A [B, C, H, W]`` is
 ``Q = normalize(mean_c |A|^p)`` flattened to ``[B, H*W]`` (L2 normalisation; the mean over
 channels equals the paper's sum up to a factor the normalisation removes). The loss of one pair is
-``(Q_s - Q_t).pow(2).mean()`` as in the official code (``at_loss``), summed over pairs and weighted
+``(Q_s - Q_t).pow(2).mean()`` as in the official code (:func:`kdzoo.losses.at_loss`), summed over pairs and weighted
 ``beta / 2`` (the official ``opt.beta / 2 * sum(loss_groups)``, ``beta = 1000``). Parameter-free;
 where resolutions differ both maps are average-pooled to the smaller one first.
 """
@@ -14,37 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch.nn.functional as F
-from torch import Tensor
-
 import kdzoo
+from kdzoo.losses import at_loss
 
-from .layers import Layer, as_map, common_size, feature_layers, match, parse_pairs, resolve_layer, spread
-
-
-def attention_map(feature: Tensor, p: float = 2.0) -> Tensor:
-    """Spatial attention of a feature map.
-
-    Args:
-        feature: ``[B, C, H, W]``.
-        p: exponent of ``|A|^p``.
-
-    Returns:
-        ``[B, H*W]``, each row of unit L2 norm.
-    """
-    return F.normalize(feature.abs().pow(p).mean(1).flatten(1), dim=1)
-
-
-def at_loss(student: Tensor, teacher: Tensor, p: float = 2.0) -> Tensor:
-    """Mean squared difference of the two attention maps (teacher detached).
-
-    Args:
-        student: ``[B, Cs, Hs, Ws]``.
-        teacher: ``[B, Ct, Ht, Wt]``; channels may differ; resolutions are pooled to the smaller.
-        p: exponent of ``|A|^p``.
-    """
-    student, teacher = common_size(student, teacher.detach())
-    return (attention_map(student, p) - attention_map(teacher, p)).pow(2).mean()
+from .layers import Layer, as_map, feature_layers, match, parse_pairs, resolve_layer, spread
 
 
 @dataclass

@@ -8,9 +8,10 @@ to the guided layer (later layers get no gradient) together with ``r``. The pape
 side is a vector (maps are then globally average-pooled).
 
 Stage 2 (``kd``): the paper's KD of the whole student, ``(1 - alpha) CE + alpha T^2 KL``
-(``kdzoo_logit.kd.kd_loss``). With ``stage2: ce`` fitnet adds nothing in stage 2, so the stage is
-plain cross-entropy, or whatever the stack adds: ``fitnet+kd`` with ``stage2: ce`` is the same as
-``fitnet``; ``fitnet+kd`` with the default ``stage2: kd`` is refused (KD twice).
+(:func:`kdzoo.losses.kd_loss`; the hint term is :func:`kdzoo.losses.hint_loss`). With ``stage2: ce``
+fitnet adds nothing in stage 2, so the stage is plain cross-entropy, or whatever the stack adds:
+``fitnet+kd`` with ``stage2: ce`` is the same as ``fitnet``; ``fitnet+kd`` with the default
+``stage2: kd`` is refused (KD twice).
 """
 
 from __future__ import annotations
@@ -18,26 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 import kdzoo
-from kdzoo_logit.kd import kd_loss
+from kdzoo.losses import hint_loss, kd_loss
 
-from .layers import Layer, as_map, as_vector, common_size, feature_layers, match, resolve_layer
-
-
-def hint_loss(regressed: Tensor, hint: Tensor) -> Tensor:
-    """Mean squared error of the regressed guided feature to the hint (teacher detached).
-
-    Args:
-        regressed: ``[B, C, H, W]`` or ``[B, D]``, the regressor's output.
-        hint: the teacher's hint, same rank; maps are pooled to the smaller resolution.
-    """
-    hint = hint.detach()
-    if regressed.dim() == 4:
-        regressed, hint = common_size(regressed, hint)
-    return F.mse_loss(regressed, hint)
+from .layers import Layer, as_map, as_vector, feature_layers, match, resolve_layer
 
 
 @dataclass
@@ -120,17 +107,17 @@ class FitNet(kdzoo.Strategy):
     def term_weights(self) -> dict[str, float]:
         return {"hint": self.config.hint_weight, "kd": self.config.alpha}
 
-    def regress(self, guided: Tensor, hint: Tensor) -> tuple[Tensor, Tensor]:
-        """Regressor output and the matching target: maps ``[B, Ct, H, W]`` or vectors ``[B, Dt]``."""
+    def regressor_inputs(self, guided: Tensor, hint: Tensor) -> tuple[Tensor, Tensor]:
+        """The guided feature and the hint in the regressor's form: both maps, or both vectors ``[B, D]``."""
         guided, hint = as_map(guided), as_map(hint)
         if isinstance(self.regressor, nn.Conv2d):
-            return self.regressor(guided), hint
-        return self.regressor(as_vector(guided)), as_vector(hint)
+            return guided, hint
+        return as_vector(guided), as_vector(hint)
 
     def forward(self, batch, student, teacher, step):
         if step.stage == "hint":
-            regressed, target = self.regress(student.features[self.guided.index], teacher.features[self.hint.index])
-            return {"hint": hint_loss(regressed, target)}
+            guided, hint = self.regressor_inputs(student.features[self.guided.index], teacher.features[self.hint.index])
+            return {"hint": hint_loss(guided, hint, self.regressor)}
         if self.config.stage2 == "kd":
             return {"kd": kd_loss(student.logits, teacher.logits, self.config.temperature)}
         return {}

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from kdzoo import ConfigError
@@ -78,16 +77,6 @@ def as_map(x: Tensor) -> Tensor:
     if side == 0 or prefix > 16:
         raise ValueError(f"{n} tokens do not form a square grid (after at most 16 prefix tokens)")
     return x[:, prefix:].transpose(1, 2).reshape(b, c, side, side)
-
-
-def common_size(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """Average-pool two maps ``[B, C, H, W]`` (channels may differ) to their smaller resolution."""
-    size = (min(a.shape[-2], b.shape[-2]), min(a.shape[-1], b.shape[-1]))
-    if tuple(a.shape[-2:]) != size:
-        a = F.adaptive_avg_pool2d(a, size)
-    if tuple(b.shape[-2:]) != size:
-        b = F.adaptive_avg_pool2d(b, size)
-    return a, b
 
 
 def as_vector(x: Tensor) -> Tensor:
@@ -194,5 +183,5 @@ def parse_pairs(spec: Any) -> list[tuple[int | str, int | str]]:
     return out
 
 
-__all__ = ["Layer", "as_map", "as_vector", "available", "common_size", "feature_layers", "hierarchical", "match",
+__all__ = ["Layer", "as_map", "as_vector", "available", "feature_layers", "hierarchical", "match",
            "parse_pairs", "resolve_layer", "spread"]

@@ -3,7 +3,7 @@ student's pre-logit features ``[B, Ds]``, through a learned linear projector whe
 matched to the teacher's pre-logit features ``[B, Dt]`` with mean squared error (timm's
 ``F.mse_loss``) or cosine distance ``1 - cos``. It is FitNets' hint regression (Romero et al. 2015,
 arXiv:1412.6550) at the pre-logit layer; the projector is part of the strategy (trained,
-checkpointed, never exported with the student).
+checkpointed, never exported with the student). The loss is :func:`kdzoo.losses.pooled_feature_loss`.
 """
 
 from __future__ import annotations
@@ -11,24 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 import kdzoo
-
-
-def pooled_loss(student: Tensor, teacher: Tensor, kind: str = "mse") -> Tensor:
-    """Distance of projected student features to the teacher's (teacher detached).
-
-    Args:
-        student: ``[B, D]`` (already projected to the teacher's width).
-        teacher: ``[B, D]``.
-        kind: ``mse`` (mean over batch and features) or ``cosine`` (mean of ``1 - cos``).
-    """
-    teacher = teacher.detach()
-    if kind == "cosine":
-        return (1.0 - F.cosine_similarity(student, teacher, dim=1)).mean()
-    return F.mse_loss(student, teacher)
+from kdzoo.losses import pooled_feature_loss
 
 
 @dataclass
@@ -75,4 +61,4 @@ class PooledFeature(kdzoo.Strategy):
         return {"pooled": self.config.weight}
 
     def forward(self, batch, student, teacher, step):
-        return {"pooled": pooled_loss(self.projector(student.pooled), teacher.pooled, self.config.loss)}
+        return {"pooled": pooled_feature_loss(student.pooled, teacher.pooled, self.config.loss, self.projector)}

@@ -4,6 +4,7 @@ KD splits into target-class KD (binary: target vs all others) and non-target-cla
 distribution over non-target classes), re-weighted as ``alpha * TCKD + beta * NCKD``, both times
 ``T^2`` and averaged over the batch, with a linear warm-up ``min(epoch / warmup, 1)``.
 DKD needs a target class: labelled samples use their label, unlabelled ones the teacher's argmax.
+The terms are :func:`kdzoo.losses.dkd_terms`.
 """
 
 from __future__ import annotations
@@ -11,33 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 import kdzoo
-
-
-def dkd_terms(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
-    """TCKD and NCKD (each ``T^2``-scaled, batch-averaged).
-
-    Args:
-        student_logits: ``[B, K]``.
-        teacher_logits: ``[B, K]``.
-        target: ``[B]`` class ids.
-        temperature: T.
-    """
-    t = temperature
-    teacher_logits = teacher_logits.detach()
-    gt = F.one_hot(target, student_logits.shape[-1]).bool()
-    p_s = F.softmax(student_logits / t, dim=-1)
-    p_t = F.softmax(teacher_logits / t, dim=-1)
-    b_s = torch.stack([(p_s * gt).sum(-1), (p_s * ~gt).sum(-1)], dim=-1)
-    b_t = torch.stack([(p_t * gt).sum(-1), (p_t * ~gt).sum(-1)], dim=-1)
-    tckd = F.kl_div(torch.log(b_s.clamp_min(1e-12)), b_t, reduction="batchmean") * t ** 2
-    log_q_s = F.log_softmax(student_logits / t - 1000.0 * gt, dim=-1)
-    q_t = F.softmax(teacher_logits / t - 1000.0 * gt, dim=-1)
-    nckd = F.kl_div(log_q_s, q_t, reduction="batchmean") * t ** 2
-    return tckd, nckd
+from kdzoo.losses import dkd_terms
 
 
 @dataclass

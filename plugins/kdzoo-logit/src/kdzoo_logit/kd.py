@@ -2,30 +2,16 @@
 
 ``loss = (1 - alpha) * CE(student, labels) + alpha * T^2 * KL(softmax(t/T) || softmax(s/T))``,
 KL averaged over the batch (``batchmean``); the ``T^2`` keeps gradient magnitudes comparable
-across temperatures. The KL term uses every sample of the batch, labelled or not.
+across temperatures. The KL term uses every sample of the batch, labelled or not. The loss is
+:func:`kdzoo.losses.kd_loss`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch.nn.functional as F
-from torch import Tensor
-
 import kdzoo
-
-
-def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
-    """``T^2 * KL(p_t || p_s)`` at temperature ``T``, averaged over the batch.
-
-    Args:
-        student_logits: ``[B, K]``.
-        teacher_logits: ``[B, K]``.
-        temperature: softening temperature ``T > 0``.
-    """
-    log_p_s = F.log_softmax(student_logits / temperature, dim=-1)
-    p_t = F.softmax(teacher_logits.detach() / temperature, dim=-1)
-    return F.kl_div(log_p_s, p_t, reduction="batchmean") * temperature ** 2
+from kdzoo.losses import kd_loss
 
 
 @dataclass

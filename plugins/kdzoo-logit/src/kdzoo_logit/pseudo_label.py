@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch.nn.functional as F
-
 import kdzoo
+from kdzoo.losses import pseudo_label_loss
 
 
 @dataclass
@@ -44,4 +43,4 @@ class PseudoLabel(kdzoo.Strategy):
         return {"pseudo": self.config.alpha}
 
     def forward(self, batch, student, teacher, step):
-        return {"pseudo": F.cross_entropy(student.logits, teacher.logits.argmax(-1))}
+        return {"pseudo": pseudo_label_loss(student.logits, teacher.logits)}

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch.nn.functional as F
-
 import kdzoo
+from kdzoo.losses import logit_mse_loss
 
 
 @dataclass
@@ -45,4 +44,4 @@ class RegressionKD(kdzoo.Strategy):
         return {"distill": self.config.alpha}
 
     def forward(self, batch, student, teacher, step):
-        return {"distill": F.mse_loss(student.logits, teacher.logits.detach())}
+        return {"distill": logit_mse_loss(student.logits, teacher.logits)}
