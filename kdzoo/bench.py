@@ -206,8 +206,13 @@ def _run_cell(config_data: dict) -> str:
 
 
 def _worker_init(parent_pid: int) -> None:
+    """A bench worker: exits with its bench; Ctrl-C reaches it through the bench (which SIGTERMs its
+    workers so each checkpoints), not directly as a KeyboardInterrupt mid-queue."""
+    import signal
+
     from .claims import exit_with_parent
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent(parent_pid)
 
 
