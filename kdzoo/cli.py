@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import KdzooError
 
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".tar", ".ckpt")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_ in (("distill", "distil a teacher into a student"), ("teacher", "train and cache a teacher")):
         s = sub.add_parser(name, help=help_)
         s.add_argument("-c", "--config", help="YAML run config (loaded safely)")
-        s.add_argument("--teacher", help="timm/registered model name, or a weights file")
+        s.add_argument("--teacher", help="timm/registered model name, or a weights file/folder")
         s.add_argument("--data", help="dataset: digits, mnist5k, diabetes, imagefolder:PATH, mnist, cifar10, ...")
         s.add_argument("--data-root", help="local root of torchvision datasets")
         s.add_argument("--epochs", type=float)
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. optim.lr=0.01")
         s.add_argument("--no-progress", action="store_true")
         if name == "distill":
-            s.add_argument("--student", help="timm or registered model name")
+            s.add_argument("--student", help="timm or registered model name, or a weights file/folder to start from")
             s.add_argument("--strategy", help="strategy or stack, e.g. kd or weight-selection+kd")
             s.add_argument("--labels-per-class", type=int)
             s.add_argument("--steps", type=int)
@@ -85,10 +85,10 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}
     if args.teacher:
         teacher = dict(data.get("teacher") or {}) if isinstance(data.get("teacher"), dict) else {}
-        if args.teacher.endswith(WEIGHT_SUFFIXES) or Path(args.teacher).is_file():
+        if _is_weights_path(args.teacher):
             teacher["checkpoint"] = args.teacher
             if not teacher.get("name"):
-                teacher["name"] = _name_from_file(args.teacher)
+                teacher["name"] = _name_from_file(args.teacher, "teacher checkpoint")
         else:
             teacher["name"] = args.teacher
         data["teacher"] = teacher
@@ -104,8 +104,14 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
     if args.no_progress:
         section("runtime")["progress"] = False
     if getattr(args, "student", None):
-        student = data.get("student") if isinstance(data.get("student"), dict) else {}
-        data["student"] = dict(student, name=args.student)
+        student = dict(data.get("student")) if isinstance(data.get("student"), dict) else {}
+        if _is_weights_path(args.student):
+            student["checkpoint"] = args.student
+            if not student.get("name"):
+                student["name"] = _name_from_file(args.student, "student checkpoint")
+        else:
+            student["name"] = args.student
+        data["student"] = student
     if getattr(args, "strategy", None):
         data["strategy"] = args.strategy
     if getattr(args, "labels_per_class", None) is not None:
@@ -123,13 +129,17 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
-def _name_from_file(path: str) -> str:
-    from .models import read_meta
+def _is_weights_path(value: str) -> bool:
+    """A weights file or folder rather than a model name (timm and kdzoo names hold no '/')."""
+    path = Path(value)
+    return value.endswith(WEIGHT_SUFFIXES) or "/" in value or os.sep in value or path.is_file() or (
+        path / "config.json").is_file()
 
-    try:
-        return read_meta(path)["name"]
-    except KdzooError:
-        raise KdzooError(f"teacher file {path!r} carries no model name; pass -c with teacher.name and teacher.checkpoint") from None
+
+def _name_from_file(path: str, role: str) -> str:
+    from .weights import model_name_from_file
+
+    return model_name_from_file(path, role)
 
 
 def cmd_distill(args: argparse.Namespace) -> int:

@@ -32,9 +32,10 @@ from .context import RunContext
 from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset, make_splits, steps_per_epoch, to_float
 from .errors import ConfigError
 from .metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
-from .models import create_model, save_model
+from .models import save_model
 from .stack import build_stack, check_specs
 from .trainer import Trainer
+from .weights import check_student_weights, check_weight_files, create_with_weights
 
 
 @dataclass
@@ -120,8 +121,8 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         target_norm = (ytr.mean(0), ytr.std(0).clamp_min(1e-6))
     num_out = len(bundle.classes) if task == "classification" else bundle.y.shape[1]
     torch.manual_seed(seed)
-    student = create_model(config.student, num_classes=num_out, data_shape=bundle.sample_shape, data_mean=mean,
-                           data_std=std, classes=bundle.classes, task=task, zoo=zoo).to(device)
+    student = create_with_weights(config.student, num_classes=num_out, data_shape=bundle.sample_shape, data_mean=mean,
+                                  data_std=std, classes=bundle.classes, task=task, zoo=zoo, role="student checkpoint").to(device)
     spe = steps_per_epoch(splits, config.data)
     dist = distributed.current()
     main = dist.is_main
@@ -203,7 +204,9 @@ def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
             from .errors import unknown
 
             raise unknown("student model", config.student.name, list(zoo.models) + ["<any timm model>"])
+    check_weight_files(config, zoo)
     bundle = load_dataset(config.data.name, config.data.root, zoo)
+    check_student_weights(config, bundle, zoo)
     return bundle, make_splits(bundle, config.data)
 
 
