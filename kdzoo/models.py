@@ -9,6 +9,7 @@ different normalisations). Its metadata travels with exported weights.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -189,10 +190,17 @@ def save_model(model: KDModel, path: str | Path, extra_meta: dict[str, Any] | No
     state = {k: v.detach().contiguous().cpu() for k, v in model.net.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={META_KEY: json.dumps(meta)})
+        os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates 0600 files; exports are for sharing
     with atomic_path(path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=2))
     if meta.get("source") == "timm":
         save_timm_folder(model, path.with_suffix(""), path)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
