@@ -349,17 +349,17 @@ def load_into(net: nn.Module, weights: Weights, what: str) -> None:
     net.load_state_dict(weights.state, strict=False)  # only num_batches_tracked may be absent (check_fit allows it)
 
 
-def create_with_weights(cfg: ModelConfig, **create_kwargs: Any):
+def create_with_weights(cfg: ModelConfig, *, role: str = "checkpoint", **create_kwargs: Any):
     """:func:`kdzoo.models.create_model`, then ``cfg.checkpoint`` loaded into it (if set).
 
     Args:
         cfg: the model's config; with a checkpoint, what the file says completes it
             (:func:`with_file_defaults`).
+        role: how messages name the checkpoint, e.g. ``"student checkpoint"``.
         create_kwargs: everything else :func:`~kdzoo.models.create_model` takes.
     """
     from .models import create_model
 
-    role = create_kwargs.pop("role", "checkpoint")
     if not cfg.checkpoint:
         return create_model(cfg, **create_kwargs)
     weights = read_weights(cfg.checkpoint, use_ema=cfg.use_ema, role=role)

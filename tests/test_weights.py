@@ -140,6 +140,13 @@ def write_bad_files(folder):
     (folder / "folder").mkdir()
 
 
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad-weights")
+    write_bad_files(folder)
+    return folder
+
+
 BAD = [
     ("missing.pth", "does not exist"),
     ("truncated.pth", "cannot be read as a checkpoint (truncated or corrupt"),
@@ -155,12 +162,8 @@ BAD = [
 
 @pytest.mark.parametrize("role", ["student", "teacher"])
 @pytest.mark.parametrize("file, needle", BAD, ids=[b[0] for b in BAD])
-def test_bad_weight_file_is_one_line_exit_2_nothing_written(tmp_path_factory, tmp_path, capsys, role, file, needle):
-    folder = tmp_path_factory.getbasetemp() / "bad-weights"
-    if not folder.exists():
-        folder.mkdir()
-        write_bad_files(folder)
-    path = folder / file
+def test_bad_weight_file_is_one_line_exit_2_nothing_written(bad_files, tmp_path, capsys, role, file, needle):
+    path = bad_files / file
     other = "student: linear\nstrategy: kd\n" if role == "teacher" else ""
     (tmp_path / "c.yaml").write_text(f"{role}: {{name: test_resnet, checkpoint: {path}}}\n{other}"
                                      "data: digits\ntrain: {steps: 1}\nruntime: {progress: false}\n")
@@ -173,6 +176,14 @@ def test_bad_weight_file_is_one_line_exit_2_nothing_written(tmp_path_factory, tm
                                                          else "kdzoo: error: weights"), err
     assert needle in err and str(path) in err, err
     assert "this must never run" not in captured.out and not out.exists()
+
+
+@pytest.mark.parametrize("file, needle", [("missing.pth", "model file"), ("truncated.safetensors", "truncated or corrupt"),
+                                          ("good.pth", "carries no kdzoo metadata")])
+def test_kdzoo_eval_of_a_bad_file_is_one_line(bad_files, capsys, file, needle):
+    assert main(["eval", str(bad_files / file), "--data", "digits"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err
 
 
 def test_missing_teacher_file_on_the_command_line_says_it_does_not_exist(tmp_path, capsys):
