@@ -99,22 +99,46 @@ def locate(path: str | Path, role: str = "weights file") -> tuple[Path, str]:
     size = file.stat().st_size
     if size == 0:
         raise ConfigError(f"{role} {str(file)!r} is empty")
-    fmt = _sniff(head, size)
+    fmt = _sniff(head)
     if fmt is None:
         raise ConfigError(f"{role} {str(file)!r} cannot be read as a checkpoint (not a recognised weights format; "
                           f"accepted: {ACCEPTED})")
+    problem = _truncation(file, fmt, size)
+    if problem:
+        raise _corrupt(role, file, problem)
     return file, fmt
 
 
-def _sniff(head: bytes, size: int) -> str | None:
+def _sniff(head: bytes) -> str | None:
     if head.startswith(b"PK\x03\x04"):
         return "torch"  # torch.save's zip container
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
         return "torch-legacy"  # a pickle stream: torch.save(_use_new_zipfile_serialization=False)
-    if len(head) == 9 and head[8:9] == b"{":
-        n = struct.unpack("<Q", head[:8])[0]
-        if n <= _MAX_SAFETENSORS_HEADER:
-            return "safetensors"
+    if len(head) == 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= _MAX_SAFETENSORS_HEADER:
+        return "safetensors"  # 8-byte little-endian header length, then the JSON header
+    return None
+
+
+def _truncation(file: Path, fmt: str, size: int) -> str | None:
+    """Cheap structural checks that catch a cut-off file without reading its tensors."""
+    if fmt == "torch":
+        import zipfile
+
+        return None if zipfile.is_zipfile(file) else "no zip directory at the end of the file"
+    if fmt != "safetensors":
+        return None
+    with open(file, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        if 8 + n > size:
+            return f"header of {n} bytes in a file of {size}"
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return "the header is not JSON"
+    ends = [v["data_offsets"][1] for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and isinstance(v.get("data_offsets"), list)]
+    if 8 + n + max(ends, default=0) != size:
+        return f"tensors need {8 + n + max(ends, default=0)} bytes, the file has {size}"
     return None
 
 
