@@ -169,7 +169,7 @@ def read_weights(path: str | Path, *, use_ema: bool = True, role: str = "weights
         if weights.meta and not weights.config:
             weights.kind = "kdzoo export"
     else:
-        obj = _torch_load(file, fmt, role)
+        obj = _torch_load(file, role)
         weights.state = _pick_state(obj, use_ema, weights, role)
     weights.state = strip_prefixes(weights.state)
     return weights
@@ -224,14 +224,14 @@ def _read_safetensors(file: Path, role: str) -> tuple[dict[str, Tensor], dict[st
     return state, (json.loads(raw) if raw else None)
 
 
-def _torch_load(file: Path, fmt: str, role: str) -> Any:
+def _torch_load(file: Path, role: str) -> Any:
     safe_globals = getattr(torch.serialization, "safe_globals", None)
     try:
         if safe_globals is not None:
             with safe_globals(ALLOWED_GLOBALS):
-                return torch.load(str(file), map_location="cpu", weights_only=True, mmap=fmt == "torch")
+                return torch.load(str(file), map_location="cpu", weights_only=True)
         torch.serialization.add_safe_globals(ALLOWED_GLOBALS)  # torch < 2.5 has no context manager
-        return torch.load(str(file), map_location="cpu", weights_only=True, mmap=fmt == "torch")
+        return torch.load(str(file), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found and "weights only" in str(exc).lower():
@@ -262,6 +262,9 @@ def _pick_state(obj: Any, use_ema: bool, weights: Weights, role: str) -> dict[st
                 weights.kind = f"checkpoint entry {key!r}"
             obj = obj[key]
             break
+    else:
+        if not use_ema and isinstance(obj.get("state_dict_ema"), dict):
+            raise ConfigError(f"{role} {str(weights.file)!r} has only EMA weights (state_dict_ema); set use_ema: true")
     state = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
     if not state or not all(isinstance(k, str) for k in state):
         raise ConfigError(f"{role} {str(weights.file)!r} holds no tensors by name (top-level keys "
