@@ -1,4 +1,4 @@
-"""Teachers: loaded from a local file through timm's loading path, or trained once and cached.
+"""Teachers: loaded from a local weights file (read by kdzoo.weights), or trained once and cached.
 
 A trained teacher is cached under ``$KDZOO_CACHE`` (default ``~/.cache/kdzoo``) by a hash of
 everything that determines it: model and kwargs, dataset, split, training recipe.
