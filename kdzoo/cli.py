@@ -85,10 +85,11 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}
     if args.teacher:
         teacher = dict(data.get("teacher") or {}) if isinstance(data.get("teacher"), dict) else {}
-        if _is_weights_path(args.teacher):
-            teacher["checkpoint"] = args.teacher
+        path = _weights_path(args.teacher)
+        if path:
+            teacher["checkpoint"] = path
             if not teacher.get("name"):
-                teacher["name"] = _name_from_file(args.teacher, "teacher checkpoint")
+                teacher["name"] = _name_from_file(path, "teacher checkpoint")
         else:
             teacher["name"] = args.teacher
         data["teacher"] = teacher
@@ -105,10 +106,11 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
         section("runtime")["progress"] = False
     if getattr(args, "student", None):
         student = dict(data.get("student")) if isinstance(data.get("student"), dict) else {}
-        if _is_weights_path(args.student):
-            student["checkpoint"] = args.student
+        path = _weights_path(args.student)
+        if path:
+            student["checkpoint"] = path
             if not student.get("name"):
-                student["name"] = _name_from_file(args.student, "student checkpoint")
+                student["name"] = _name_from_file(path, "student checkpoint")
         else:
             student["name"] = args.student
         data["student"] = student
@@ -129,11 +131,18 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
-def _is_weights_path(value: str) -> bool:
-    """A weights file or folder rather than a model name (timm and kdzoo names hold no '/')."""
+def _weights_path(value: str) -> str | None:
+    """The weights file or folder ``value`` names, or ``None`` for a model name.
+
+    timm and kdzoo model names hold no '/'; timm's ``local-dir:FOLDER`` spelling is accepted too.
+    """
+    if value.startswith("local-dir:"):
+        return value[len("local-dir:"):]
     path = Path(value)
-    return value.endswith(WEIGHT_SUFFIXES) or "/" in value or os.sep in value or path.is_file() or (
-        path / "config.json").is_file()
+    if value.endswith(WEIGHT_SUFFIXES) or "/" in value or os.sep in value or path.is_file() or (
+            path / "config.json").is_file():
+        return value
+    return None
 
 
 def _name_from_file(path: str, role: str) -> str:

@@ -246,7 +246,10 @@ def test_export_is_a_folder_plain_timm_loads_with_the_right_preprocessing(zoo, t
     os.umask(umask)
     for exported in (seed_dir / "student.safetensors", seed_dir / "student" / "config.json"):
         assert exported.stat().st_mode & 0o777 == 0o666 & ~umask  # ordinary permissions, like every other file
-    # kdzoo reads its own folder back, e.g. as a teacher
+    # kdzoo reads its own folder back, e.g. as a teacher, also in timm's spelling
     again = load_model(seed_dir / "student", zoo).eval()
     with torch.no_grad():
         assert torch.equal(again(x), expected)
+    assert main(["distill", "--teacher", f"local-dir:{seed_dir / 'student'}", "--student", "linear", "--strategy", "kd",
+                 "--data", "digits", "--steps", "1", "--no-progress", "--out", str(tmp_path), "--name", "t"]) == 0
+    assert json.loads((tmp_path / "t" / "summary.json").read_text())["teacher"]["meta"]["name"] == "test_resnet"
