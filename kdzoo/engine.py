@@ -121,8 +121,9 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         target_norm = (ytr.mean(0), ytr.std(0).clamp_min(1e-6))
     num_out = len(bundle.classes) if task == "classification" else bundle.y.shape[1]
     torch.manual_seed(seed)
-    student = create_with_weights(config.student, num_classes=num_out, data_shape=bundle.sample_shape, data_mean=mean,
-                                  data_std=std, classes=bundle.classes, task=task, zoo=zoo, role="student checkpoint").to(device)
+    student = create_with_weights(config.student, role="student checkpoint", num_classes=num_out, data_mean=mean,
+                                  data_shape=bundle.sample_shape, data_std=std, classes=bundle.classes, task=task,
+                                  zoo=zoo).to(device)
     spe = steps_per_epoch(splits, config.data)
     dist = distributed.current()
     main = dist.is_main

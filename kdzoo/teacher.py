@@ -20,7 +20,6 @@ from typing import Any
 
 from .config import ModelConfig, RunConfig, StrategySpec, TrainConfig, to_dict
 from .data import DatasetBundle, Splits
-from .errors import ConfigError
 from .models import KDModel, load_model
 
 

@@ -235,8 +235,8 @@ def _torch_load(file: Path, role: str) -> Any:
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found and "weights only" in str(exc).lower():
-            raise ConfigError(f"{role} {str(file)!r} holds {found.group(1)!r}, which kdzoo does not unpickle (read with "
-                              f"weights_only=True; allowed: tensors, plain data, argparse.Namespace)") from None
+            raise ConfigError(f"{role} {str(file)!r} holds {found.group(1)!r}, which kdzoo does not unpickle (read "
+                              f"with weights_only=True; allowed: tensors, plain data, argparse.Namespace)") from None
         raise _corrupt(role, file, exc) from None
     except (RuntimeError, EOFError, ValueError, OSError, struct.error, UnicodeDecodeError) as exc:
         raise _corrupt(role, file, exc) from None

@@ -40,8 +40,8 @@ def test_timm_train_checkpoint_loads_ema_by_default_and_plain_weights_when_switc
     args = argparse.Namespace(model="test_resnet", in_chans=1, input_size=None, img_size=None, mean=None, std=None,
                               lr=0.1, sched="cosine", model_ema=True, aa=None, mixup=0.8, opt_betas=(0.9, 0.999))
     path = tmp_path / "model_best.pth.tar"  # the name timm's train.py gives it
-    torch.save({"epoch": 3, "arch": "test_resnet", "state_dict": plain.state_dict(), "optimizer": optimizer.state_dict(),
-                "version": 2, "args": args, "state_dict_ema": ema.state_dict(), "metric": 71.5}, path)
+    torch.save({"epoch": 3, "arch": "test_resnet", "state_dict": plain.state_dict(), "version": 2, "args": args,
+                "optimizer": optimizer.state_dict(), "state_dict_ema": ema.state_dict(), "metric": 71.5}, path)
 
     default = read_weights(path)
     assert same_state(default.state, ema.state_dict()) and "EMA" in default.kind
@@ -178,7 +178,8 @@ def test_bad_weight_file_is_one_line_exit_2_nothing_written(bad_files, tmp_path,
     assert "this must never run" not in captured.out and not out.exists()
 
 
-@pytest.mark.parametrize("file, needle", [("missing.pth", "model file"), ("truncated.safetensors", "truncated or corrupt"),
+@pytest.mark.parametrize("file, needle", [("missing.pth", "model file"),
+                                          ("truncated.safetensors", "truncated or corrupt"),
                                           ("good.pth", "carries no kdzoo metadata")])
 def test_kdzoo_eval_of_a_bad_file_is_one_line(bad_files, capsys, file, needle):
     assert main(["eval", str(bad_files / file), "--data", "digits"]) == 2
