@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import Interrupted, KdzooError, error_line
 
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".tar", ".ckpt")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_ in (("distill", "distil a teacher into a student"), ("teacher", "train and cache a teacher")):
         s = sub.add_parser(name, help=help_)
         s.add_argument("-c", "--config", help="YAML run config (loaded safely)")
-        s.add_argument("--teacher", help="timm/registered model name, or a weights file")
+        s.add_argument("--teacher", help="timm/registered model name, or a weights file/folder")
         s.add_argument("--data", help="dataset: digits, mnist5k, diabetes, imagefolder:PATH, mnist, cifar10, ...")
         s.add_argument("--data-root", help="local root of torchvision datasets")
         s.add_argument("--epochs", type=float)
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. optim.lr=0.01")
         s.add_argument("--no-progress", action="store_true")
         if name == "distill":
-            s.add_argument("--student", help="timm or registered model name")
+            s.add_argument("--student", help="timm or registered model name, or a weights file/folder to start from")
             s.add_argument("--strategy", help="strategy or stack, e.g. kd or weight-selection+kd")
             s.add_argument("--labels-per-class", type=int)
             s.add_argument("--steps", type=int)
@@ -98,10 +98,11 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}
     if args.teacher:
         teacher = dict(data.get("teacher") or {}) if isinstance(data.get("teacher"), dict) else {}
-        if args.teacher.endswith(WEIGHT_SUFFIXES) or Path(args.teacher).is_file():
-            teacher["checkpoint"] = args.teacher
+        path = _weights_path(args.teacher)
+        if path:
+            teacher["checkpoint"] = path
             if not teacher.get("name"):
-                teacher["name"] = _name_from_file(args.teacher)
+                teacher["name"] = _name_from_file(path, "teacher checkpoint")
         else:
             teacher["name"] = args.teacher
         data["teacher"] = teacher
@@ -117,8 +118,15 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
     if args.no_progress:
         section("runtime")["progress"] = False
     if getattr(args, "student", None):
-        student = data.get("student") if isinstance(data.get("student"), dict) else {}
-        data["student"] = dict(student, name=args.student)
+        student = dict(data.get("student")) if isinstance(data.get("student"), dict) else {}
+        path = _weights_path(args.student)
+        if path:
+            student["checkpoint"] = path
+            if not student.get("name"):
+                student["name"] = _name_from_file(path, "student checkpoint")
+        else:
+            student["name"] = args.student
+        data["student"] = student
     if getattr(args, "strategy", None):
         data["strategy"] = args.strategy
     if getattr(args, "labels_per_class", None) is not None:
@@ -136,13 +144,24 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
-def _name_from_file(path: str) -> str:
-    from .models import read_meta
+def _weights_path(value: str) -> str | None:
+    """The weights file or folder ``value`` names, or ``None`` for a model name.
 
-    try:
-        return read_meta(path)["name"]
-    except KdzooError:
-        raise KdzooError(f"teacher file {path!r} carries no model name; pass -c with teacher.name and teacher.checkpoint") from None
+    timm and kdzoo model names hold no '/'; timm's ``local-dir:FOLDER`` spelling is accepted too.
+    """
+    if value.startswith("local-dir:"):
+        return value[len("local-dir:"):]
+    path = Path(value)
+    if value.endswith(WEIGHT_SUFFIXES) or "/" in value or os.sep in value or path.is_file() or (
+            path / "config.json").is_file():
+        return value
+    return None
+
+
+def _name_from_file(path: str, role: str) -> str:
+    from .weights import model_name_from_file
+
+    return model_name_from_file(path, role)
 
 
 def cmd_distill(args: argparse.Namespace) -> int:

@@ -65,8 +65,12 @@ class ModelConfig:
     Attributes:
         name: a timm model name (``test_resnet``) or a registered model (``lenet5``, ``mlp``).
         kwargs: keyword arguments for the model factory (``img_size``, ``patch_size``, widths...).
-        checkpoint: weights to load (safetensors or a ``torch.save`` state dict). For a teacher,
-            ``None`` means "train one with ``kdzoo teacher`` settings and cache it".
+        checkpoint: weights to load: a kdzoo export, a state dict (``.safetensors``/``.pt``/``.pth``/
+            ``.bin``), a timm ``train.py`` checkpoint or a timm/HF folder (see :mod:`kdzoo.weights`).
+            For a teacher, ``None`` means "train one with ``kdzoo teacher`` settings and cache it";
+            a student starts from these weights.
+        use_ema: take a timm ``train.py`` checkpoint's EMA weights (``state_dict_ema``) when it has
+            them, as timm's own loader does; ``False`` takes ``state_dict``.
         input_size: ``[H, W]`` the model is fed; defaults to ``kwargs.img_size`` or the data's size.
         mean: per-channel normalisation mean; defaults to the dataset's.
         std: per-channel normalisation std; defaults to the dataset's.
@@ -75,6 +79,7 @@ class ModelConfig:
     name: str = "lenet5"
     kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
+    use_ema: bool = True
     input_size: list[int] | None = None
     mean: list[float] | None = None
     std: list[float] | None = None

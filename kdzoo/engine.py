@@ -32,10 +32,11 @@ from .context import RunContext
 from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset, make_splits, steps_per_epoch, to_float
 from .errors import ConfigError, Interrupted
 from .metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
-from .models import create_model, save_model
+from .models import save_model
 from .paths import cache_root, check_out_dir, check_resumable, create_run_dir, sweep_temp_files, write_status
 from .stack import build_stack, check_specs
 from .trainer import Trainer
+from .weights import check_student_weights, check_weight_files, create_with_weights
 
 
 @dataclass
@@ -123,8 +124,9 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         target_norm = (ytr.mean(0), ytr.std(0).clamp_min(1e-6))
     num_out = len(bundle.classes) if task == "classification" else bundle.y.shape[1]
     torch.manual_seed(seed)
-    student = create_model(config.student, num_classes=num_out, data_shape=bundle.sample_shape, data_mean=mean,
-                           data_std=std, classes=bundle.classes, task=task, zoo=zoo).to(device)
+    student = create_with_weights(config.student, role="student checkpoint", num_classes=num_out, data_mean=mean,
+                                  data_shape=bundle.sample_shape, data_std=std, classes=bundle.classes, task=task,
+                                  zoo=zoo).to(device)
     spe = steps_per_epoch(splits, config.data)
     dist = distributed.current()
     main = dist.is_main
@@ -215,9 +217,11 @@ def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
         if cls.requires_teacher and config.teacher is None:
             raise ConfigError(f"strategy {cls.name!r} needs a teacher; pass --teacher (a model name or weights file)")
     for role, model in (("student", config.student), ("teacher", config.teacher)):
-        if model is not None and not (role == "teacher" and model.checkpoint):
+        if model is not None and not model.checkpoint:  # a weights file names its own model (checked below)
             check_model_name(role, model.name, zoo)
+    check_weight_files(config, zoo)
     bundle = load_dataset(config.data.name, config.data.root, zoo)
+    check_student_weights(config, bundle, zoo)
     return bundle, make_splits(bundle, config.data)
 
 

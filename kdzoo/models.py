@@ -9,6 +9,7 @@ different normalisations). Its metadata travels with exported weights.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +107,16 @@ def _timm():
 
 
 def create_model(cfg: ModelConfig, *, num_classes: int, data_shape: tuple[int, ...], data_mean: list[float] | None,
-                 data_std: list[float] | None, classes: list[str], task: str, zoo: Any,
-                 pretrained_file: str | None = None) -> KDModel:
-    """Build a model for a dataset: a registered model by name, else a timm model.
+                 data_std: list[float] | None, classes: list[str], task: str, zoo: Any) -> KDModel:
+    """Build a randomly initialised model for a dataset: a registered model by name, else a timm model.
+
+    Weights from a file are loaded by :func:`kdzoo.weights.create_with_weights` (kdzoo reads every
+    file itself; timm never opens one).
 
     Args:
         cfg: the model's config (name, kwargs, input size, normalisation).
         num_classes: outputs of the head (targets for regression).
         data_shape: shape of one sample, ``(C, H, W)`` or ``(D,)``.
-        pretrained_file: load these weights through timm's own loading path.
     """
     entry = zoo.model(cfg.name)
     is_image = len(data_shape) == 3
@@ -135,19 +137,10 @@ def create_model(cfg: ModelConfig, *, num_classes: int, data_shape: tuple[int, .
                               f"(use 'linear' or 'mlp')")
         input_shape = _input_shape(cfg, data_shape, kwargs, timm_cfg=timm.get_pretrained_cfg(cfg.name))
         create_kwargs = dict(kwargs, num_classes=num_classes, in_chans=input_shape[0])
-        if pretrained_file:
-            create_kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(
-                file=str(pretrained_file), num_classes=num_classes, input_size=tuple(input_shape)))
         try:
             net = timm.create_model(cfg.name, **create_kwargs)
         except TypeError as exc:
             raise ConfigError(f"model {cfg.name!r}: bad kwargs {kwargs}: {exc}") from None
-        except RuntimeError as exc:
-            if not pretrained_file:
-                raise
-            missing = "missing keys" if "Missing key" in str(exc) else "mismatched shapes"
-            raise ConfigError(f"weights {str(pretrained_file)!r} do not fit model {cfg.name!r} with kwargs {kwargs} "
-                              f"({missing}; wrong architecture, kwargs or class count?)") from None
         source = "timm"
     mean = cfg.mean or (data_mean if is_image else None)
     std = cfg.std or (data_std if is_image else None)
@@ -182,72 +175,67 @@ def _input_shape(cfg: ModelConfig, data_shape: tuple[int, ...], kwargs: dict, ti
 def save_model(model: KDModel, path: str | Path, extra_meta: dict[str, Any] | None = None) -> None:
     """Write ``model.net`` as safetensors with its metadata embedded and beside it (``.json``).
 
-    Both files are written atomically (temporary file, then rename).
+    For a timm architecture, also write the folder ``path`` without its suffix (``student/``) that
+    ``timm.create_model("local-dir:FOLDER", pretrained=True)`` loads without kdzoo
+    (:func:`kdzoo.weights.save_timm_folder`). Every file is written atomically (temporary file,
+    then rename).
     """
     from safetensors.torch import save_file
 
     from .checkpoint import atomic_path
+    from .weights import save_timm_folder
 
     path = Path(path)
     meta = dict(model.meta, **(extra_meta or {}))
     state = {k: v.detach().contiguous().cpu() for k, v in model.net.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={META_KEY: json.dumps(meta)})
+        os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates 0600 files; exports are for sharing
     with atomic_path(path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=2))
+    if meta.get("source") == "timm":
+        save_timm_folder(model, path.with_suffix(""), path)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """Metadata of an exported model (from the safetensors header, else the ``.json`` beside it)."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"model file {str(path)!r} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
+    """Metadata of an exported model (from the safetensors header, else the ``.json`` beside it).
 
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(META_KEY)
-        if raw:
-            return json.loads(raw)
-    side = path.with_suffix(".json")
-    if side.exists():
-        return json.loads(side.read_text())
-    raise ConfigError(f"{str(path)!r} carries no kdzoo metadata (name it in config with its model name instead)")
+    ``path`` may also be an export folder (``student/``); the file is checked first
+    (:func:`kdzoo.weights.locate`).
+    """
+    from .weights import read_kdzoo_meta
+
+    meta = read_kdzoo_meta(path)
+    if meta is None:
+        raise ConfigError(f"{str(path)!r} carries no kdzoo metadata (name it in config with its model name instead)")
+    return meta
 
 
-def read_state(path: str | Path) -> dict[str, Tensor]:
-    """Tensors of a weights file: safetensors, or ``torch.load(weights_only=True)``."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+def read_state(path: str | Path, use_ema: bool = True) -> dict[str, Tensor]:
+    """Tensors of a weights file of any format :mod:`kdzoo.weights` accepts, read as data."""
+    from .weights import read_weights
 
-        return load_file(str(path))
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model", "state_dict_ema"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict):
-        raise ConfigError(f"{str(path)!r} holds no state dict")
-    return obj
+    return read_weights(path, use_ema=use_ema).state
 
 
 def load_model(path: str | Path, zoo: Any, meta: dict[str, Any] | None = None) -> KDModel:
-    """Rebuild an exported model: timm models through timm's loading path, registered ones by kdzoo.
+    """Rebuild an exported model from its metadata and load its weights (every tensor must fit)."""
+    from .weights import load_into, read_weights
 
-    The loaded weights are compared with the file, so a head or stem that timm silently dropped
-    (class-count or channel mismatch) is an error instead of random weights.
-    """
     meta = dict(meta or read_meta(path))
     shape = meta["input_shape"]
     cfg = ModelConfig(name=meta["name"], kwargs=meta.get("kwargs", {}),
                       input_size=shape[1:] if len(shape) == 3 else None, mean=meta.get("mean"), std=meta.get("std"))
     model = create_model(cfg, num_classes=meta["num_classes"], data_shape=tuple(shape), data_mean=meta.get("mean"),
                          data_std=meta.get("std"), classes=meta.get("classes", []), task=meta.get("task", "classification"),
-                         zoo=zoo, pretrained_file=str(path) if meta.get("source", "timm") == "timm" else None)
-    expected = read_state(path)
-    if meta.get("source") == "kdzoo":
-        model.net.load_state_dict(expected, strict=True)
-    verify_loaded(model.net, expected, path)
+                         zoo=zoo)
+    load_into(model.net, read_weights(path, role="model file"), f"model {meta['name']!r} with kwargs {cfg.kwargs}")
     model.meta.update({k: v for k, v in meta.items() if k not in model.meta})  # e.g. val/test results
     return model
 

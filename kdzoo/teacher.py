@@ -1,4 +1,4 @@
-"""Teachers: loaded from a local file through timm's loading path, or trained once and cached.
+"""Teachers: loaded from a local weights file (read by kdzoo.weights), or trained once and cached.
 
 A trained teacher is cached under ``$KDZOO_CACHE`` (default ``~/.cache/kdzoo``) by a hash of
 everything that determines it: model and kwargs, dataset, split, training recipe.
@@ -21,9 +21,9 @@ from typing import Any
 
 from .config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, to_dict
 from .data import DatasetBundle, Splits
-from .errors import ConfigError, Interrupted
+from .errors import Interrupted
+from .models import KDModel, load_model
 from .paths import cache_root
-from .models import KDModel, create_model, load_model, read_meta, read_state, verify_loaded
 
 
 def teacher_key(config: RunConfig) -> str:
@@ -32,8 +32,11 @@ def teacher_key(config: RunConfig) -> str:
     train = to_dict(config.teacher_train)
     if not train["random_init"]:
         del train["random_init"]  # trained teachers keep the cache keys they had before the switch existed
+    model = to_dict(config.teacher)
+    if model.get("use_ema", True):
+        model.pop("use_ema", None)  # the default keeps the cache keys teachers had before the switch existed
     spec = {
-        "model": to_dict(config.teacher), "train": train,
+        "model": model, "train": train,
         "data": {"name": teacher_data_name(config), "split_seed": d.split_seed, "val_fraction": d.val_fraction,
                  "test_fraction": d.test_fraction, "batch_size": d.batch_size, "shift_pixels": d.shift_pixels},
         "format": 1,
@@ -57,25 +60,16 @@ def teacher_config(config: RunConfig) -> RunConfig:
 
 
 def load_teacher_file(cfg: ModelConfig, bundle: DatasetBundle, zoo: Any, mean, std) -> KDModel:
-    """A teacher from ``cfg.checkpoint``: an exported kdzoo model, or plain weights of ``cfg.name``."""
-    path = Path(cfg.checkpoint)
-    if not path.exists():
-        raise ConfigError(f"teacher checkpoint {str(path)!r} does not exist")
-    try:
-        meta = read_meta(path)
-    except ConfigError:
-        meta = None
-    if meta is not None:
-        return load_model(path, zoo, meta)
-    is_timm = zoo.model(cfg.name) is None
-    model = create_model(cfg, num_classes=len(bundle.classes) if bundle.task == "classification" else bundle.y.shape[1],
-                         data_shape=bundle.sample_shape, data_mean=mean, data_std=std, classes=bundle.classes,
-                         task=bundle.task, zoo=zoo, pretrained_file=str(path) if is_timm else None)
-    state = read_state(path)
-    if not is_timm:
-        model.net.load_state_dict(state, strict=True)
-    verify_loaded(model.net, state, path)
-    return model
+    """A teacher from ``cfg.checkpoint``: an exported kdzoo model, or weights of ``cfg.name`` in any
+    format :mod:`kdzoo.weights` accepts (checked and read by kdzoo, ``weights_only``)."""
+    from .weights import create_with_weights, read_kdzoo_meta
+
+    meta = read_kdzoo_meta(cfg.checkpoint, role="teacher checkpoint")
+    if meta is not None:  # an export knows its own architecture, kwargs and normalisation
+        return load_model(cfg.checkpoint, zoo, meta)
+    num_out = len(bundle.classes) if bundle.task == "classification" else bundle.y.shape[1]
+    return create_with_weights(cfg, role="teacher checkpoint", num_classes=num_out, data_shape=bundle.sample_shape,
+                               data_mean=mean, data_std=std, classes=bundle.classes, task=bundle.task, zoo=zoo)
 
 
 def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None, DatasetBundle, Splits]:

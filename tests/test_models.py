@@ -1,4 +1,4 @@
-"""Models: timm loading path, reload-equals, registered models, input adaptation."""
+"""Models: reload-equals, timm reading kdzoo exports, registered models, input adaptation."""
 
 import pytest
 import torch
@@ -30,7 +30,8 @@ def test_exported_model_reloads_with_identical_outputs(zoo, tmp_path, name, kwar
     assert again.meta["classes"] == CLASSES and again.meta["mean"] == [0.2]
 
 
-def test_timm_reload_really_goes_through_pretrained_cfg_overlay(zoo, tmp_path):
+def test_timm_itself_loads_an_export_through_pretrained_cfg_overlay(zoo, tmp_path):
+    """kdzoo reads files itself; timm's own file loader still accepts its exports."""
     import timm
 
     model = build(zoo, "test_resnet").eval()

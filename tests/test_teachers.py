@@ -1,4 +1,4 @@
-"""Teachers from local files (timm's loading path) and from kdzoo's cache."""
+"""Teachers from local files (read by kdzoo.weights) and from kdzoo's cache."""
 
 import json
 import struct
@@ -10,7 +10,7 @@ import torch
 from kdzoo.cli import main
 
 
-def test_teacher_from_plain_timm_checkpoint_through_timm_loading_path(tmp_path, capsys):
+def test_teacher_from_a_plain_timm_checkpoint(tmp_path, capsys):
     import timm
 
     torch.manual_seed(3)
