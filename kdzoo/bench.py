@@ -187,7 +187,7 @@ def _run_cell(config_data: dict) -> str:
 
     from .claims import Claim
     from .engine import distill
-    from .paths import read_status
+    from .paths import read_status, write_status
 
     config = make_config(config_data)
     cell_dir = Path(config.out) / str(config.name)
@@ -198,6 +198,7 @@ def _run_cell(config_data: dict) -> str:
         if cell_dir.exists():
             status = read_status(cell_dir) or {}
             if (cell_dir / "config.yaml").is_file() and status.get("state") in (None, "running", "interrupted", "done"):
+                write_status(cell_dir, "interrupted")  # we hold the claim: whoever wrote "running" is gone
                 distill(None, resume=cell_dir, log=quiet)
                 return "done"
             shutil.rmtree(cell_dir)

@@ -33,7 +33,8 @@ from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset,
 from .errors import ConfigError, Interrupted
 from .metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from .models import save_model
-from .paths import cache_root, check_out_dir, check_resumable, create_run_dir, sweep_temp_files, write_status
+from .paths import (cache_root, check_out_dir, check_resumable, create_run_dir, remove_run_dir, sweep_temp_files,
+                    write_status)
 from .stack import build_stack, check_specs
 from .trainer import Trainer
 from .weights import check_student_weights, check_weight_files, create_with_weights
@@ -321,9 +322,7 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     except ConfigError as exc:
         if main:
             if created and not seeds:  # a config error found before any training: leave nothing behind
-                import shutil
-
-                shutil.rmtree(run_dir, ignore_errors=True)
+                remove_run_dir(run_dir)
             else:
                 _mark_failed(config, run_dir, exc)
         raise

@@ -59,6 +59,7 @@ def create_run_dir(out: str | Path, name: str | None, default_stem: str) -> Path
         ConfigError: ``out`` is a file, or the named directory already exists.
     """
     parent = check_out_dir(out)
+    missing = [p for p in (parent, *parent.parents) if not p.exists()]
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -68,12 +69,28 @@ def create_run_dir(out: str | Path, name: str | None, default_stem: str) -> Path
         try:
             path.mkdir()
             write_status(path, "running")
+            CREATED_PARENTS[path] = missing
             return path
         except FileExistsError:
             if name is not None:
                 raise ConfigError(f"run directory {str(path)!r} already exists; pass --resume {path} or another --name") \
                     from None
     raise ConfigError(f"could not find a free run directory name under {str(parent)!r}")
+
+
+CREATED_PARENTS: dict[Path, list[Path]] = {}  # run dir -> the folders above it that creating it made
+
+
+def remove_run_dir(path: Path) -> None:
+    """Undo :func:`create_run_dir`: the run directory and any parent folder it had to create."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    for parent in CREATED_PARENTS.pop(path, []):
+        try:
+            parent.rmdir()  # only while empty: another run may have written there since
+        except OSError:
+            break
 
 
 def write_status(run_dir: Path, state: str, **extra: Any) -> None:
@@ -92,13 +109,18 @@ def read_status(run_dir: Path) -> dict[str, Any] | None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc: trust kill(0)
 
 
 def owned_elsewhere(status: dict[str, Any] | None) -> bool:
@@ -132,5 +154,5 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     return removed
 
 
-__all__ = ["cache_root", "check_out_dir", "check_resumable", "create_run_dir", "read_status", "sweep_temp_files",
-           "write_status"]
+__all__ = ["cache_root", "check_out_dir", "check_resumable", "create_run_dir", "read_status", "remove_run_dir",
+           "sweep_temp_files", "write_status"]

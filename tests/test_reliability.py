@@ -320,7 +320,7 @@ def test_bench_killed_mid_cell_resumes_to_the_uninterrupted_numbers(tmp_path):
     def table(results):
         return {(r["variant"], r["seed"]): tuple(r.get(c) for c in METRIC_COLUMNS) for r in results["rows"]}
 
-    assert all(r["status"] == "ok" for r in resumed["rows"])
+    assert all(r["status"] == "ok" for r in resumed["rows"]), [r["status"] for r in resumed["rows"]]
     assert table(resumed) == table(straight)
     assert not list(killed.rglob("*.claim")) and not list(killed.rglob(".*.tmp*"))
 
