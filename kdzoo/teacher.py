@@ -39,7 +39,7 @@ def teacher_key(config: RunConfig) -> str:
         "model": model, "train": train,
         "data": {"name": teacher_data_name(config), "split_seed": d.split_seed, "val_fraction": d.val_fraction,
                  "test_fraction": d.test_fraction, "batch_size": d.batch_size, "shift_pixels": d.shift_pixels},
-        "format": 1,
+        "format": 2,  # 2: numbers canonical (15 == 15.0); format-1 teachers are trained once more
     }
     return hashlib.sha256(json.dumps(canonical(spec), sort_keys=True).encode()).hexdigest()[:16]
 

@@ -113,21 +113,23 @@ def test_class_mapped_kd_map_sources_and_errors(tmp_path):
         cfg(map=parity, map_file=str(path))
 
 
-def test_teacher_cache_key_of_trained_teachers_is_unchanged_by_the_new_switches():
+def test_teacher_cache_key_is_canonical_and_ignores_the_switches_left_at_their_defaults():
     import hashlib
     import json
 
-    from kdzoo.config import to_dict
+    from kdzoo.config import canonical, to_dict
     from kdzoo.teacher import teacher_config, teacher_key
 
     config = make_config({"teacher": "lenet5", "data": "mnist5k"})
     d = config.data
-    legacy = {"model": to_dict(config.teacher), "train": {k: v for k, v in to_dict(config.teacher_train).items()
-                                                           if k != "random_init"},
-              "data": {"name": d.name, "split_seed": d.split_seed, "val_fraction": d.val_fraction,
-                       "test_fraction": d.test_fraction, "batch_size": d.batch_size, "shift_pixels": d.shift_pixels},
-              "format": 1}
-    assert teacher_key(config) == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
+    spec = {"model": {k: v for k, v in to_dict(config.teacher).items() if k != "use_ema"},
+            "train": {k: v for k, v in to_dict(config.teacher_train).items() if k != "random_init"},
+            "data": {"name": d.name, "split_seed": d.split_seed, "val_fraction": d.val_fraction,
+                     "test_fraction": d.test_fraction, "batch_size": d.batch_size, "shift_pixels": d.shift_pixels},
+            "format": 2}
+    assert teacher_key(config) == hashlib.sha256(json.dumps(canonical(spec), sort_keys=True).encode()).hexdigest()[:16]
+    assert teacher_key(make_config({"teacher": "lenet5", "data": "mnist5k", "teacher_train": {"epochs": 15.0}})) \
+        == teacher_key(config)
     other = make_config({"teacher": "lenet5", "data": "mnist5k:mod3", "teacher_data": "mnist5k"})
     assert teacher_key(other) == teacher_key(config)  # the mod-3 student reuses the 10-digit teacher
     assert teacher_config(other).data.name == "mnist5k"
