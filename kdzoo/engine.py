@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from . import distributed
-from .checkpoint import write_text
+from .checkpoint import atomic_path, write_text
 from .config import RunConfig, make_config, to_dict, validate
 from .context import RunContext
 from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset, make_splits, steps_per_epoch, to_float
@@ -286,6 +286,7 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     device = setup_runtime(config)
     main = distributed.current().is_main
     created = False
+    status_before: bytes | None = None
     if resume is None:
         run_dir = _new_run_dir(config, main)
         created = True
@@ -293,6 +294,8 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
         run_dir = Path(resume)
         if main:
             sweep_temp_files(run_dir)
+            status_file = run_dir / "status.json"
+            status_before = status_file.read_bytes() if status_file.is_file() else b""
             write_status(run_dir, "running")
     distributed.barrier()
     seeds: dict[int, dict[str, Any]] = {}
@@ -323,6 +326,8 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
         if main:
             if created and not seeds:  # a config error found before any training: leave nothing behind
                 remove_run_dir(run_dir)
+            elif status_before is not None:  # a resume refused (e.g. a damaged log): the run stays as it was
+                _restore_status(run_dir, status_before)
             else:
                 _mark_failed(config, run_dir, exc)
         raise
@@ -362,6 +367,15 @@ def _new_run_dir(config: RunConfig, main: bool) -> Path:
     if isinstance(outcome, ConfigError):
         raise outcome
     return Path(outcome)
+
+
+def _restore_status(run_dir: Path, before: bytes) -> None:
+    path = run_dir / "status.json"
+    if before:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(before)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _mark_failed(config: RunConfig, run_dir: Path, exc: BaseException) -> None:
