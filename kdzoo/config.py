@@ -272,6 +272,41 @@ def build(cls: type, data: Any, path: str = "") -> Any:
     return cls(**kwargs)
 
 
+def check_defaults(cls: type, path: str = "") -> None:
+    """Check that every default of dataclass ``cls`` is what :func:`build` would accept for its field.
+
+    A default is held to the same rules as a value from YAML or the CLI: its type (a default that
+    would be converted, e.g. the string ``"0.5"`` for a ``float``, is refused too) and its bounds.
+
+    Raises:
+        ConfigError: naming the field, the bad default and the expected type.
+    """
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            continue
+        if dataclasses.is_dataclass(value):
+            check_defaults(type(value), f"{path}{f.name}.")
+            continue
+        try:
+            coerced = _coerce(hints[f.name], value, f"{path}{f.name}")
+        except ConfigError:
+            coerced = None
+        if coerced is None and value is not None or (
+                type(coerced) is not type(value) and not (isinstance(coerced, float) and type(value) is int)):
+            raise ConfigError(f"{path}{f.name}: default {value!r} is a {type(value).__name__}, "
+                              f"not a {_type_name(hints[f.name])}")
+        check_value(value, f.metadata.get("bounds"), f"{path}{f.name}")
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+
+
 def _coerce(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from .config import StrategySpec, build
 from .context import RunContext
 from .errors import ConfigError, unknown
+from .plugins import dropped_label_message
 from .strategy import Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy
 
 CROSS_TASK_HINT = ("use a cross-task strategy: class-mapped-kd (when the data's labels are a function of the "
@@ -66,6 +67,8 @@ class StrategyStack(nn.Module):
             raise ConfigError(f"strategies disagree on the hard-label weight {changed}; set label_weight explicitly")
         else:
             self.label_weight = next(iter(changed.values()), 1.0)
+        if self.label_weight > 0 and not self.needs().student.logits:
+            raise ConfigError(dropped_label_message("+".join(self.names), self.label_weight))
         multi = [m.name for m in members if len(m.stages()) > 1]
         if len(multi) > 1:
             raise ConfigError(f"only one strategy in a stack may define stages; {', '.join(multi)} all do")

@@ -18,7 +18,8 @@ from .config import DataConfig, ModelConfig, RunConfig, StrategySpec, TrainConfi
 from .context import RunContext
 from .data import BatchPlan, DatasetBundle, make_splits
 from .models import create_model
-from .plugins import Zoo, load_zoo
+from .errors import PluginError
+from .plugins import Zoo, check_strategy_class, load_zoo
 from .stack import build_stack
 from .trainer import Trainer, freeze
 
@@ -99,7 +100,9 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
                    student: ModelConfig | None = None, zoo: Zoo | None = None, preset: str | None = None) -> dict[str, float]:
     """Run two optimiser steps of strategy ``name`` on tiny models and check the contract.
 
-    Checks: every loss term is a finite scalar; the teacher's parameters get no gradient and its
+    Checks: the strategy registered (else the plugin's load error); its ``Config`` defaults match
+    their field types and bounds; its student needs keep the logits while the hard-label term is
+    weighted; every loss term is a finite scalar; the teacher's parameters get no gradient and its
     BN statistics do not move; the student and every trainable strategy parameter get gradients;
     the strategy's ``state_dict`` round-trips into a fresh instance. Each trainable strategy
     parameter must get a gradient in at least one of the steps (a stage may leave a part idle).
@@ -113,7 +116,14 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
     Returns:
         The logged loss terms of the last step.
     """
-    zoo = zoo or load_zoo()
+    zoo = (zoo or load_zoo()).collect()
+    if name not in zoo.strategies:
+        errors = [f"{r.name}: {r.error}" for r in zoo.plugins.values() if r.error]
+        raise AssertionError(f"strategy {name!r} is not registered" + (f"; plugin errors: {'; '.join(errors)}" if errors else ""))
+    try:
+        check_strategy_class(zoo.strategies[name].obj)
+    except PluginError as exc:
+        raise AssertionError(str(exc)) from exc
     run = tiny_run(name, params, teacher=teacher, student=student, zoo=zoo, preset=preset)
     ctx, stack, trainer = run.ctx, run.stack, run.trainer
     t_model, s_model = ctx.teacher, ctx.student

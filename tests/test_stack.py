@@ -10,7 +10,7 @@ from kdzoo.config import StrategySpec
 from kdzoo.errors import ConfigError
 from kdzoo.plugins import load_zoo
 from kdzoo.stack import StrategyStack, check_label_space
-from kdzoo.strategy import DataSource, Stage, Strategy
+from kdzoo.strategy import DataSource, Needs, Requirement, Stage, Strategy
 
 
 def make(name, **attrs):
@@ -97,3 +97,40 @@ def test_invalid_strategy_name_is_reported_or_fatal_when_strict(zoo_with, capsys
     monkeypatch.setenv("KDZOO_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="invalid name 'Bad_Name'"):
         zoo_with(make("Bad_Name"))
+
+
+def test_check_strategy_catches_a_wrong_type_default_and_a_dropped_label_loss(zoo_with, monkeypatch):
+    from dataclasses import dataclass
+
+    from kdzoo.testing import check_strategy
+
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+
+    @dataclass
+    class Cfg:
+        beta: float = "high"
+
+    with pytest.raises(AssertionError, match=r"Config.beta: default 'high' is a str, not a float"):
+        check_strategy("bad-default", zoo=zoo_with(make("bad-default", Config=Cfg)))
+    pooled_only = make("pooled-only", needs=lambda self: Needs(Requirement(pooled=True)))
+    with pytest.raises(AssertionError, match=r"'pooled-only': needs\(\) asks the student for no logits"):
+        check_strategy("pooled-only", zoo=zoo_with(pooled_only))
+
+
+def test_a_stack_whose_student_needs_drop_the_weighted_label_loss_is_refused(zoo_with):
+
+    class LateNeeds(make("late-needs")):
+        """Its needs depend on run state, so only the stack (not registration) can check them."""
+
+        def __init__(self, config, ctx):
+            super().__init__(config, ctx)
+            self.requirement = Requirement(pooled=True)
+
+        def needs(self):
+            return Needs(self.requirement)
+
+    assert "late-needs" in zoo_with(LateNeeds).strategies  # passes registration
+    with pytest.raises(ConfigError, match=r"'late-needs': needs\(\) asks the student for no logits, so the hard-label "
+                                          r"loss \(weight 1\) would be dropped"):
+        StrategyStack([LateNeeds(None, None)])
+    assert StrategyStack([LateNeeds(None, None)], label_weight=0.0).label_weight == 0.0
