@@ -74,6 +74,7 @@ class StrategyStack(nn.Module):
             raise ConfigError(f"only one strategy in a stack may define stages; {', '.join(multi)} all do")
         owner = next((i for i, m in enumerate(members) if len(m.stages()) > 1), None)
         self._stages = members[owner].stages() if owner is not None else [Stage("main", 1.0)]
+        self.term_owner: dict[str, str] = {}  # term -> the member that returned it at the last call (for messages)
         self._exclusive = {s.name: owner for s in self._stages if s.exclusive}  # stage -> the member that trains
         if abs(sum(s.fraction for s in self._stages) - 1.0) > 1e-6:
             raise ConfigError(f"stage fractions must sum to 1, got {[s.fraction for s in self._stages]}")
@@ -139,6 +140,7 @@ class StrategyStack(nn.Module):
                     raise ConfigError(f"strategies {owner[term]} and {m.name} both return loss term {term!r}")
                 owner[term] = m.name
                 out[term] = (value, float(weights.get(term, 1.0)))
+        self.term_owner = owner
         return out
 
 

@@ -27,6 +27,7 @@ from .config import OptimConfig, RunConfig
 from .context import RunContext
 from .data import BatchPlan
 from .errors import Interrupted, NonFiniteLoss
+from .gradient_paths import check_gradient_paths
 from .metrics import evaluate, primary_metric
 from .models import KDModel
 from .stack import StrategyStack
@@ -170,6 +171,7 @@ class Trainer:
         if ctx.teacher is not None and self.teacher_dtype != torch.float32:
             ctx.teacher.to(self.teacher_dtype)
         self.step_module = StepModule(ctx.student, stack, ctx.task, self.cfg.optim.label_smoothing)
+        check_gradient_paths(self)  # before DDP and compile: a weighted term that trains nothing fails here
         self.dist = distributed.current()
         self.model: nn.Module = self.step_module
         if self.dist.enabled:

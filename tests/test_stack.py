@@ -134,3 +134,17 @@ def test_a_stack_whose_student_needs_drop_the_weighted_label_loss_is_refused(zoo
                                           r"loss \(weight 1\) would be dropped"):
         StrategyStack([LateNeeds(None, None)])
     assert StrategyStack([LateNeeds(None, None)], label_weight=0.0).label_weight == 0.0
+
+
+@pytest.mark.parametrize("strategy, term", [("pooled-feature", "pooled"), ("rkd", "rkd_distance"), ("sp", "sp"),
+                                            ("pooled-feature+kd", "pooled")])
+def test_a_weighted_term_with_no_gradient_path_fails_the_run_in_one_line(tmp_path, capsys, strategy, term):
+    from kdzoo.cli import main
+
+    code = main(["distill", "--teacher", "mlp", "--student", "linear", "--strategy", strategy, "--data", "digits",
+                 "--steps", "2", "--out", str(tmp_path), "--no-progress", "--set", "teacher_train.epochs=1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    owner = strategy.split("+")[0]
+    assert code == 2 and err[-1].startswith(f"kdzoo: error: strategy {owner!r}: loss term {term!r} (weight ")
+    assert err[-1].endswith("never reaches a trainable parameter of the student: student 'linear' has no features "
+                            "to match (its features are its input)")
