@@ -26,7 +26,7 @@ from torch import Tensor
 
 import kdzoo
 from kdzoo.losses import class_mapped_kd_loss
-from kdzoo.tasks import read_class_map, validate_class_map
+from kdzoo import read_class_map, validate_class_map
 
 
 def class_matrix(mapping: dict[str, str | None], teacher_classes: list[str], student_classes: list[str]) -> Tensor:

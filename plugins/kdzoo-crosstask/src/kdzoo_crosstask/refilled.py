@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 import kdzoo
 from kdzoo.losses import local_classifier_kd_loss, semihard_triplets, triplet_relation_loss
-from kdzoo.strategy import Needs, Requirement, Stage, zero_like_graph
+from kdzoo import Needs, Requirement, Stage, zero_like_graph
 
 from .probe import class_centres, embed
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 import kdzoo
-from kdzoo.strategy import Needs, Requirement
+from kdzoo import Needs, Requirement
 
 from .sources import SyntheticSource
 

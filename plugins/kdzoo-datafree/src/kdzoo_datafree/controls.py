@@ -106,7 +106,7 @@ def load_images(path: str, data_root: str | None, ctx: kdzoo.RunContext) -> torc
         if not isinstance(images, torch.Tensor):
             raise kdzoo.ConfigError(f"{path!r} holds no image tensor (save a tensor, or a dict with key 'images')")
         return images.float()
-    from kdzoo.data import load_dataset, to_float
+    from kdzoo import load_dataset, to_float
 
     base = lambda spec: spec.split(":")[0]  # noqa: E731
     if base(path) == base(ctx.config.data.name):

@@ -27,7 +27,7 @@ from torch import Tensor
 
 import kdzoo
 from kdzoo.losses import activation_loss, information_entropy_loss, kd_loss, one_hot_loss
-from kdzoo.strategy import Requirement
+from kdzoo import Requirement
 
 from .base import DataFreeStrategy, non_negative, positive
 from .bn_prior import BNStatisticsPrior
