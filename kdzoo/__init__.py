@@ -10,7 +10,8 @@ for a plugin's own tests). Any other ``kdzoo.*`` module is internal and may chan
 
 Groups of names:
     contract   ``Strategy``, ``Needs``, ``Requirement``, ``Outputs``, ``Batch``, ``Stage``, ``StepInfo``,
-               ``DataSource``, ``NoParams``, ``RunContext``, ``hookimpl``, ``masked_mean``, ``zero_like_graph``.
+               ``DataSource``, ``NoParams``, ``RunContext``, ``hookimpl``, ``alpha_blend``, ``masked_mean``,
+               ``zero_like_graph``.
     parameters ``bounded`` (a ranged, documented ``Config`` field).
     errors     ``KdzooError``, ``ConfigError``, ``NotApplicable``, ``PluginError``.
     runs       ``distill``, ``make_config``, ``load_yaml``, ``RunConfig``, ``ModelConfig``, ``StrategySpec``,
@@ -32,8 +33,8 @@ from .errors import ConfigError, KdzooError, NotApplicable, PluginError
 from .hookspecs import hookimpl
 from .metrics import compare, embed, evaluate
 from .plugins import load_zoo
-from .strategy import (Batch, DataSource, Needs, NoParams, Outputs, Requirement, Stage, StepInfo, Strategy, masked_mean,
-                       zero_like_graph)
+from .strategy import (Batch, DataSource, Needs, NoParams, Outputs, Requirement, Stage, StepInfo, Strategy, alpha_blend,
+                       masked_mean, zero_like_graph)
 
 # imported on first use, so that ``import kdzoo`` stays light (no data, model or teacher code)
 _LAZY = {
@@ -67,7 +68,7 @@ def load_model(path, zoo=None):
 __all__ = [
     "Batch", "ConfigError", "DataSource", "DatasetBundle", "KDModel", "KdzooError", "ModelConfig", "Needs", "NoParams",
     "NotApplicable", "Outputs", "PluginError", "Requirement", "RunConfig", "RunContext", "Splits", "Stage", "StepInfo",
-    "Strategy", "StrategySpec", "bounded", "compare", "distill", "embed", "eval_chunks", "evaluate", "hookimpl",
+    "Strategy", "StrategySpec", "alpha_blend", "bounded", "compare", "distill", "embed", "eval_chunks", "evaluate", "hookimpl",
     "load_dataset", "load_model", "load_yaml", "load_zoo", "losses", "make_config", "masked_mean", "read_class_map",
     "task_teacher", "to_float", "validate_class_map", "zero_like_graph",
 ]

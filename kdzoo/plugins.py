@@ -39,6 +39,8 @@ class PluginLoadError(PluginError):
         super().__init__(message)
         self.where = where
 
+ITEM_KIND = {"register_strategies": "strategy", "register_models": "model", "register_datasets": "dataset",
+             "register_references": "reference"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 BUILTIN = "kdzoo"
 
@@ -195,7 +197,7 @@ class Zoo:
             if name in table:
                 other = table[name]
                 raise PluginLoadError(
-                    f"{hook.removeprefix('register_')[:-1]} {name!r} is registered by both "
+                    f"{ITEM_KIND[hook]} {name!r} is registered by both "
                     f"{other.distribution} (plugin {other.plugin}, kept: loaded first) and "
                     f"{record.distribution} (plugin {record.name})", _where(obj))
             check(name, obj, meta)
@@ -273,6 +275,13 @@ def check_strategy_class(cls: type) -> None:
 
     from .config import build, check_defaults
     from .errors import ConfigError
+    from .strategy import label_weight_of
+
+    for gone, instead in (("label_weight", "return it as term_weights()['label'] (kdzoo.alpha_blend for alpha)"),
+                          ("teacher_grad", "remove it: the teacher's outputs are constants of the student's loss"),
+                          ("smoke_params", "make it the 'smoke' preset")):
+        if any(gone in vars(klass) for klass in cls.__mro__[:-1] if klass.__module__ != "kdzoo.strategy"):
+            raise PluginError(f"strategy {cls.name!r} defines {gone!r}, which kdzoo no longer reads; {instead}")
 
     try:
         check_defaults(cls.Config, f"strategy {cls.name!r}: Config.")
@@ -283,9 +292,9 @@ def check_strategy_class(cls: type) -> None:
         nn.Module.__init__(probe)
         try:
             probe.config = build(cls.Config, {})
-        except ConfigError:  # a parameter without a usable default (a path): the smoke parameters fill it
-            probe.config = build(cls.Config, dict(cls.smoke_params))
-        needs, weight = probe.needs(), probe.label_weight
+        except ConfigError:  # a parameter without a usable default (a path): the smoke preset fills it
+            probe.config = build(cls.Config, dict(cls.presets.get("smoke", {})))
+        needs, weight = probe.needs(), label_weight_of(probe)
     except Exception:  # noqa: BLE001 - needs() reads run state; the stack checks it when the run is built
         return
     if weight > 0 and not needs.student.logits:

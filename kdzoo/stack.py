@@ -1,19 +1,18 @@
 """Composition of strategies (``weight-selection+kd``) with explicit merge rules.
 
 Rules, each violation a config error:
-    * needs are united; gradients flow through the teacher if any member asks for it;
+    * needs are united;
     * every member's ``init_student`` runs, in the order given;
     * at most one member supplies a data source;
     * at most one member has more than one stage; in a stage it marks ``exclusive`` only its own
       terms count (no hard-label term, no other member's terms);
-    * the hard-label weight: members that change it must agree, or ``label_weight`` is set
-      explicitly in the run config;
+    * the hard-label weight (``term_weights()["label"]``): members that change it must agree, or
+      ``label_weight`` is set explicitly in the run config;
     * two members may not return a loss term of the same name.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from torch import Tensor, nn
@@ -22,7 +21,7 @@ from .config import StrategySpec, build
 from .context import RunContext
 from .errors import ConfigError, unknown
 from .plugins import dropped_label_message
-from .strategy import Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy
+from .strategy import LABEL_TERM, Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy, label_weight_of
 
 CROSS_TASK_HINT = ("use a cross-task strategy: class-mapped-kd (when the data's labels are a function of the "
                    "teacher's), or the label-space-agnostic rkd, sp, projected-feature, refilled (kdzoo-crosstask)")
@@ -60,11 +59,12 @@ class StrategyStack(nn.Module):
     def __init__(self, members: list[Strategy], label_weight: float | None = None) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
-        changed = {m.name: m.label_weight for m in members if m.label_weight != 1.0}
+        changed = {m.name: w for m in members if (w := label_weight_of(m)) != 1.0}
         if label_weight is not None:
             self.label_weight = float(label_weight)
         elif len(set(changed.values())) > 1:
-            raise ConfigError(f"strategies disagree on the hard-label weight {changed}; set label_weight explicitly")
+            weights = ", ".join(f"{name} {weight:g}" for name, weight in changed.items())
+            raise ConfigError(f"strategies disagree on the hard-label weight ({weights}); set label_weight explicitly")
         else:
             self.label_weight = next(iter(changed.values()), 1.0)
         if self.label_weight > 0 and not self.needs().student.logits:
@@ -92,10 +92,6 @@ class StrategyStack(nn.Module):
     @property
     def uses_unlabelled(self) -> bool:
         return any(m.uses_unlabelled for m in self.members)
-
-    @property
-    def teacher_grad(self) -> bool:
-        return any(m.teacher_grad for m in self.members)
 
     def stages(self) -> list[Stage]:
         return list(self._stages)
@@ -136,6 +132,9 @@ class StrategyStack(nn.Module):
                 continue
             weights = m.term_weights()
             for term, value in m(batch, student, teacher, step).items():
+                if term == LABEL_TERM:
+                    raise ConfigError(f"strategy {m.name!r} returns a loss term named {LABEL_TERM!r}, the hard-label "
+                                      "loss's name; rename it")
                 if term in out:
                     raise ConfigError(f"strategies {owner[term]} and {m.name} both return loss term {term!r}")
                 owner[term] = m.name
@@ -208,10 +207,6 @@ def cross_task_alternatives(zoo: Any) -> list[str]:
         return sorted(n for n, e in zoo.strategies.items() if getattr(e.obj, "family", "") == "cross-task")
     except Exception:  # noqa: BLE001 - a hint must never hide the real error
         return []
-
-
-def describe_params(params: Any) -> dict[str, Any]:
-    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}
 
 
 __all__ = ["StrategyStack", "build_stack", "check_label_space", "check_specs", "cross_task_alternatives",

@@ -24,6 +24,9 @@ from .stack import build_stack
 from .trainer import Trainer, freeze
 
 
+SMOKE = "smoke"  # the preset that keeps a conformance run small
+
+
 def tiny_bundle(task: str = "classification", num_classes: int = 4, n: int = 64, size: int = 16,
                 seed: int = 0) -> DatasetBundle:
     """A small random dataset (images ``[n, 1, size, size]``, or 8-d vectors for regression)."""
@@ -70,7 +73,9 @@ def tiny_run(name: str, params: dict[str, Any] | None = None, *, teacher: ModelC
     default_model = "lenet5" if task == "classification" else "mlp"
     teacher = teacher or ModelConfig(default_model, {"batchnorm": True} if task == "classification" else {"hidden": [16]})
     student = student or ModelConfig(default_model, {"width": 0.5} if task == "classification" else {"hidden": [8]})
-    params = dict(cls.smoke_params if params is None else params)
+    if params is None and preset is None and SMOKE in cls.presets:
+        preset = SMOKE
+    params = dict(params or {})
     config = RunConfig(student=student, teacher=teacher, strategy=[StrategySpec(name, params, preset)],
                        data=DataConfig(name="tiny", batch_size=16, labels_per_class=8 if task == "classification" else None),
                        train=TrainConfig(steps=2, epochs=None))
@@ -109,7 +114,7 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
 
     Args:
         name: registered strategy name.
-        params: strategy parameters (default: the strategy's ``smoke_params``).
+        params: strategy parameters (default: the strategy's ``smoke`` preset, when it has one).
         teacher: teacher model (default: ``lenet5`` with batch norm).
         student: student model (default: half-width ``lenet5``).
 

@@ -57,8 +57,8 @@ def test_only_one_member_may_define_stages():
 
 
 def test_label_weight_disagreement_needs_an_explicit_weight():
-    a = make("a", label_weight=property(lambda self: 0.1))
-    b = make("b", label_weight=property(lambda self: 0.5))
+    a = make("a", term_weights=lambda self: {"label": 0.1})
+    b = make("b", term_weights=lambda self: kdzoo.alpha_blend("b", 0.5))
     with pytest.raises(ConfigError, match="disagree on the hard-label weight"):
         StrategyStack(members(a, b))
     assert StrategyStack(members(a, b), label_weight=0.3).label_weight == 0.3
@@ -148,3 +148,19 @@ def test_a_weighted_term_with_no_gradient_path_fails_the_run_in_one_line(tmp_pat
     assert code == 2 and err[-1].startswith(f"kdzoo: error: strategy {owner!r}: loss term {term!r} (weight ")
     assert err[-1].endswith("never reaches a trainable parameter of the student: student 'linear' has no features "
                             "to match (its features are its input)")
+
+
+def test_attributes_kdzoo_no_longer_reads_are_load_errors_not_silently_ignored(zoo_with, capsys, monkeypatch):
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    old_style = make("old-style", label_weight=property(lambda self: 0.1))
+    assert "old-style" not in zoo_with(old_style).strategies
+    err = capsys.readouterr().err
+    assert "strategy 'old-style' defines 'label_weight', which kdzoo no longer reads; return it as term_weights()['label']" in err
+    assert "old-grad" not in zoo_with(make("old-grad", teacher_grad=True)).strategies
+    assert "'teacher_grad', which kdzoo no longer reads" in capsys.readouterr().err
+
+
+def test_a_member_may_not_return_a_term_named_label():
+    stack = StrategyStack(members(make("a", forward=lambda self, batch, s, t, step: {"label": s.logits.sum()})))
+    with pytest.raises(ConfigError, match="strategy 'a' returns a loss term named 'label'"):
+        stack.losses(None, types.SimpleNamespace(logits=torch.ones(2, 3)), None, types.SimpleNamespace(stage="main"))

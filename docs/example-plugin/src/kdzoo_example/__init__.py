@@ -50,12 +50,8 @@ class LogitMSE(kdzoo.Strategy):
     presets = {"paper": {"alpha": 1.0}}  # the paper's mimic nets learn from the teacher's logits only
     uses_unlabelled = True
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha
-
     def term_weights(self) -> dict[str, float]:
-        return {"logit-mse": self.config.alpha}
+        return kdzoo.alpha_blend("logit-mse", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"logit-mse": logit_mse(student.logits, teacher.logits)}

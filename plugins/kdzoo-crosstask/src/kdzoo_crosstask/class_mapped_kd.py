@@ -102,12 +102,8 @@ class ClassMappedKD(kdzoo.Strategy):
         self.mapping = resolve_map(config, teacher_classes, list(ctx.classes), ctx.bundle)
         self.register_buffer("matrix", class_matrix(self.mapping, teacher_classes, list(ctx.classes)), persistent=False)
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha
-
     def term_weights(self) -> dict[str, float]:
-        return {"mapped_kd": self.config.alpha}
+        return kdzoo.alpha_blend("mapped_kd", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"mapped_kd": class_mapped_kd_loss(student.logits, teacher.logits, self.matrix, self.config.temperature)}

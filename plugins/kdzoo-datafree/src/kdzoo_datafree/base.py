@@ -36,7 +36,6 @@ class DataFreeStrategy(kdzoo.Strategy):
 
     family = "data-free"
     label_space = "same"
-    teacher_grad = True
     reads_train_data = False
     source: SyntheticSource
 

@@ -52,7 +52,6 @@ class NoiseKD(DataFreeStrategy):
     name = "noise-kd"
     paper = "Chen et al. ICCV 2019, arXiv:1904.01186 (normal-distribution baseline)"
     Config = NoiseKDConfig
-    teacher_grad = False
     presets = {
         "paper": {"temperature": 1.0, "std": 1.0},  # DAFL's baseline distils like DAFL's student (T = 1)
         "cpu": {"temperature": 4.0, "std": 1.0, "batch_size": 128},
@@ -123,9 +122,8 @@ class SetKD(DataFreeStrategy):
     name = "set-kd"
     paper = "Hinton et al. 2015, arXiv:1503.02531 (on a transfer set)"
     Config = SetKDConfig
-    smoke_params = {"path": "digits"}  # another dataset than the conformance run's
-    teacher_grad = False
-    presets = {"paper": {"temperature": 4.0}, "cpu": {"temperature": 4.0, "batch_size": 128}}
+    presets = {"paper": {"temperature": 4.0}, "cpu": {"temperature": 4.0, "batch_size": 128},
+               "smoke": {"path": "digits"}}  # another dataset than the conformance run's
 
     def __init__(self, config: SetKDConfig, ctx: kdzoo.RunContext) -> None:
         super().__init__(config, ctx)

@@ -75,8 +75,8 @@ class DAFL(DataFreeStrategy):
     name = "dafl"
     paper = "Chen et al. ICCV 2019, arXiv:1904.01186"
     Config = DAFLConfig
-    smoke_params = {"ngf": 8, "nz": 16}
     presets = {
+        "smoke": {"ngf": 8, "nz": 16},  # the conformance run's size
         # DAFL-train.py argparse defaults (MNIST): batch 512, 200 x 120 iterations, Adam lr_G 0.2, lr_S 2e-3
         "paper": {"oh": 1.0, "ie": 5.0, "a": 0.1, "lr_g": 0.2, "nz": 100, "ngf": 64, "bn_eps": 0.8, "batch_size": 512},
         # chosen on mnist5k validation under a 10-minute CPU budget (see the plugin README): without the

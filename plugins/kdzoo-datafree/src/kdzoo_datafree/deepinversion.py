@@ -80,8 +80,8 @@ class DeepInversion(DataFreeStrategy):
     name = "deep-inversion"
     paper = "Yin et al. CVPR 2020, arXiv:1912.08795"
     Config = DeepInversionConfig
-    smoke_params = {"batches": 2, "synth_batch": 16, "iters": 3}
     presets = {
+        "smoke": {"batches": 2, "synth_batch": 16, "iters": 3},  # the conformance run's size
         # the authors' CIFAR-10 README "paper parameters": bs 256, lr 0.05, r_feature 10, 2k iterations,
         # TV 2.5e-5, no L2, jitter 2 (roll only); KD temperature 20 as in the CMI / Fast-DFKD benchmark's DeepInv
         "paper": {"synth_batch": 256, "iters": 2000, "lr": 0.05, "bn": 10.0, "oh": 1.0, "tv": 2.5e-5, "l2": 0.0,

@@ -64,8 +64,8 @@ class DFAD(DataFreeStrategy):
     name = "dfad"
     paper = "Fang et al. 2019, arXiv:1912.11006"
     Config = DFADConfig
-    smoke_params = {"ngf": 8, "nz": 16}
     presets = {
+        "smoke": {"ngf": 8, "nz": 16},  # the conformance run's size
         # DFAD_mnist.py defaults: batch 512, Adam lr_G 1e-3, nz 100, GeneratorA ngf 64, 5 student steps per G step
         "paper": {"lr_g": 1e-3, "g_every": 5, "nz": 100, "ngf": 64, "batch_size": 512},
         # chosen on mnist5k validation under a 10-minute CPU budget (see the plugin README): the BN-statistics

@@ -100,12 +100,10 @@ class FitNet(kdzoo.Strategy):
         f = self.config.hint_fraction
         return [kdzoo.Stage("hint", f, exclusive=True), kdzoo.Stage(self.config.stage2, 1.0 - f)]
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha if self.config.stage2 == "kd" else 1.0
-
     def term_weights(self) -> dict[str, float]:
-        return {"hint": self.config.hint_weight, "kd": self.config.alpha}
+        # the second stage's split: KD against labels, or labels alone (no kd term is returned then)
+        second = kdzoo.alpha_blend("kd", self.config.alpha) if self.config.stage2 == "kd" else {"label": 1.0}
+        return {"hint": self.config.hint_weight, **second}
 
     def regressor_inputs(self, guided: Tensor, hint: Tensor) -> tuple[Tensor, Tensor]:
         """The guided feature and the hint in the regressor's form: both maps, or both vectors ``[B, D]``."""

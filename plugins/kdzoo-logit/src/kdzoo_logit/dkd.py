@@ -45,12 +45,8 @@ class DKD(kdzoo.Strategy):
                "cpu": {"warmup_epochs": 2.0}}
     uses_unlabelled = True
 
-    @property
-    def label_weight(self) -> float:
-        return self.config.ce_weight
-
     def term_weights(self) -> dict[str, float]:
-        return {"tckd": self.config.alpha, "nckd": self.config.beta}
+        return {"tckd": self.config.alpha, "nckd": self.config.beta, "label": self.config.ce_weight}
 
     def forward(self, batch, student, teacher, step):
         target = teacher.logits.argmax(-1)

@@ -41,12 +41,8 @@ class KD(kdzoo.Strategy):
     presets = {"paper": {"temperature": 4.0, "alpha": 0.9}, "soft-only": {"alpha": 1.0}}
     uses_unlabelled = True
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha
-
     def term_weights(self) -> dict[str, float]:
-        return {"kd": self.config.alpha}
+        return kdzoo.alpha_blend("kd", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"kd": kd_loss(student.logits, teacher.logits, self.config.temperature)}

@@ -35,12 +35,8 @@ class PseudoLabel(kdzoo.Strategy):
     Config = PseudoLabelConfig
     uses_unlabelled = True
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha
-
     def term_weights(self) -> dict[str, float]:
-        return {"pseudo": self.config.alpha}
+        return kdzoo.alpha_blend("pseudo", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"pseudo": pseudo_label_loss(student.logits, teacher.logits)}

@@ -36,12 +36,8 @@ class RegressionKD(kdzoo.Strategy):
     tasks = frozenset({"regression"})
     uses_unlabelled = True
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha
-
     def term_weights(self) -> dict[str, float]:
-        return {"distill": self.config.alpha}
+        return kdzoo.alpha_blend("distill", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"distill": logit_mse_loss(student.logits, teacher.logits)}
