@@ -12,7 +12,7 @@ Groups of names:
     contract   ``Strategy``, ``Needs``, ``Requirement``, ``Outputs``, ``Batch``, ``Stage``, ``StepInfo``,
                ``DataSource``, ``NoParams``, ``RunContext``, ``hookimpl``, ``alpha_blend``, ``masked_mean``,
                ``zero_like_graph``.
-    parameters ``bounded`` (a ranged, documented ``Config`` field).
+    parameters ``param`` (a strategy parameter: default, bounds, help), ``bounded`` (bounds only).
     errors     ``KdzooError``, ``ConfigError``, ``NotApplicable``, ``PluginError``.
     runs       ``distill``, ``make_config``, ``load_yaml``, ``RunConfig``, ``ModelConfig``, ``StrategySpec``,
                ``load_zoo``, ``load_model``, ``KDModel``, ``task_teacher``.
@@ -27,7 +27,7 @@ import importlib
 from typing import Any
 
 from . import losses
-from .config import ModelConfig, RunConfig, StrategySpec, bounded, load_yaml, make_config
+from .config import ModelConfig, RunConfig, StrategySpec, bounded, load_yaml, make_config, param
 from .context import RunContext
 from .errors import ConfigError, KdzooError, NotApplicable, PluginError
 from .hookspecs import hookimpl
@@ -69,7 +69,7 @@ __all__ = [
     "Batch", "ConfigError", "DataSource", "DatasetBundle", "KDModel", "KdzooError", "ModelConfig", "Needs", "NoParams",
     "NotApplicable", "Outputs", "PluginError", "Requirement", "RunConfig", "RunContext", "Splits", "Stage", "StepInfo",
     "Strategy", "StrategySpec", "alpha_blend", "bounded", "compare", "distill", "embed", "eval_chunks", "evaluate", "hookimpl",
-    "load_dataset", "load_model", "load_yaml", "load_zoo", "losses", "make_config", "masked_mean", "read_class_map",
+    "load_dataset", "load_model", "load_yaml", "load_zoo", "losses", "make_config", "masked_mean", "param", "read_class_map",
     "task_teacher", "to_float", "validate_class_map", "zero_like_graph",
 ]
 PUBLIC_MODULES = ("kdzoo", "kdzoo.losses", "kdzoo.testing")

@@ -253,11 +253,15 @@ class Strategy(nn.Module):
         """Plain-data description for listings and docs."""
         import dataclasses
 
-        params = {f.name: _default_of(f) for f in dataclasses.fields(cls.Config)}
+        from .config import param_help, param_range
+
+        fields = dataclasses.fields(cls.Config)
+        params = {f.name: _default_of(f) for f in fields}
         return {
             "name": cls.name, "family": cls.family, "paper": cls.paper,
             "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
-            "params": params, "presets": {k: dict(v) for k, v in cls.presets.items()},
+            "params": params, "help": param_help(cls.Config), "ranges": param_range(cls.Config),
+            "presets": {k: dict(v) for k, v in cls.presets.items()},
             "tasks": sorted(cls.tasks), "label_space": cls.label_space,
         }
 

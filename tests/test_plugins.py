@@ -107,16 +107,10 @@ class Own(SoftOnly):
     """Only in {tag}."""
     name = "own-{tag}"
 
-@kdzoo.hookimpl
-def register_models(register):
-    pass
-
-register_strategies_own = None
-''' + f"""
 @kdzoo.hookimpl(specname="register_strategies")
 def register_own(register):
     register(Own)
-"""
+'''
 
 
 @pytest.mark.parametrize("first", ["alpha", "beta"])

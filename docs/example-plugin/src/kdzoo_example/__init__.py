@@ -29,15 +29,10 @@ def logit_mse(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
 
 @dataclass
 class LogitMSEConfig:
-    """Attributes:
-    alpha: weight of the logit-matching term; the hard-label term gets ``1 - alpha``.
-    """
+    """LogitMSE parameters (each field: default, bounds, help)."""
 
-    alpha: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise kdzoo.ConfigError(f"strategy.logit-mse.alpha must be in [0, 1], got {self.alpha}")
+    alpha: float = kdzoo.param(
+        0.5, ge=0, le=1, help="weight of the logit-matching term; the hard-label term gets ``1 - alpha``.")
 
 
 class LogitMSE(kdzoo.Strategy):

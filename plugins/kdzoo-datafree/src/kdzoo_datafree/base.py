@@ -13,19 +13,6 @@ from kdzoo import Needs, Requirement
 from .sources import SyntheticSource
 
 
-def positive(name: str, **values: float) -> None:
-    """Raise a :class:`kdzoo.ConfigError` for any value ``<= 0``."""
-    for key, value in values.items():
-        if value is not None and value <= 0:
-            raise kdzoo.ConfigError(f"strategy.{name}.{key} must be > 0, got {value}")
-
-
-def non_negative(name: str, **values: float) -> None:
-    for key, value in values.items():
-        if value < 0:
-            raise kdzoo.ConfigError(f"strategy.{name}.{key} must be >= 0, got {value}")
-
-
 class DataFreeStrategy(kdzoo.Strategy):
     """Base of the data-free family: the strategy's source supplies every batch; no label is seen.
 
@@ -60,4 +47,4 @@ class DataFreeStrategy(kdzoo.Strategy):
         return {f"g_{k}": 0.0 for k in self.source.last}
 
 
-__all__ = ["DataFreeStrategy", "non_negative", "positive"]
+__all__ = ["DataFreeStrategy"]

@@ -16,19 +16,11 @@ from kdzoo.losses import kd_loss
 
 @dataclass
 class KDConfig:
-    """Attributes:
-    temperature: softening temperature T.
-    alpha: weight of the distillation term; the hard-label term gets ``1 - alpha``.
-    """
+    """KD parameters (each field: default, bounds, help)."""
 
-    temperature: float = 4.0
-    alpha: float = 0.9
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise kdzoo.ConfigError(f"strategy.kd.temperature must be > 0, got {self.temperature}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise kdzoo.ConfigError(f"strategy.kd.alpha must be in [0, 1], got {self.alpha}")
+    temperature: float = kdzoo.param(4.0, gt=0, help="softening temperature T.")
+    alpha: float = kdzoo.param(
+        0.9, ge=0, le=1, help="weight of the distillation term; the hard-label term gets ``1 - alpha``.")
 
 
 class KD(kdzoo.Strategy):

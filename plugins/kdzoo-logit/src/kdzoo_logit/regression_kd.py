@@ -15,15 +15,9 @@ from kdzoo.losses import logit_mse_loss
 
 @dataclass
 class RegressionKDConfig:
-    """Attributes:
-    alpha: weight of the teacher-output term; targets get ``1 - alpha``.
-    """
+    """RegressionKD parameters (each field: default, bounds, help)."""
 
-    alpha: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise kdzoo.ConfigError(f"strategy.regression-kd.alpha must be in [0, 1], got {self.alpha}")
+    alpha: float = kdzoo.param(0.5, ge=0, le=1, help="weight of the teacher-output term; targets get ``1 - alpha``.")
 
 
 class RegressionKD(kdzoo.Strategy):
