@@ -23,6 +23,7 @@ from .errors import ConfigError, unknown
 from .plugins import dropped_label_message
 from .strategy import LABEL_TERM, Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy, label_weight_of
 
+# only when no installed strategy transfers across label spaces: what to install for one
 CROSS_TASK_HINT = ("use a cross-task strategy: class-mapped-kd (when the data's labels are a function of the "
                    "teacher's), or the label-space-agnostic rkd, sp, projected-feature, refilled (kdzoo-crosstask)")
 
@@ -151,7 +152,7 @@ def build_stack(specs: list[StrategySpec], ctx: RunContext, zoo: Any, label_weig
             raise ConfigError(f"strategy {cls.name!r} needs a teacher; pass --teacher")
         if cls.label_space == "same" and ctx.teacher is not None:
             check_label_space(cls.name, ctx.teacher.meta.get("classes", []), ctx.classes, ctx.task,
-                              cross_task_alternatives(zoo))
+                              cross_task_alternatives(zoo, ctx.task))
         members.append(cls(params, ctx))
     return StrategyStack(members, label_weight)
 
@@ -166,7 +167,7 @@ def check_label_space(strategy: str, teacher_classes: list[str], student_classes
         teacher_classes: the teacher's classes (``teacher.meta["classes"]``).
         student_classes: the data's classes.
         task: ``classification`` (anything else is not checked).
-        alternatives: installed cross-task strategies to suggest (default: a static hint).
+        alternatives: installed strategies that work across label spaces (default: a static hint).
         teacher_data: the teacher's dataset spec, named in the message when known.
         data: the student's dataset spec, named in the message when known.
     """
@@ -187,8 +188,7 @@ def check_label_space(strategy: str, teacher_classes: list[str], student_classes
         what = f"the same classes in another order (teacher: {_few(teacher_classes)}; data: {_few(student_classes)})"
     hint = CROSS_TASK_HINT
     if alternatives:
-        hint = (f"use a cross-task strategy instead: {', '.join(alternatives)} "
-                "(class-mapped-kd when the data's labels are a function of the teacher's)")
+        hint = f"use a strategy that does not need the teacher's label space instead: {', '.join(alternatives)}"
     raise ConfigError(
         f"strategy {strategy!r} needs the teacher's label space, but teacher has {len(teacher_classes)} classes, "
         f"student data {len(student_classes)} ({where}{what}); {hint}"
@@ -200,11 +200,13 @@ def _few(names: list[str], n: int = 6) -> str:
     return f"[{shown}{', ...' if len(names) > n else ''}]"
 
 
-def cross_task_alternatives(zoo: Any) -> list[str]:
-    """Installed strategies of the ``cross-task`` family (suggested on a label-space mismatch)."""
+def cross_task_alternatives(zoo: Any, task: str = "classification") -> list[str]:
+    """Installed strategies that distil from a teacher whose label space differs (``label_space = "any"``),
+    for ``task``: what a label-space mismatch suggests."""
     try:
         zoo.collect()
-        return sorted(n for n, e in zoo.strategies.items() if getattr(e.obj, "family", "") == "cross-task")
+        return sorted(n for n, e in zoo.strategies.items()
+                      if e.obj.label_space == "any" and e.obj.requires_teacher and task in e.obj.tasks)
     except Exception:  # noqa: BLE001 - a hint must never hide the real error
         return []
 

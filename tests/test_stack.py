@@ -164,3 +164,17 @@ def test_a_member_may_not_return_a_term_named_label():
     stack = StrategyStack(members(make("a", forward=lambda self, batch, s, t, step: {"label": s.logits.sum()})))
     with pytest.raises(ConfigError, match="strategy 'a' returns a loss term named 'label'"):
         stack.losses(None, types.SimpleNamespace(logits=torch.ones(2, 3)), None, types.SimpleNamespace(stage="main"))
+
+
+def test_a_label_space_mismatch_suggests_installed_strategies_that_allow_it(zoo_with):
+    from kdzoo.stack import cross_task_alternatives
+
+    anywhere = make("anywhere-kd", label_space="any", requires_teacher=True)
+    regression_only = make("anywhere-regression", label_space="any", requires_teacher=True,
+                           tasks=frozenset({"regression"}))
+    zoo = zoo_with(anywhere, regression_only, make("same-kd", requires_teacher=True), make("no-teacher", label_space="any"))
+    assert cross_task_alternatives(zoo) == ["anywhere-kd"]  # no family or plugin name decides it
+    with pytest.raises(ConfigError, match=r"does not need the teacher's label space instead: anywhere-kd$"):
+        check_label_space("kd", ["a", "b"], ["c"], "classification", cross_task_alternatives(zoo))
+    with pytest.raises(ConfigError, match=r"\(kdzoo-crosstask\)$"):  # nothing installed: what to install
+        check_label_space("kd", ["a", "b"], ["c"], "classification", cross_task_alternatives(zoo_with()))
