@@ -17,6 +17,7 @@ import inspect
 import os
 import re
 import sys
+import sysconfig
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class PluginLoadError(PluginError):
     def __init__(self, message: str, where: str = "") -> None:
         super().__init__(message)
         self.where = where
+
 
 ITEM_KIND = {"register_strategies": "strategy", "register_models": "model", "register_datasets": "dataset",
              "register_references": "reference"}
@@ -128,7 +130,8 @@ class Zoo:
             self.add_plugin(plugin, ep.name, dist, version)
 
     def _fail(self, record: PluginRecord, exc: BaseException, where: str = "") -> None:
-        where = getattr(exc, "where", "") or where or _origin(exc)
+        """Record and report (or, in strict mode, raise) a plugin's failure, naming its ``file:line``."""
+        where = getattr(exc, "where", "") or _origin(exc) or where  # the most precise line known
         text = " ".join(str(exc).split())
         record.error = f"{type(exc).__name__}: {text}" + (f" ({where})" if where else "")
         self.plugins.setdefault(record.name, record)
@@ -324,9 +327,18 @@ def _origin(exc: BaseException) -> str:
     """``path:line`` of the plugin code that raised ``exc``: its syntax error or its innermost own frame."""
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{exc.filename}:{exc.lineno}"
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith("<") and "importlib" not in f.filename
-              and os.path.dirname(f.filename) != os.path.dirname(__file__)]
+    # the plugin's frames: not kdzoo's, the standard library's, or those of a library it called into
+    libraries = tuple(os.path.dirname(mod.__file__) + os.sep for mod in
+                      (sys.modules[__package__], pluggy, sys.modules.get("torch"), sys.modules.get("timm")) if mod)
+    stdlib = sysconfig.get_paths()["stdlib"] + os.sep
+    installed = tuple(sysconfig.get_paths()[k] + os.sep for k in ("purelib", "platlib"))  # may lie inside stdlib
+
+    def in_plugin(filename: str) -> bool:
+        if filename.startswith("<") or filename.startswith(libraries):
+            return False
+        return filename.startswith(installed) or not filename.startswith(stdlib)
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if in_plugin(f.filename)]
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 

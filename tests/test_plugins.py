@@ -225,3 +225,11 @@ def test_no_import_time_side_effects():
     code = "import kdzoo, sys; assert 'timm' not in sys.modules; print(len(kdzoo.load_zoo().pm.get_plugins()) >= 1)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_hook_that_raises_points_at_the_raising_line(site, capsys, monkeypatch, request):
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    source = "import kdzoo\n\n@kdzoo.hookimpl\ndef register_models(register):\n    {}['missing']\n"
+    line, zoo = _load_error(site, capsys, source, request)
+    assert "KeyError: 'missing'" in line and line.endswith(f"{_file(site)}:5)")
+    assert "lenet5" in zoo.models

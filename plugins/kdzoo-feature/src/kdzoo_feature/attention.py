@@ -91,9 +91,6 @@ class AttentionTransfer(kdzoo.Strategy):
     def term_weights(self) -> dict[str, float]:
         return {"at": self.config.beta / 2}
 
-    def describe_pairs(self) -> list[str]:
-        return [f"{t.describe()} -> {s.describe()}" for t, s in self.pairs]
-
     def forward(self, batch, student, teacher, step):
         loss = sum(at_loss(as_map(student.features[s.index]), as_map(teacher.features[t.index]), self.config.p)
                    for t, s in self.pairs)
