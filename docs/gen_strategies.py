@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,23 +42,6 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _param_docs(config_cls: type) -> dict[str, str]:
-    """Descriptions of a Config's fields from its docstring's ``Attributes:`` lines (``name: text``)."""
-    doc = config_cls.__doc__ or ""
-    if "Attributes:" not in doc:
-        return {}
-    out: dict[str, str] = {}
-    current = None
-    for line in doc.split("Attributes:", 1)[1].splitlines():
-        match = re.match(r"^\s*(\w+):\s*(.*)$", line)
-        if match:
-            current = match.group(1)
-            out[current] = match.group(2).strip()
-        elif current and line.strip():
-            out[current] += " " + line.strip()
-    return out
-
-
 def _strategy_section(entry: Any) -> list[str]:
     cls = entry.obj
     d = cls.describe()
@@ -76,9 +58,9 @@ def _strategy_section(entry: Any) -> list[str]:
         "",
     ]
     if d["params"]:
-        docs = _param_docs(cls.Config)
-        lines += ["| parameter | default | meaning |", "|---|---|---|"]
-        lines += [f"| `{k}` | `{_value(v)}` | {_cell(docs.get(k, ''))} |" for k, v in d["params"].items()]
+        lines += ["| parameter | default | range | meaning |", "|---|---|---|---|"]
+        lines += [f"| `{k}` | `{_value(v)}` | {d['ranges'].get(k, '')} | {_cell(d['help'][k])} |"
+                  for k, v in d["params"].items()]
     else:
         lines.append("No parameters.")
     lines.append("")

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
-from .errors import ConfigError, unknown
+from .errors import ConfigError, NotApplicable, unknown
 
+NOT_APPLICABLE = "not applicable: "  # status prefix of a cell whose strategy cannot act on its pair: no verdict
 TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references"}
 
 
@@ -228,6 +229,8 @@ def _run_cells(todo: list[Cell], jobs: int, bar, errors: dict[str, str], busy: l
     def done(cell: Cell, outcome: str | BaseException) -> None:
         if isinstance(outcome, BaseException):
             text = str(outcome) if isinstance(outcome, ConfigError) else f"{type(outcome).__name__}: {outcome}"
+            if isinstance(outcome, NotApplicable):  # collect() shows it as the status, with no verdict
+                text = f"{NOT_APPLICABLE}{text}"
             errors[cell.key] = " ".join(text.split())
         elif outcome == "busy":
             busy.append(cell)
@@ -458,7 +461,8 @@ def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dic
             hints = [catalog.get(m, {}).get("plugin", "the plugin providing it") for m in cell.missing]
             row["status"] = f"skipped: {', '.join(cell.missing)} not installed (pip install {' '.join(hints)})"
         elif summary is None:
-            row["status"] = f"failed: {errors.get(cell.key, 'no result')}"
+            error = errors.get(cell.key, "no result")
+            row["status"] = error if error.startswith(NOT_APPLICABLE) else f"failed: {error}"
         else:
             row["status"] = "ok"
             for split in ("test_best", "test_last", "val_best"):

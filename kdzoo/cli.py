@@ -307,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a bad flag (2, one line already printed)
         return exc.code if isinstance(exc.code, int) else 2
     debug = getattr(args, "debug", False) or os.environ.get("KDZOO_DEBUG") == "1"
+    previous_debug = os.environ.get("KDZOO_DEBUG")
+    if debug:
+        os.environ["KDZOO_DEBUG"] = "1"  # plugin loading (kdzoo.plugins) prints its tracebacks too
     try:
         return COMMANDS[args.command](args)
     except KdzooError as exc:
@@ -330,3 +333,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kdzoo: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
               f"(unexpected; rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if previous_debug is None:
+            os.environ.pop("KDZOO_DEBUG", None)

@@ -31,6 +31,35 @@ def bounded(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: 
     return field(default=default, metadata={"bounds": {"ge": ge, "gt": gt, "le": le, "lt": lt}}, **kwargs)
 
 
+def param(default: Any = dataclasses.MISSING, *, help: str, ge: float | None = None, gt: float | None = None,
+          le: float | None = None, lt: float | None = None, **kwargs: Any) -> Any:
+    """A documented strategy parameter: one declaration feeds validation, ``kdzoo strategies`` and the docs.
+
+    Args:
+        default: the default value (or pass ``default_factory=``).
+        help: one sentence saying what the parameter does (shown by ``kdzoo strategies NAME`` and in
+            ``docs/strategies.md``).
+        ge, gt, le, lt: bounds, checked (with finiteness) on every value built from YAML, the CLI or a
+            preset, and on the default when the strategy is registered.
+    """
+    return field(default=default, metadata={"bounds": {"ge": ge, "gt": gt, "le": le, "lt": lt}, "help": help}, **kwargs)
+
+
+def param_help(cls: type) -> dict[str, str]:
+    """``{field: help}`` of a parameter dataclass (``""`` for a field declared without :func:`param`)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def param_range(cls: type) -> dict[str, str]:
+    """``{field: range}`` (e.g. ``"> 0"``, ``"in [0, 1]"``) of the bounded fields of a parameter dataclass."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        bounds = f.metadata.get("bounds")
+        if bounds and any(v is not None for v in bounds.values()):
+            out[f.name] = _range_text(bounds)
+    return out
+
+
 def _range_text(b: dict[str, float | None]) -> str:
     low = f">= {b['ge']}" if b["ge"] is not None else f"> {b['gt']}" if b["gt"] is not None else None
     high = f"<= {b['le']}" if b["le"] is not None else f"< {b['lt']}" if b["lt"] is not None else None
@@ -270,6 +299,41 @@ def build(cls: type, data: Any, path: str = "") -> Any:
         if not dataclasses.is_dataclass(value):
             check_value(value, fields[key].metadata.get("bounds"), f"{path}{key}")
     return cls(**kwargs)
+
+
+def check_defaults(cls: type, path: str = "") -> None:
+    """Check that every default of dataclass ``cls`` is what :func:`build` would accept for its field.
+
+    A default is held to the same rules as a value from YAML or the CLI: its type (a default that
+    would be converted, e.g. the string ``"0.5"`` for a ``float``, is refused too) and its bounds.
+
+    Raises:
+        ConfigError: naming the field, the bad default and the expected type.
+    """
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            continue
+        if dataclasses.is_dataclass(value):
+            check_defaults(type(value), f"{path}{f.name}.")
+            continue
+        try:
+            coerced = _coerce(hints[f.name], value, f"{path}{f.name}")
+        except ConfigError:
+            coerced = None
+        if coerced is None and value is not None or (
+                type(coerced) is not type(value) and not (isinstance(coerced, float) and type(value) is int)):
+            raise ConfigError(f"{path}{f.name}: default {value!r} is a {type(value).__name__}, "
+                              f"not a {_type_name(hints[f.name])}")
+        check_value(value, f.metadata.get("bounds"), f"{path}{f.name}")
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:

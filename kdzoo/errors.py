@@ -14,6 +14,13 @@ class ConfigError(KdzooError, ValueError):
     """A bad value in a run configuration, CLI flag or YAML file."""
 
 
+class NotApplicable(ConfigError):
+    """A strategy cannot do anything on this setup (e.g. a weighted loss term never reaches the student).
+
+    The run fails with one line; a bench cell shows "not applicable: ..." and gets no verdict.
+    """
+
+
 class PluginError(KdzooError):
     """A plugin failed to load or registered something invalid."""
 

@@ -324,10 +324,5 @@ def verdict_power(effect_sd: float, n: int, trials: int = 10_000, seed: int = 0)
     return float(((mean > 0) & (p < ALPHA) & diffs.any(axis=-1)).mean())
 
 
-def format_mean_std(values: Sequence[float], digits: int = 2) -> str:
-    m, s = mean_std(values)
-    return f"{m:.{digits}f} ± {s:.{digits}f}"
-
-
-__all__ = ["ALPHA", "MIN_SEEDS", "VERDICTS", "Comparison", "agreement", "compare", "count_flops", "evaluate", "format_mean_std",
+__all__ = ["ALPHA", "MIN_SEEDS", "VERDICTS", "Comparison", "agreement", "compare", "count_flops", "evaluate",
            "holm", "holm_correct", "latency_ms", "mean_std", "primary_metric", "verdict_power"]

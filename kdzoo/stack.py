@@ -1,19 +1,18 @@
 """Composition of strategies (``weight-selection+kd``) with explicit merge rules.
 
 Rules, each violation a config error:
-    * needs are united; gradients flow through the teacher if any member asks for it;
+    * needs are united;
     * every member's ``init_student`` runs, in the order given;
     * at most one member supplies a data source;
     * at most one member has more than one stage; in a stage it marks ``exclusive`` only its own
       terms count (no hard-label term, no other member's terms);
-    * the hard-label weight: members that change it must agree, or ``label_weight`` is set
-      explicitly in the run config;
+    * the hard-label weight (``term_weights()["label"]``): members that change it must agree, or
+      ``label_weight`` is set explicitly in the run config;
     * two members may not return a loss term of the same name.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from torch import Tensor, nn
@@ -21,8 +20,10 @@ from torch import Tensor, nn
 from .config import StrategySpec, build
 from .context import RunContext
 from .errors import ConfigError, unknown
-from .strategy import Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy
+from .plugins import dropped_label_message
+from .strategy import LABEL_TERM, Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy, label_weight_of
 
+# only when no installed strategy transfers across label spaces: what to install for one
 CROSS_TASK_HINT = ("use a cross-task strategy: class-mapped-kd (when the data's labels are a function of the "
                    "teacher's), or the label-space-agnostic rkd, sp, projected-feature, refilled (kdzoo-crosstask)")
 
@@ -59,18 +60,22 @@ class StrategyStack(nn.Module):
     def __init__(self, members: list[Strategy], label_weight: float | None = None) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
-        changed = {m.name: m.label_weight for m in members if m.label_weight != 1.0}
+        changed = {m.name: w for m in members if (w := label_weight_of(m)) != 1.0}
         if label_weight is not None:
             self.label_weight = float(label_weight)
         elif len(set(changed.values())) > 1:
-            raise ConfigError(f"strategies disagree on the hard-label weight {changed}; set label_weight explicitly")
+            weights = ", ".join(f"{name} {weight:g}" for name, weight in changed.items())
+            raise ConfigError(f"strategies disagree on the hard-label weight ({weights}); set label_weight explicitly")
         else:
             self.label_weight = next(iter(changed.values()), 1.0)
+        if self.label_weight > 0 and not self.needs().student.logits:
+            raise ConfigError(dropped_label_message("+".join(self.names), self.label_weight))
         multi = [m.name for m in members if len(m.stages()) > 1]
         if len(multi) > 1:
             raise ConfigError(f"only one strategy in a stack may define stages; {', '.join(multi)} all do")
         owner = next((i for i, m in enumerate(members) if len(m.stages()) > 1), None)
         self._stages = members[owner].stages() if owner is not None else [Stage("main", 1.0)]
+        self.term_owner: dict[str, str] = {}  # term -> the member that returned it at the last call (for messages)
         self._exclusive = {s.name: owner for s in self._stages if s.exclusive}  # stage -> the member that trains
         if abs(sum(s.fraction for s in self._stages) - 1.0) > 1e-6:
             raise ConfigError(f"stage fractions must sum to 1, got {[s.fraction for s in self._stages]}")
@@ -88,10 +93,6 @@ class StrategyStack(nn.Module):
     @property
     def uses_unlabelled(self) -> bool:
         return any(m.uses_unlabelled for m in self.members)
-
-    @property
-    def teacher_grad(self) -> bool:
-        return any(m.teacher_grad for m in self.members)
 
     def stages(self) -> list[Stage]:
         return list(self._stages)
@@ -132,10 +133,14 @@ class StrategyStack(nn.Module):
                 continue
             weights = m.term_weights()
             for term, value in m(batch, student, teacher, step).items():
+                if term == LABEL_TERM:
+                    raise ConfigError(f"strategy {m.name!r} returns a loss term named {LABEL_TERM!r}, the hard-label "
+                                      "loss's name; rename it")
                 if term in out:
                     raise ConfigError(f"strategies {owner[term]} and {m.name} both return loss term {term!r}")
                 owner[term] = m.name
                 out[term] = (value, float(weights.get(term, 1.0)))
+        self.term_owner = owner
         return out
 
 
@@ -147,7 +152,7 @@ def build_stack(specs: list[StrategySpec], ctx: RunContext, zoo: Any, label_weig
             raise ConfigError(f"strategy {cls.name!r} needs a teacher; pass --teacher")
         if cls.label_space == "same" and ctx.teacher is not None:
             check_label_space(cls.name, ctx.teacher.meta.get("classes", []), ctx.classes, ctx.task,
-                              cross_task_alternatives(zoo))
+                              cross_task_alternatives(zoo, ctx.task))
         members.append(cls(params, ctx))
     return StrategyStack(members, label_weight)
 
@@ -162,7 +167,7 @@ def check_label_space(strategy: str, teacher_classes: list[str], student_classes
         teacher_classes: the teacher's classes (``teacher.meta["classes"]``).
         student_classes: the data's classes.
         task: ``classification`` (anything else is not checked).
-        alternatives: installed cross-task strategies to suggest (default: a static hint).
+        alternatives: installed strategies that work across label spaces (default: a static hint).
         teacher_data: the teacher's dataset spec, named in the message when known.
         data: the student's dataset spec, named in the message when known.
     """
@@ -183,8 +188,7 @@ def check_label_space(strategy: str, teacher_classes: list[str], student_classes
         what = f"the same classes in another order (teacher: {_few(teacher_classes)}; data: {_few(student_classes)})"
     hint = CROSS_TASK_HINT
     if alternatives:
-        hint = (f"use a cross-task strategy instead: {', '.join(alternatives)} "
-                "(class-mapped-kd when the data's labels are a function of the teacher's)")
+        hint = f"use a strategy that does not need the teacher's label space instead: {', '.join(alternatives)}"
     raise ConfigError(
         f"strategy {strategy!r} needs the teacher's label space, but teacher has {len(teacher_classes)} classes, "
         f"student data {len(student_classes)} ({where}{what}); {hint}"
@@ -196,17 +200,15 @@ def _few(names: list[str], n: int = 6) -> str:
     return f"[{shown}{', ...' if len(names) > n else ''}]"
 
 
-def cross_task_alternatives(zoo: Any) -> list[str]:
-    """Installed strategies of the ``cross-task`` family (suggested on a label-space mismatch)."""
+def cross_task_alternatives(zoo: Any, task: str = "classification") -> list[str]:
+    """Installed strategies that distil from a teacher whose label space differs (``label_space = "any"``),
+    for ``task``: what a label-space mismatch suggests."""
     try:
         zoo.collect()
-        return sorted(n for n, e in zoo.strategies.items() if getattr(e.obj, "family", "") == "cross-task")
+        return sorted(n for n, e in zoo.strategies.items()
+                      if e.obj.label_space == "any" and e.obj.requires_teacher and task in e.obj.tasks)
     except Exception:  # noqa: BLE001 - a hint must never hide the real error
         return []
-
-
-def describe_params(params: Any) -> dict[str, Any]:
-    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}
 
 
 __all__ = ["StrategyStack", "build_stack", "check_label_space", "check_specs", "cross_task_alternatives",

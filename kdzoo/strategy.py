@@ -10,9 +10,9 @@ What the contract covers, per family:
                    ``forward_intermediates``); projectors are sub-modules; ``stages`` gives
                    FitNets' hint stage before KD.
     init transfer  ``init_student`` edits the student's weights before step 0.
-    data-free      ``data_source`` supplies every training batch (no real loader is built);
-                   ``teacher_grad`` lets gradients flow through the frozen teacher; the source's
-                   own inner optimisation (a generator step) runs inside ``DataSource.next_batch``.
+    data-free      ``data_source`` supplies every training batch (no real loader is built); the
+                   source's own inner optimisation (a generator step) runs inside
+                   ``DataSource.next_batch``.
     cross-task     ``label_space = "any"`` lifts the same-label-space check of logit KD.
 """
 
@@ -171,17 +171,16 @@ class Strategy(nn.Module):
         family: one of :data:`FAMILIES`.
         paper: citation with arXiv id.
         Config: dataclass of hyperparameters, validated from YAML ``params``.
-        presets: named parameter sets (e.g. ``paper``, ``cpu``) applied over the defaults.
+        presets: named parameter sets (e.g. ``paper``, ``cpu``) applied over the defaults; ``smoke``
+            keeps a conformance run (:func:`kdzoo.testing.check_strategy` without ``params``) small,
+            e.g. few inversion iterations.
         tasks: tasks it supports (``classification``, ``regression``).
         label_space: ``same`` if teacher and student must share classes (logit KD); ``any`` if not.
         requires_teacher: whether a teacher must be configured.
         uses_unlabelled: whether it learns from unlabelled train inputs (they are skipped otherwise).
-        teacher_grad: whether gradients must flow through the (frozen) teacher.
         reads_train_data: ``False`` for strategies whose data source replaces the training data
             (data-free): the student then takes the teacher's input normalisation instead of
             statistics of the train split, so no training input is ever read.
-        smoke_params: parameters that keep a conformance run (:func:`kdzoo.testing.check_strategy`
-            without ``params``) small, e.g. few inversion iterations; never used by real runs.
     """
 
     name: ClassVar[str] = ""
@@ -193,9 +192,7 @@ class Strategy(nn.Module):
     label_space: ClassVar[Literal["same", "any"]] = "same"
     requires_teacher: ClassVar[bool] = True
     uses_unlabelled: ClassVar[bool] = False
-    teacher_grad: ClassVar[bool] = False
     reads_train_data: ClassVar[bool] = True
-    smoke_params: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, config: Any, ctx: RunContext) -> None:
         super().__init__()
@@ -207,13 +204,10 @@ class Strategy(nn.Module):
         return Needs(Requirement(logits=True), Requirement(logits=True) if self.requires_teacher else Requirement())
 
     def term_weights(self) -> dict[str, float]:
-        """Weight of each loss term this strategy returns (missing terms weigh 1.0)."""
+        """Weight of each loss term: the terms ``forward`` returns, and ``"label"``, the hard-label
+        loss the trainer adds on labelled samples. Missing terms weigh 1.0; ``alpha_blend`` writes
+        Hinton's ``alpha`` / ``1 - alpha`` split."""
         return {}
-
-    @property
-    def label_weight(self) -> float:
-        """Weight of the hard-label loss on labelled samples (e.g. ``1 - alpha`` for Hinton KD)."""
-        return 1.0
 
     def stages(self) -> list[Stage]:
         """Training stages in order; fractions must sum to 1."""
@@ -250,7 +244,7 @@ class Strategy(nn.Module):
 
         Returns:
             ``{term name: scalar tensor}``; the trainer weights them with :meth:`term_weights`,
-            adds the hard-label term and logs every term.
+            adds the hard-label term (``"label"``, a name ``forward`` must not use) and logs every term.
         """
         return {}
 
@@ -259,11 +253,15 @@ class Strategy(nn.Module):
         """Plain-data description for listings and docs."""
         import dataclasses
 
-        params = {f.name: _default_of(f) for f in dataclasses.fields(cls.Config)}
+        from .config import param_help, param_range
+
+        fields = dataclasses.fields(cls.Config)
+        params = {f.name: _default_of(f) for f in fields}
         return {
             "name": cls.name, "family": cls.family, "paper": cls.paper,
             "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
-            "params": params, "presets": {k: dict(v) for k, v in cls.presets.items()},
+            "params": params, "help": param_help(cls.Config), "ranges": param_range(cls.Config),
+            "presets": {k: dict(v) for k, v in cls.presets.items()},
             "tasks": sorted(cls.tasks), "label_space": cls.label_space,
         }
 
@@ -276,6 +274,25 @@ def _default_of(f: Any) -> Any:
     if f.default_factory is not dataclasses.MISSING:
         return f.default_factory()
     return None
+
+
+LABEL_TERM = "label"  # the hard-label loss's name among the term weights and in the logs
+
+
+def alpha_blend(term: str, alpha: float) -> dict[str, float]:
+    """Term weights that share one unit between ``term`` (``alpha``) and the hard labels (``1 - alpha``).
+
+    Hinton KD's convention, used by every strategy with an ``alpha`` parameter::
+
+        def term_weights(self):
+            return kdzoo.alpha_blend("kd", self.config.alpha)
+    """
+    return {term: alpha, LABEL_TERM: 1.0 - alpha}
+
+
+def label_weight_of(strategy: Strategy) -> float:
+    """The hard-label weight a strategy asks for (``term_weights()["label"]``, 1.0 when absent)."""
+    return float(strategy.term_weights().get(LABEL_TERM, 1.0))
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -291,6 +308,6 @@ def zero_like_graph(t: Tensor) -> Tensor:
 
 
 __all__ = [
-    "Batch", "DataSource", "FAMILIES", "Needs", "NoParams", "Outputs", "Requirement", "Stage",
-    "StepInfo", "Strategy", "masked_mean", "zero_like_graph",
+    "Batch", "DataSource", "FAMILIES", "LABEL_TERM", "Needs", "NoParams", "Outputs", "Requirement", "Stage",
+    "StepInfo", "Strategy", "alpha_blend", "label_weight_of", "masked_mean", "zero_like_graph",
 ]

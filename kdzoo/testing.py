@@ -18,9 +18,13 @@ from .config import DataConfig, ModelConfig, RunConfig, StrategySpec, TrainConfi
 from .context import RunContext
 from .data import BatchPlan, DatasetBundle, make_splits
 from .models import create_model
-from .plugins import Zoo, load_zoo
+from .errors import PluginError
+from .plugins import Zoo, check_strategy_class, load_zoo
 from .stack import build_stack
 from .trainer import Trainer, freeze
+
+
+SMOKE = "smoke"  # the preset that keeps a conformance run small
 
 
 def tiny_bundle(task: str = "classification", num_classes: int = 4, n: int = 64, size: int = 16,
@@ -69,7 +73,9 @@ def tiny_run(name: str, params: dict[str, Any] | None = None, *, teacher: ModelC
     default_model = "lenet5" if task == "classification" else "mlp"
     teacher = teacher or ModelConfig(default_model, {"batchnorm": True} if task == "classification" else {"hidden": [16]})
     student = student or ModelConfig(default_model, {"width": 0.5} if task == "classification" else {"hidden": [8]})
-    params = dict(cls.smoke_params if params is None else params)
+    if params is None and preset is None and SMOKE in cls.presets:
+        preset = SMOKE
+    params = dict(params or {})
     config = RunConfig(student=student, teacher=teacher, strategy=[StrategySpec(name, params, preset)],
                        data=DataConfig(name="tiny", batch_size=16, labels_per_class=8 if task == "classification" else None),
                        train=TrainConfig(steps=2, epochs=None))
@@ -99,21 +105,30 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
                    student: ModelConfig | None = None, zoo: Zoo | None = None, preset: str | None = None) -> dict[str, float]:
     """Run two optimiser steps of strategy ``name`` on tiny models and check the contract.
 
-    Checks: every loss term is a finite scalar; the teacher's parameters get no gradient and its
+    Checks: the strategy registered (else the plugin's load error); its ``Config`` defaults match
+    their field types and bounds; its student needs keep the logits while the hard-label term is
+    weighted; every loss term is a finite scalar; the teacher's parameters get no gradient and its
     BN statistics do not move; the student and every trainable strategy parameter get gradients;
     the strategy's ``state_dict`` round-trips into a fresh instance. Each trainable strategy
     parameter must get a gradient in at least one of the steps (a stage may leave a part idle).
 
     Args:
         name: registered strategy name.
-        params: strategy parameters (default: the strategy's ``smoke_params``).
+        params: strategy parameters (default: the strategy's ``smoke`` preset, when it has one).
         teacher: teacher model (default: ``lenet5`` with batch norm).
         student: student model (default: half-width ``lenet5``).
 
     Returns:
         The logged loss terms of the last step.
     """
-    zoo = zoo or load_zoo()
+    zoo = (zoo or load_zoo()).collect()
+    if name not in zoo.strategies:
+        errors = [f"{r.name}: {r.error}" for r in zoo.plugins.values() if r.error]
+        raise AssertionError(f"strategy {name!r} is not registered" + (f"; plugin errors: {'; '.join(errors)}" if errors else ""))
+    try:
+        check_strategy_class(zoo.strategies[name].obj)
+    except PluginError as exc:
+        raise AssertionError(str(exc)) from exc
     run = tiny_run(name, params, teacher=teacher, student=student, zoo=zoo, preset=preset)
     ctx, stack, trainer = run.ctx, run.stack, run.trainer
     t_model, s_model = ctx.teacher, ctx.student

@@ -27,10 +27,11 @@ from .config import OptimConfig, RunConfig
 from .context import RunContext
 from .data import BatchPlan
 from .errors import Interrupted, NonFiniteLoss
+from .gradient_paths import check_gradient_paths
 from .metrics import evaluate, primary_metric
 from .models import KDModel
 from .stack import StrategyStack
-from .strategy import Batch, Outputs, StepInfo
+from .strategy import LABEL_TERM, Batch, Outputs, StepInfo
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -97,7 +98,7 @@ class StepModule(nn.Module):
         if s_out.logits is not None and not self.stack.is_exclusive(info.stage):
             label = self.label_loss(batch, s_out.logits)
         if label is not None:
-            terms["label"] = (label, self.stack.label_weight)
+            terms[LABEL_TERM] = (label, self.stack.label_weight)
         if not terms:
             raise RuntimeError(f"strategy {'+'.join(self.stack.names)} returned no loss term at step {info.step}")
         total = sum(w * v.float() for v, w in terms.values())
@@ -170,6 +171,7 @@ class Trainer:
         if ctx.teacher is not None and self.teacher_dtype != torch.float32:
             ctx.teacher.to(self.teacher_dtype)
         self.step_module = StepModule(ctx.student, stack, ctx.task, self.cfg.optim.label_smoothing)
+        check_gradient_paths(self)  # before DDP and compile: a weighted term that trains nothing fails here
         self.dist = distributed.current()
         self.model: nn.Module = self.step_module
         if self.dist.enabled:
@@ -198,7 +200,7 @@ class Trainer:
         """A :class:`TeacherOutputCache` when the teacher's inputs repeat exactly every epoch."""
         ctx, need = self.ctx, self.needs.teacher
         eligible = (self.cfg.runtime.teacher_cache == "auto" and ctx.teacher is not None and need.any
-                    and not need.features and not self.stack.teacher_grad and self.source is None
+                    and not need.features and self.source is None
                     and self.plan is not None and self.cfg.data.augment == "none"
                     and self.teacher_dtype == torch.float32)
         if not eligible:
@@ -243,7 +245,7 @@ class Trainer:
         if self.teacher_cache is not None:
             return self.teacher_cache.get(batch.index)
         x = batch.x if self.teacher_dtype == torch.float32 else batch.x.to(self.teacher_dtype)
-        with torch.set_grad_enabled(self.stack.teacher_grad):
+        with torch.no_grad():  # the teacher is a constant target; a generator's step runs its own teacher pass
             out = self.teacher_fn(x, self.needs.teacher)
         if self.teacher_dtype != torch.float32:
             out = Outputs(logits=None if out.logits is None else out.logits.float(),

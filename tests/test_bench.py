@@ -247,3 +247,18 @@ def test_bad_references_entry_is_a_config_error(tmp_path):
     suite["tasks"][0]["references"] = "teacher-feature-probe"
     with pytest.raises(ConfigError, match="'references' must be a list"):
         expand_all(load_suite(write_suite(tmp_path, suite)), load_zoo(), tmp_path / "b")
+
+
+def test_a_strategy_with_no_gradient_path_to_the_student_is_not_applicable_not_failed(tmp_path):
+    suite = json.loads(json.dumps(SUITE))
+    suite["tasks"][0].update(strategies=["ce", "pooled-feature"], steps=3)
+    suite["tasks"][0]["pairs"][0]["student"] = {"name": "linear"}
+    suite["seeds"] = [0]
+    results = run_bench(write_suite(tmp_path, suite), tmp_path / "b", progress=False, log=lambda *a: None)
+    status = {r["variant"]: r["status"] for r in results["rows"]}
+    assert status["ce"] == "ok"
+    assert status["pooled-feature"] == (
+        "not applicable: strategy 'pooled-feature': loss term 'pooled' (weight 1, stage 'main') never reaches a "
+        "trainable parameter of the student: student 'linear' has no features to match (its features are its input)")
+    assert results["failed"] == []
+    assert not any(e.get("vs_ce") for e in results["summary"] if e["variant"] == "pooled-feature")

@@ -77,6 +77,31 @@ def test_every_hook_has_a_heading_with_its_arguments_in_plugins_md():
         assert f"## {name}({', '.join(args)})" in headings, f"docs/plugins.md lacks the heading '## {name}({', '.join(args)})'"
 
 
+NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
+
+
+def test_the_hook_count_in_plugins_md_is_the_number_of_hooks():
+    match = re.search(r"`kdzoo/hookspecs.py`: (\w+) hooks", PLUGINS_MD.read_text())
+    assert match, "docs/plugins.md no longer states how many hooks there are"
+    assert NUMBERS.get(match.group(1)) == len(hook_specs())
+
+
+def test_the_class_attribute_table_in_plugins_md_lists_exactly_the_strategy_class_attributes():
+    from kdzoo.strategy import Strategy
+
+    text = PLUGINS_MD.read_text()
+    table = text[text.index("### Class attributes"):text.index("### Config and presets")]
+    documented = re.findall(r"^\| `(\w+)` \|", table, flags=re.M)
+    declared = [name for name, hint in Strategy.__annotations__.items() if "ClassVar" in str(hint)]
+    assert documented == declared
+
+
+def test_every_parameter_of_every_installed_strategy_has_help(zoo):
+    for name, entry in zoo.collect().strategies.items():
+        for field in dataclasses.fields(entry.obj.Config):
+            assert field.metadata.get("help"), f"strategy {name!r}: parameter {field.name!r} has no help (kdzoo.param)"
+
+
 def test_every_hook_has_a_test_hook_function():
     names = set()
     for path in (ROOT / "tests").glob("*.py"):

@@ -1,6 +1,7 @@
 """Discovery through the ``kdzoo`` entry-point group, exactly as for a pip-installed plugin."""
 
 import json
+import re
 import textwrap
 
 import pytest
@@ -92,11 +93,116 @@ def test_strict_mode_makes_a_broken_plugin_fatal(site, monkeypatch):
         load_zoo()
 
 
-def test_two_plugins_registering_one_name_is_an_error_naming_both(site):
-    clash = THIRD_PARTY.replace('"soft-only-tp"', '"kd"')
-    write_dist(site, "kdzoo-clash", "kdzoo_clash", clash)
-    with pytest.raises(PluginError, match=r"'kd' is registered by both .*kdzoo-(logit|clash).*kdzoo-(logit|clash)"):
+def test_two_plugins_registering_one_name_is_fatal_in_strict_mode(site, monkeypatch):
+    write_dist(site, "kdzoo-clash", "kdzoo_clash", THIRD_PARTY.replace('"soft-only-tp"', '"kd"'), entry_name="zz_clash")
+    monkeypatch.setenv("KDZOO_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match=r"'kd' is registered by both kdzoo-logit .* and kdzoo-clash"):
         load_zoo().collect()
+
+
+def _clashing(tag):
+    """A plugin registering ``clash-tp`` (the strategy's docstring says which plugin it came from) and ``own-TAG``."""
+    return THIRD_PARTY.replace('"soft-only-tp"', '"clash-tp"').replace("a third-party test strategy", tag) + f'''
+class Own(SoftOnly):
+    """Only in {tag}."""
+    name = "own-{tag}"
+
+@kdzoo.hookimpl(specname="register_strategies")
+def register_own(register):
+    register(Own)
+'''
+
+
+@pytest.mark.parametrize("first", ["alpha", "beta"])
+def test_name_clash_first_registration_wins_and_the_later_plugin_is_reported(site, capsys, monkeypatch, first):
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    later = "beta" if first == "alpha" else "alpha"
+    # entry points load by name: "a_..." before "b_..."
+    write_dist(site, f"kdzoo-{first}", f"kdzoo_{first}", _clashing(first), entry_name=f"a_{first}")
+    write_dist(site, f"kdzoo-{later}", f"kdzoo_{later}", _clashing(later), entry_name=f"b_{later}")
+    zoo = load_zoo().collect()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("kdzoo: plugin")]
+    assert len(err) == 1, err
+    assert f'"b_{later}" from kdzoo-{later}' in err[0] and f"kdzoo-{first}" in err[0] and "'clash-tp'" in err[0]
+    assert re.search(rf"kdzoo_{later}\.py:\d+\)$", err[0]), err[0]  # points at the clashing class
+    assert zoo.strategies["clash-tp"].distribution == f"kdzoo-{first}"
+    assert first in zoo.strategies["clash-tp"].obj.__doc__
+    assert f"own-{first}" in zoo.strategies and f"own-{later}" not in zoo.strategies  # a failed plugin adds nothing
+    assert {"kd", "ce"} <= set(zoo.strategies)
+    assert main(["plugins", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[f"b_{later}"]["error"] and rows[f"a_{first}"]["error"] is None and rows["logit"]["error"] is None
+    assert main(["strategies", "--json"]) == 0
+
+
+def _load_error(site, capsys, source, request):
+    """Load a throwaway plugin (module named after the test) from ``source``; return its one error line on stderr."""
+    module = f"kdzoo_careless_{request.node.name[7:30]}"  # a fresh module per test: imports are cached
+    write_dist(site, "kdzoo-careless", module, source, entry_name="kdzoo_careless")
+    zoo = load_zoo().collect()
+    lines = [line for line in capsys.readouterr().err.splitlines() if '"kdzoo_careless"' in line]
+    assert len(lines) == 1, lines
+    assert "kd" in zoo.strategies and zoo.plugins["kdzoo_careless"].error
+    return lines[0], zoo
+
+
+def _file(site):
+    return next(site.glob("kdzoo_careless*.py")).name
+
+
+def _line_of(site, text):
+    source = (site / _file(site)).read_text().splitlines()
+    return next(i for i, line in enumerate(source, 1) if text in line)
+
+
+def test_a_missing_hookimpl_marker_is_reported_with_file_and_line(site, capsys, monkeypatch, request):
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    line, _ = _load_error(site, capsys, THIRD_PARTY.replace("@kdzoo.hookimpl\n", ""), request)
+    assert "'register_strategies' has no @kdzoo.hookimpl marker" in line
+    assert line.endswith(f"{_file(site)}:{_line_of(site, 'def register_strategies')})")
+    monkeypatch.setenv("KDZOO_STRICT_PLUGINS", "1")  # strict mode makes it fatal (it was silent before)
+    with pytest.raises(PluginError, match="no @kdzoo.hookimpl marker"):
+        load_zoo()
+
+
+def test_a_misspelt_hook_is_reported_with_file_and_line(site, capsys, monkeypatch, request):
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    line, _ = _load_error(site, capsys, THIRD_PARTY.replace("def register_strategies", "def register_stratgies"), request)
+    assert "unknown hook 'register_stratgies'; did you mean 'register_strategies'?" in line
+    assert line.endswith(f"{_file(site)}:{_line_of(site, 'def register_stratgies')})")
+
+
+def test_a_wrong_type_config_default_is_reported_at_registration(site, capsys, monkeypatch, request):
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    line, zoo = _load_error(site, capsys, THIRD_PARTY.replace("weight: float = 1.0", 'weight: float = "high"'), request)
+    assert "strategy 'soft-only-tp': Config.weight: default 'high' is a str, not a float" in line
+    assert line.endswith(f"{_file(site)}:{_line_of(site, 'class SoftOnly')})")
+    assert "soft-only-tp" not in zoo.strategies
+
+
+def test_a_student_need_that_drops_the_weighted_label_loss_is_reported(site, capsys, monkeypatch, request):
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    pooled_only = THIRD_PARTY.replace("    def term_weights(self):", """    def needs(self):
+        return kdzoo.Needs(kdzoo.Requirement(pooled=True), kdzoo.Requirement(logits=True))
+    def term_weights(self):""")
+    line, zoo = _load_error(site, capsys, pooled_only, request)
+    assert "strategy 'soft-only-tp': needs() asks the student for no logits, so the hard-label loss (weight 1)" in line
+    assert line.endswith(f"{_file(site)}:{_line_of(site, 'class SoftOnly')})")
+
+
+def test_load_errors_point_at_the_plugin_line_and_strict_or_debug_print_the_traceback(site, capsys, monkeypatch, request):
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    monkeypatch.delenv("KDZOO_DEBUG", raising=False)
+    line, _ = _load_error(site, capsys, "import kdzoo\n\nraise RuntimeError('boom')\n", request)
+    assert line.endswith(f"{_file(site)}:3)") and "RuntimeError: boom" in line
+    assert main(["plugins", "--debug"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and f'{_file(site)}", line 3' in err
+    assert "KDZOO_DEBUG" not in __import__("os").environ  # --debug does not leak out of main()
+    monkeypatch.setenv("KDZOO_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="boom"):
+        load_zoo()
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
 
 
 def test_load_plugins_env_filters_entry_points(monkeypatch):
@@ -119,3 +225,11 @@ def test_no_import_time_side_effects():
     code = "import kdzoo, sys; assert 'timm' not in sys.modules; print(len(kdzoo.load_zoo().pm.get_plugins()) >= 1)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_hook_that_raises_points_at_the_raising_line(site, capsys, monkeypatch, request):
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    source = "import kdzoo\n\n@kdzoo.hookimpl\ndef register_models(register):\n    {}['missing']\n"
+    line, zoo = _load_error(site, capsys, source, request)
+    assert "KeyError: 'missing'" in line and line.endswith(f"{_file(site)}:5)")
+    assert "lenet5" in zoo.models

@@ -10,7 +10,7 @@ from kdzoo.config import StrategySpec
 from kdzoo.errors import ConfigError
 from kdzoo.plugins import load_zoo
 from kdzoo.stack import StrategyStack, check_label_space
-from kdzoo.strategy import DataSource, Stage, Strategy
+from kdzoo.strategy import DataSource, Needs, Requirement, Stage, Strategy
 
 
 def make(name, **attrs):
@@ -57,8 +57,8 @@ def test_only_one_member_may_define_stages():
 
 
 def test_label_weight_disagreement_needs_an_explicit_weight():
-    a = make("a", label_weight=property(lambda self: 0.1))
-    b = make("b", label_weight=property(lambda self: 0.5))
+    a = make("a", term_weights=lambda self: {"label": 0.1})
+    b = make("b", term_weights=lambda self: kdzoo.alpha_blend("b", 0.5))
     with pytest.raises(ConfigError, match="disagree on the hard-label weight"):
         StrategyStack(members(a, b))
     assert StrategyStack(members(a, b), label_weight=0.3).label_weight == 0.3
@@ -97,3 +97,84 @@ def test_invalid_strategy_name_is_reported_or_fatal_when_strict(zoo_with, capsys
     monkeypatch.setenv("KDZOO_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="invalid name 'Bad_Name'"):
         zoo_with(make("Bad_Name"))
+
+
+def test_check_strategy_catches_a_wrong_type_default_and_a_dropped_label_loss(zoo_with, monkeypatch):
+    from dataclasses import dataclass
+
+    from kdzoo.testing import check_strategy
+
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+
+    @dataclass
+    class Cfg:
+        beta: float = "high"
+
+    with pytest.raises(AssertionError, match=r"Config.beta: default 'high' is a str, not a float"):
+        check_strategy("bad-default", zoo=zoo_with(make("bad-default", Config=Cfg)))
+    pooled_only = make("pooled-only", needs=lambda self: Needs(Requirement(pooled=True)))
+    with pytest.raises(AssertionError, match=r"'pooled-only': needs\(\) asks the student for no logits"):
+        check_strategy("pooled-only", zoo=zoo_with(pooled_only))
+
+
+def test_a_stack_whose_student_needs_drop_the_weighted_label_loss_is_refused(zoo_with):
+
+    class LateNeeds(make("late-needs")):
+        """Its needs depend on run state, so only the stack (not registration) can check them."""
+
+        def __init__(self, config, ctx):
+            super().__init__(config, ctx)
+            self.requirement = Requirement(pooled=True)
+
+        def needs(self):
+            return Needs(self.requirement)
+
+    assert "late-needs" in zoo_with(LateNeeds).strategies  # passes registration
+    with pytest.raises(ConfigError, match=r"'late-needs': needs\(\) asks the student for no logits, so the hard-label "
+                                          r"loss \(weight 1\) would be dropped"):
+        StrategyStack([LateNeeds(None, None)])
+    assert StrategyStack([LateNeeds(None, None)], label_weight=0.0).label_weight == 0.0
+
+
+@pytest.mark.parametrize("strategy, term", [("pooled-feature", "pooled"), ("rkd", "rkd_distance"), ("sp", "sp"),
+                                            ("pooled-feature+kd", "pooled")])
+def test_a_weighted_term_with_no_gradient_path_fails_the_run_in_one_line(tmp_path, capsys, strategy, term):
+    from kdzoo.cli import main
+
+    code = main(["distill", "--teacher", "mlp", "--student", "linear", "--strategy", strategy, "--data", "digits",
+                 "--steps", "2", "--out", str(tmp_path), "--no-progress", "--set", "teacher_train.epochs=1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    owner = strategy.split("+")[0]
+    assert code == 2 and err[-1].startswith(f"kdzoo: error: strategy {owner!r}: loss term {term!r} (weight ")
+    assert err[-1].endswith("never reaches a trainable parameter of the student: student 'linear' has no features "
+                            "to match (its features are its input)")
+
+
+def test_attributes_kdzoo_no_longer_reads_are_load_errors_not_silently_ignored(zoo_with, capsys, monkeypatch):
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    old_style = make("old-style", label_weight=property(lambda self: 0.1))
+    assert "old-style" not in zoo_with(old_style).strategies
+    err = capsys.readouterr().err
+    assert "strategy 'old-style' defines 'label_weight', which kdzoo no longer reads; return it as term_weights()['label']" in err
+    assert "old-grad" not in zoo_with(make("old-grad", teacher_grad=True)).strategies
+    assert "'teacher_grad', which kdzoo no longer reads" in capsys.readouterr().err
+
+
+def test_a_member_may_not_return_a_term_named_label():
+    stack = StrategyStack(members(make("a", forward=lambda self, batch, s, t, step: {"label": s.logits.sum()})))
+    with pytest.raises(ConfigError, match="strategy 'a' returns a loss term named 'label'"):
+        stack.losses(None, types.SimpleNamespace(logits=torch.ones(2, 3)), None, types.SimpleNamespace(stage="main"))
+
+
+def test_a_label_space_mismatch_suggests_installed_strategies_that_allow_it(zoo_with):
+    from kdzoo.stack import cross_task_alternatives
+
+    anywhere = make("anywhere-kd", label_space="any", requires_teacher=True)
+    regression_only = make("anywhere-regression", label_space="any", requires_teacher=True,
+                           tasks=frozenset({"regression"}))
+    zoo = zoo_with(anywhere, regression_only, make("same-kd", requires_teacher=True), make("no-teacher", label_space="any"))
+    assert cross_task_alternatives(zoo) == ["anywhere-kd"]  # no family or plugin name decides it
+    with pytest.raises(ConfigError, match=r"does not need the teacher's label space instead: anywhere-kd$"):
+        check_label_space("kd", ["a", "b"], ["c"], "classification", cross_task_alternatives(zoo))
+    with pytest.raises(ConfigError, match=r"\(kdzoo-crosstask\)$"):  # nothing installed: what to install
+        check_label_space("kd", ["a", "b"], ["c"], "classification", cross_task_alternatives(zoo_with()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -36,5 +38,9 @@ def test_no_gradient_reaches_the_teacher():
 
 
 def test_alpha_out_of_range_is_a_config_error():
-    with pytest.raises(kdzoo.ConfigError, match="alpha"):
-        LogitMSEConfig(alpha=1.5)
+    with pytest.raises(kdzoo.ConfigError, match=r"strategy\.logit-mse\.alpha must be in \[0, 1\], got 1\.5"):
+        check_strategy("logit-mse", {"alpha": 1.5})
+
+
+def test_every_parameter_is_documented():
+    assert all(f.metadata.get("help") for f in dataclasses.fields(LogitMSEConfig))

@@ -29,15 +29,10 @@ def logit_mse(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
 
 @dataclass
 class LogitMSEConfig:
-    """Attributes:
-    alpha: weight of the logit-matching term; the hard-label term gets ``1 - alpha``.
-    """
+    """LogitMSE parameters (each field: default, bounds, help)."""
 
-    alpha: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise kdzoo.ConfigError(f"strategy.logit-mse.alpha must be in [0, 1], got {self.alpha}")
+    alpha: float = kdzoo.param(
+        0.5, ge=0, le=1, help="weight of the logit-matching term; the hard-label term gets ``1 - alpha``.")
 
 
 class LogitMSE(kdzoo.Strategy):
@@ -50,12 +45,8 @@ class LogitMSE(kdzoo.Strategy):
     presets = {"paper": {"alpha": 1.0}}  # the paper's mimic nets learn from the teacher's logits only
     uses_unlabelled = True
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha
-
     def term_weights(self) -> dict[str, float]:
-        return {"logit-mse": self.config.alpha}
+        return kdzoo.alpha_blend("logit-mse", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"logit-mse": logit_mse(student.logits, teacher.logits)}

@@ -18,7 +18,7 @@ definition when the teacher knows its base classes (teacher on ``mnist5k``, stud
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,7 +26,7 @@ from torch import Tensor
 
 import kdzoo
 from kdzoo.losses import class_mapped_kd_loss
-from kdzoo.tasks import read_class_map, validate_class_map
+from kdzoo import read_class_map, validate_class_map
 
 
 def class_matrix(mapping: dict[str, str | None], teacher_classes: list[str], student_classes: list[str]) -> Tensor:
@@ -41,23 +41,18 @@ def class_matrix(mapping: dict[str, str | None], teacher_classes: list[str], stu
 
 @dataclass
 class ClassMappedKDConfig:
-    """Attributes:
-    temperature: softening temperature T.
-    alpha: weight of the distillation term; the hard-label term gets ``1 - alpha``.
-    map: teacher class -> student class (``null`` drops a teacher class); wins over the data's task map.
-    map_file: a class-map file (YAML/JSON, as for ``classmap=FILE`` tasks), teacher -> student classes.
-    """
+    """ClassMappedKD parameters (each field: default, bounds, help)."""
 
-    temperature: float = 4.0
-    alpha: float = 0.9
-    map: dict[str, Any] = field(default_factory=dict)
-    map_file: str | None = None
+    temperature: float = kdzoo.param(4.0, gt=0, help="softening temperature T.")
+    alpha: float = kdzoo.param(
+        0.9, ge=0, le=1, help="weight of the distillation term; the hard-label term gets ``1 - alpha``.")
+    map: dict[str, Any] = kdzoo.param(
+        default_factory=dict, help="teacher class -> student class (``null`` drops a teacher class); wins over the "
+                                   "data's task map.")
+    map_file: str | None = kdzoo.param(
+        None, help="a class-map file (YAML/JSON, as for ``classmap=FILE`` tasks), teacher -> student classes.")
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise kdzoo.ConfigError(f"strategy.class-mapped-kd.temperature must be > 0, got {self.temperature}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise kdzoo.ConfigError(f"strategy.class-mapped-kd.alpha must be in [0, 1], got {self.alpha}")
         if self.map and self.map_file:
             raise kdzoo.ConfigError("strategy.class-mapped-kd: give map or map_file, not both")
 
@@ -102,12 +97,8 @@ class ClassMappedKD(kdzoo.Strategy):
         self.mapping = resolve_map(config, teacher_classes, list(ctx.classes), ctx.bundle)
         self.register_buffer("matrix", class_matrix(self.mapping, teacher_classes, list(ctx.classes)), persistent=False)
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha
-
     def term_weights(self) -> dict[str, float]:
-        return {"mapped_kd": self.config.alpha}
+        return kdzoo.alpha_blend("mapped_kd", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"mapped_kd": class_mapped_kd_loss(student.logits, teacher.logits, self.matrix, self.config.temperature)}

@@ -8,10 +8,10 @@ import torch
 from torch import Tensor
 
 import kdzoo
-from kdzoo.strategy import Needs, Outputs, Requirement
+from kdzoo import Needs, Outputs, Requirement
 
 if TYPE_CHECKING:
-    from kdzoo.models import KDModel
+    from kdzoo import KDModel
 
 
 def parse_layer(layer: str, where: str) -> int | None:

@@ -34,17 +34,11 @@ from .common import pooled_width, relational_needs
 
 @dataclass
 class ProjectedConfig:
-    """Attributes:
-    weight: weight of the feature term.
-    projection: ``student-to-teacher`` (FitNets-style) or ``inverted`` (Auty et al. 2024).
-    """
+    """Projected parameters (each field: default, bounds, help)."""
 
-    weight: float = 1.0
-    projection: Literal["student-to-teacher", "inverted"] = "student-to-teacher"
-
-    def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise kdzoo.ConfigError(f"strategy.projected-feature.weight must be >= 0, got {self.weight}")
+    weight: float = kdzoo.param(1.0, ge=0, help="weight of the feature term.")
+    projection: Literal["student-to-teacher", "inverted"] = kdzoo.param(
+        "student-to-teacher", help="``student-to-teacher`` (FitNets-style) or ``inverted`` (Auty et al. 2024).")
 
 
 class ProjectedFeature(kdzoo.Strategy):

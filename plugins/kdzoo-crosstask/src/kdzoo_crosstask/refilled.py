@@ -38,41 +38,28 @@ import torch.nn.functional as F
 
 import kdzoo
 from kdzoo.losses import local_classifier_kd_loss, semihard_triplets, triplet_relation_loss
-from kdzoo.strategy import Needs, Requirement, Stage, zero_like_graph
+from kdzoo import Needs, Requirement, Stage, zero_like_graph
 
 from .probe import class_centres, embed
 
 
 @dataclass
 class REFILLEDConfig:
-    """Attributes:
-    relation_fraction: share of the step budget for stage 1 (the rest is stage 2); 0 skips it.
-    relation_weight: weight of the stage-1 term (1000 in the code).
-    tau1: stage-1 temperature.
-    margin: the semi-hard miner's margin.
-    embedding_only: stage 1 trains the embedding alone (no hard-label term), as in the code.
-    classifier_weight: weight lambda of the stage-2 term.
-    tau2: stage-2 temperature.
-    local: restrict the teacher's classifier to the classes among the batch's labels (else all).
-    unlabelled: apply the stage-2 term to unlabelled samples too (the code: labelled only).
-    """
+    """REFILLED parameters (each field: default, bounds, help)."""
 
-    relation_fraction: float = 0.5
-    relation_weight: float = 1000.0
-    tau1: float = 4.0
-    margin: float = 0.2
-    embedding_only: bool = True
-    classifier_weight: float = 100.0
-    tau2: float = 2.0
-    local: bool = True
-    unlabelled: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.relation_fraction < 1.0:
-            raise kdzoo.ConfigError(f"strategy.refilled.relation_fraction must be in [0, 1), "
-                                    f"got {self.relation_fraction}")
-        if self.tau1 <= 0 or self.tau2 <= 0:
-            raise kdzoo.ConfigError("strategy.refilled temperatures tau1 and tau2 must be > 0")
+    relation_fraction: float = kdzoo.param(
+        0.5, ge=0, lt=1, help="share of the step budget for stage 1 (the rest is stage 2); 0 skips it.")
+    relation_weight: float = kdzoo.param(1000.0, help="weight of the stage-1 term (1000 in the code).")
+    tau1: float = kdzoo.param(4.0, gt=0, help="stage-1 temperature.")
+    margin: float = kdzoo.param(0.2, help="the semi-hard miner's margin.")
+    embedding_only: bool = kdzoo.param(
+        True, help="stage 1 trains the embedding alone (no hard-label term), as in the code.")
+    classifier_weight: float = kdzoo.param(100.0, help="weight lambda of the stage-2 term.")
+    tau2: float = kdzoo.param(2.0, gt=0, help="stage-2 temperature.")
+    local: bool = kdzoo.param(
+        True, help="restrict the teacher's classifier to the classes among the batch's labels (else all).")
+    unlabelled: bool = kdzoo.param(
+        False, help="apply the stage-2 term to unlabelled samples too (the code: labelled only).")
 
 
 class REFILLED(kdzoo.Strategy):

@@ -26,19 +26,14 @@ from .common import embedding, parse_layer, relational_needs
 
 @dataclass
 class RKDConfig:
-    """Attributes:
-    distance_weight: weight of the distance term (lambda_D).
-    angle_weight: weight of the angle term (lambda_A); its cost grows as B^3.
-    layer: ``pooled`` (pre-logit embedding) or a feature-stage index (the map, flattened).
-    """
+    """RKD parameters (each field: default, bounds, help)."""
 
-    distance_weight: float = 25.0
-    angle_weight: float = 50.0
-    layer: str = "pooled"
+    distance_weight: float = kdzoo.param(25.0, ge=0, help="weight of the distance term (lambda_D).")
+    angle_weight: float = kdzoo.param(50.0, ge=0, help="weight of the angle term (lambda_A); its cost grows as B^3.")
+    layer: str = kdzoo.param(
+        "pooled", help="``pooled`` (pre-logit embedding) or a feature-stage index (the map, flattened).")
 
     def __post_init__(self) -> None:
-        if self.distance_weight < 0 or self.angle_weight < 0:
-            raise kdzoo.ConfigError("strategy.rkd weights must be >= 0")
         parse_layer(self.layer, "strategy.rkd")
 
 

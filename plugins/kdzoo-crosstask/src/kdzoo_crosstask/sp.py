@@ -23,18 +23,14 @@ from .common import embedding, parse_layer, relational_needs
 
 @dataclass
 class SPConfig:
-    """Attributes:
-    gamma: weight of the SP term.
-    layer: ``pooled`` (pre-logit embedding) or a feature-stage index (e.g. ``-1``: the last map,
-        as in the paper and RepDistiller).
-    """
+    """SP parameters (each field: default, bounds, help)."""
 
-    gamma: float = 3000.0
-    layer: str = "pooled"
+    gamma: float = kdzoo.param(3000.0, ge=0, help="weight of the SP term.")
+    layer: str = kdzoo.param(
+        "pooled", help="``pooled`` (pre-logit embedding) or a feature-stage index (e.g. ``-1``: the last map, as in the"
+                       " paper and RepDistiller).")
 
     def __post_init__(self) -> None:
-        if self.gamma < 0:
-            raise kdzoo.ConfigError(f"strategy.sp.gamma must be >= 0, got {self.gamma}")
         parse_layer(self.layer, "strategy.sp")
 
 

@@ -8,22 +8,9 @@ import torch
 from torch import Tensor
 
 import kdzoo
-from kdzoo.strategy import Needs, Requirement
+from kdzoo import Needs, Requirement
 
 from .sources import SyntheticSource
-
-
-def positive(name: str, **values: float) -> None:
-    """Raise a :class:`kdzoo.ConfigError` for any value ``<= 0``."""
-    for key, value in values.items():
-        if value is not None and value <= 0:
-            raise kdzoo.ConfigError(f"strategy.{name}.{key} must be > 0, got {value}")
-
-
-def non_negative(name: str, **values: float) -> None:
-    for key, value in values.items():
-        if value < 0:
-            raise kdzoo.ConfigError(f"strategy.{name}.{key} must be >= 0, got {value}")
 
 
 class DataFreeStrategy(kdzoo.Strategy):
@@ -36,7 +23,6 @@ class DataFreeStrategy(kdzoo.Strategy):
 
     family = "data-free"
     label_space = "same"
-    teacher_grad = True
     reads_train_data = False
     source: SyntheticSource
 
@@ -61,4 +47,4 @@ class DataFreeStrategy(kdzoo.Strategy):
         return {f"g_{k}": 0.0 for k in self.source.last}
 
 
-__all__ = ["DataFreeStrategy", "non_negative", "positive"]
+__all__ = ["DataFreeStrategy"]

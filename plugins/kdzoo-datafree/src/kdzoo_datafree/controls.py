@@ -21,29 +21,20 @@ import torch
 import kdzoo
 from kdzoo.losses import kd_loss
 
-from .base import DataFreeStrategy, non_negative, positive
+from .base import DataFreeStrategy
 from .sources import GaussianSource, TensorSource
 
 
 @dataclass
 class NoiseKDConfig:
-    """Attributes:
-    temperature: temperature of the student's KL.
-    std: noise standard deviation in teacher-normalised units.
-    pool: 0 draws fresh noise every step; ``n > 0`` uses one fixed set of ``n`` noise images.
-    batch_size: images per step (default: ``data.batch_size``).
-    grid_every: steps between PNG grids (default: about 10 per run; 0: none).
-    """
+    """NoiseKD parameters (each field: default, bounds, help)."""
 
-    temperature: float = 4.0
-    std: float = 1.0
-    pool: int = 0
-    batch_size: int | None = None
-    grid_every: int | None = None
-
-    def __post_init__(self) -> None:
-        positive("noise-kd", temperature=self.temperature, std=self.std, batch_size=self.batch_size)
-        non_negative("noise-kd", pool=self.pool)
+    temperature: float = kdzoo.param(4.0, gt=0, help="temperature of the student's KL.")
+    std: float = kdzoo.param(1.0, gt=0, help="noise standard deviation in teacher-normalised units.")
+    pool: int = kdzoo.param(
+        0, ge=0, help="0 draws fresh noise every step; ``n > 0`` uses one fixed set of ``n`` noise images.")
+    batch_size: int | None = kdzoo.param(None, gt=0, help="images per step (default: ``data.batch_size``).")
+    grid_every: int | None = kdzoo.param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
 
 
 class NoiseKD(DataFreeStrategy):
@@ -52,7 +43,6 @@ class NoiseKD(DataFreeStrategy):
     name = "noise-kd"
     paper = "Chen et al. ICCV 2019, arXiv:1904.01186 (normal-distribution baseline)"
     Config = NoiseKDConfig
-    teacher_grad = False
     presets = {
         "paper": {"temperature": 1.0, "std": 1.0},  # DAFL's baseline distils like DAFL's student (T = 1)
         "cpu": {"temperature": 4.0, "std": 1.0, "batch_size": 128},
@@ -69,25 +59,19 @@ class NoiseKD(DataFreeStrategy):
 
 @dataclass
 class SetKDConfig:
-    """Attributes:
-    path: a tensor file of images ``[N, C, H, W]`` in data space (``.pt``/``.safetensors``, key
-        ``images``), or a kdzoo dataset spec other than the run's (``digits``, ``imagefolder:PATH``).
-    data_root: local root for a torchvision dataset spec.
-    temperature: temperature of the student's KL.
-    batch_size: images per step (default: ``data.batch_size``).
-    grid_every: steps between PNG grids (default: about 10 per run; 0: none).
-    """
+    """SetKD parameters (each field: default, bounds, help)."""
 
-    path: str = ""
-    data_root: str | None = None
-    temperature: float = 4.0
-    batch_size: int | None = None
-    grid_every: int | None = None
+    path: str = kdzoo.param(
+        "", help="a tensor file of images ``[N, C, H, W]`` in data space (``.pt``/``.safetensors``, key ``images``), or"
+                 " a kdzoo dataset spec other than the run's (``digits``, ``imagefolder:PATH``).")
+    data_root: str | None = kdzoo.param(None, help="local root for a torchvision dataset spec.")
+    temperature: float = kdzoo.param(4.0, gt=0, help="temperature of the student's KL.")
+    batch_size: int | None = kdzoo.param(None, gt=0, help="images per step (default: ``data.batch_size``).")
+    grid_every: int | None = kdzoo.param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
 
     def __post_init__(self) -> None:
         if not self.path:
             raise kdzoo.ConfigError("strategy.set-kd.path is required: a tensor file of images or another dataset")
-        positive("set-kd", temperature=self.temperature, batch_size=self.batch_size)
 
 
 def load_images(path: str, data_root: str | None, ctx: kdzoo.RunContext) -> torch.Tensor:
@@ -106,7 +90,7 @@ def load_images(path: str, data_root: str | None, ctx: kdzoo.RunContext) -> torc
         if not isinstance(images, torch.Tensor):
             raise kdzoo.ConfigError(f"{path!r} holds no image tensor (save a tensor, or a dict with key 'images')")
         return images.float()
-    from kdzoo.data import load_dataset, to_float
+    from kdzoo import load_dataset, to_float
 
     base = lambda spec: spec.split(":")[0]  # noqa: E731
     if base(path) == base(ctx.config.data.name):
@@ -123,9 +107,8 @@ class SetKD(DataFreeStrategy):
     name = "set-kd"
     paper = "Hinton et al. 2015, arXiv:1503.02531 (on a transfer set)"
     Config = SetKDConfig
-    smoke_params = {"path": "digits"}  # another dataset than the conformance run's
-    teacher_grad = False
-    presets = {"paper": {"temperature": 4.0}, "cpu": {"temperature": 4.0, "batch_size": 128}}
+    presets = {"paper": {"temperature": 4.0}, "cpu": {"temperature": 4.0, "batch_size": 128},
+               "smoke": {"path": "digits"}}  # another dataset than the conformance run's
 
     def __init__(self, config: SetKDConfig, ctx: kdzoo.RunContext) -> None:
         super().__init__(config, ctx)

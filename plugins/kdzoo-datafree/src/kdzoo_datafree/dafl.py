@@ -27,9 +27,9 @@ from torch import Tensor
 
 import kdzoo
 from kdzoo.losses import activation_loss, information_entropy_loss, kd_loss, one_hot_loss
-from kdzoo.strategy import Requirement
+from kdzoo import Requirement
 
-from .base import DataFreeStrategy, non_negative, positive
+from .base import DataFreeStrategy
 from .bn_prior import BNStatisticsPrior
 from .generator import GeneratorA
 from .sources import GeneratorSource
@@ -37,36 +37,23 @@ from .sources import GeneratorSource
 
 @dataclass
 class DAFLConfig:
-    """Attributes:
-    oh: weight of the one-hot loss.
-    ie: weight of the information-entropy loss.
-    a: weight of the activation loss.
-    bn: weight of DeepInversion's BN-statistics prior on the generator (0: off; needs a BN teacher).
-    lr_g: Adam learning rate of the generator (the MNIST recipe's 0.2 is what the code uses).
-    nz: latent size.
-    ngf: generator width.
-    bn_eps: eps of the generator's inner BN layers (the authors' code passes 0.8).
-    temperature: temperature of the student's KL (the authors': 1).
-    batch_size: generated images per iteration (default: ``data.batch_size``).
-    grid_every: steps between PNG grids (default: about 10 per run; 0: none).
-    """
+    """DAFL parameters (each field: default, bounds, help)."""
 
-    oh: float = 1.0
-    ie: float = 5.0
-    a: float = 0.1
-    bn: float = 0.0
-    lr_g: float = 0.2
-    nz: int = 100
-    ngf: int = 64
-    bn_eps: float = 0.8
-    temperature: float = 1.0
-    batch_size: int | None = None
-    grid_every: int | None = None
-
-    def __post_init__(self) -> None:
-        positive("dafl", lr_g=self.lr_g, nz=self.nz, ngf=self.ngf, bn_eps=self.bn_eps, temperature=self.temperature,
-                 batch_size=self.batch_size)
-        non_negative("dafl", oh=self.oh, ie=self.ie, a=self.a, bn=self.bn)
+    oh: float = kdzoo.param(1.0, ge=0, help="weight of the one-hot loss.")
+    ie: float = kdzoo.param(5.0, ge=0, help="weight of the information-entropy loss.")
+    a: float = kdzoo.param(0.1, ge=0, help="weight of the activation loss.")
+    bn: float = kdzoo.param(
+        0.0, ge=0, help="weight of DeepInversion's BN-statistics prior on the generator (0: off; needs a BN teacher).")
+    lr_g: float = kdzoo.param(
+        0.2, gt=0, help="Adam learning rate of the generator (the MNIST recipe's 0.2 is what the code uses).")
+    nz: int = kdzoo.param(100, gt=0, help="latent size.")
+    ngf: int = kdzoo.param(64, gt=0, help="generator width.")
+    bn_eps: float = kdzoo.param(
+        0.8, gt=0, help="eps of the generator's inner BN layers (the authors' code passes 0.8).")
+    temperature: float = kdzoo.param(1.0, gt=0, help="temperature of the student's KL (the authors': 1).")
+    batch_size: int | None = kdzoo.param(
+        None, gt=0, help="generated images per iteration (default: ``data.batch_size``).")
+    grid_every: int | None = kdzoo.param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
 
 
 class DAFL(DataFreeStrategy):
@@ -75,8 +62,8 @@ class DAFL(DataFreeStrategy):
     name = "dafl"
     paper = "Chen et al. ICCV 2019, arXiv:1904.01186"
     Config = DAFLConfig
-    smoke_params = {"ngf": 8, "nz": 16}
     presets = {
+        "smoke": {"ngf": 8, "nz": 16},  # the conformance run's size
         # DAFL-train.py argparse defaults (MNIST): batch 512, 200 x 120 iterations, Adam lr_G 0.2, lr_S 2e-3
         "paper": {"oh": 1.0, "ie": 5.0, "a": 0.1, "lr_g": 0.2, "nz": 100, "ngf": 64, "bn_eps": 0.8, "batch_size": 512},
         # chosen on mnist5k validation under a 10-minute CPU budget (see the plugin README): without the

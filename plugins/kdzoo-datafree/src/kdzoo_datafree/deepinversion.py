@@ -26,52 +26,33 @@ from torch import Tensor
 import kdzoo
 from kdzoo.losses import adi_competition_loss, image_l2_loss, kd_loss, tv_loss
 
-from .base import DataFreeStrategy, non_negative, positive
+from .base import DataFreeStrategy
 from .bn_prior import BNStatisticsPrior
 from .sources import PixelSource
 
 
 @dataclass
 class DeepInversionConfig:
-    """Attributes:
-    batches: synthesis rounds; the pool holds ``batches * synth_batch`` images.
-    synth_batch: pixels optimised together per round.
-    iters: Adam steps per round.
-    lr: Adam learning rate on the pixels.
-    bn: weight of the BN-statistics prior ``R_feature``.
-    oh: weight of the cross-entropy to the round's target classes.
-    tv: weight of the total-variation prior.
-    l2: weight of the L2 image prior.
-    adi: weight of Adaptive DeepInversion's competition term (0: plain DeepInversion).
-    jitter: maximum random roll in pixels.
-    flip: random horizontal flips too (not for digits).
-    kd_steps: student steps per synthesis round (default: rounds spread over the first half of the run).
-    temperature: temperature of the student's KL.
-    batch_size: student batch drawn from the pool (default: ``data.batch_size``).
-    grid_every: steps between PNG grids (default: about 10 per run; 0: none).
-    """
+    """DeepInversion parameters (each field: default, bounds, help)."""
 
-    batches: int = 8
-    synth_batch: int = 256
-    iters: int = 2000
-    lr: float = 0.05
-    bn: float = 10.0
-    oh: float = 1.0
-    tv: float = 2.5e-5
-    l2: float = 0.0
-    adi: float = 0.0
-    jitter: int = 2
-    flip: bool = False
-    kd_steps: int | None = None
-    temperature: float = 4.0
-    batch_size: int | None = None
-    grid_every: int | None = None
-
-    def __post_init__(self) -> None:
-        positive("deep-inversion", batches=self.batches, synth_batch=self.synth_batch, lr=self.lr,
-                 temperature=self.temperature, kd_steps=self.kd_steps, batch_size=self.batch_size)
-        non_negative("deep-inversion", iters=self.iters, bn=self.bn, oh=self.oh, tv=self.tv, l2=self.l2, adi=self.adi,
-                     jitter=self.jitter)
+    batches: int = kdzoo.param(8, gt=0, help="synthesis rounds; the pool holds ``batches * synth_batch`` images.")
+    synth_batch: int = kdzoo.param(256, gt=0, help="pixels optimised together per round.")
+    iters: int = kdzoo.param(2000, ge=0, help="Adam steps per round.")
+    lr: float = kdzoo.param(0.05, gt=0, help="Adam learning rate on the pixels.")
+    bn: float = kdzoo.param(10.0, ge=0, help="weight of the BN-statistics prior ``R_feature``.")
+    oh: float = kdzoo.param(1.0, ge=0, help="weight of the cross-entropy to the round's target classes.")
+    tv: float = kdzoo.param(2.5e-5, ge=0, help="weight of the total-variation prior.")
+    l2: float = kdzoo.param(0.0, ge=0, help="weight of the L2 image prior.")
+    adi: float = kdzoo.param(
+        0.0, ge=0, help="weight of Adaptive DeepInversion's competition term (0: plain DeepInversion).")
+    jitter: int = kdzoo.param(2, ge=0, help="maximum random roll in pixels.")
+    flip: bool = kdzoo.param(False, help="random horizontal flips too (not for digits).")
+    kd_steps: int | None = kdzoo.param(
+        None, gt=0, help="student steps per synthesis round (default: rounds spread over the first half of the run).")
+    temperature: float = kdzoo.param(4.0, gt=0, help="temperature of the student's KL.")
+    batch_size: int | None = kdzoo.param(
+        None, gt=0, help="student batch drawn from the pool (default: ``data.batch_size``).")
+    grid_every: int | None = kdzoo.param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
 
 
 class DeepInversion(DataFreeStrategy):
@@ -80,8 +61,8 @@ class DeepInversion(DataFreeStrategy):
     name = "deep-inversion"
     paper = "Yin et al. CVPR 2020, arXiv:1912.08795"
     Config = DeepInversionConfig
-    smoke_params = {"batches": 2, "synth_batch": 16, "iters": 3}
     presets = {
+        "smoke": {"batches": 2, "synth_batch": 16, "iters": 3},  # the conformance run's size
         # the authors' CIFAR-10 README "paper parameters": bs 256, lr 0.05, r_feature 10, 2k iterations,
         # TV 2.5e-5, no L2, jitter 2 (roll only); KD temperature 20 as in the CMI / Fast-DFKD benchmark's DeepInv
         "paper": {"synth_batch": 256, "iters": 2000, "lr": 0.05, "bn": 10.0, "oh": 1.0, "tv": 2.5e-5, "l2": 0.0,

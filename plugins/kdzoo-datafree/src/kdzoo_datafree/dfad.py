@@ -27,7 +27,7 @@ from torch import Tensor
 import kdzoo
 from kdzoo.losses import l1_discrepancy
 
-from .base import DataFreeStrategy, non_negative, positive
+from .base import DataFreeStrategy
 from .bn_prior import BNStatisticsPrior
 from .generator import GeneratorA
 from .sources import GeneratorSource
@@ -35,27 +35,16 @@ from .sources import GeneratorSource
 
 @dataclass
 class DFADConfig:
-    """Attributes:
-    lr_g: Adam learning rate of the generator.
-    g_every: student steps per generator step (the authors' 5).
-    bn: weight of DeepInversion's BN-statistics prior on the generator (0: off; needs a BN teacher).
-    nz: latent size.
-    ngf: generator width.
-    batch_size: generated images per step (default: ``data.batch_size``).
-    grid_every: steps between PNG grids (default: about 10 per run; 0: none).
-    """
+    """DFAD parameters (each field: default, bounds, help)."""
 
-    lr_g: float = 1e-3
-    g_every: int = 5
-    bn: float = 0.0
-    nz: int = 100
-    ngf: int = 64
-    batch_size: int | None = None
-    grid_every: int | None = None
-
-    def __post_init__(self) -> None:
-        positive("dfad", lr_g=self.lr_g, g_every=self.g_every, nz=self.nz, ngf=self.ngf, batch_size=self.batch_size)
-        non_negative("dfad", bn=self.bn)
+    lr_g: float = kdzoo.param(1e-3, gt=0, help="Adam learning rate of the generator.")
+    g_every: int = kdzoo.param(5, gt=0, help="student steps per generator step (the authors' 5).")
+    bn: float = kdzoo.param(
+        0.0, ge=0, help="weight of DeepInversion's BN-statistics prior on the generator (0: off; needs a BN teacher).")
+    nz: int = kdzoo.param(100, gt=0, help="latent size.")
+    ngf: int = kdzoo.param(64, gt=0, help="generator width.")
+    batch_size: int | None = kdzoo.param(None, gt=0, help="generated images per step (default: ``data.batch_size``).")
+    grid_every: int | None = kdzoo.param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
 
 
 class DFAD(DataFreeStrategy):
@@ -64,8 +53,8 @@ class DFAD(DataFreeStrategy):
     name = "dfad"
     paper = "Fang et al. 2019, arXiv:1912.11006"
     Config = DFADConfig
-    smoke_params = {"ngf": 8, "nz": 16}
     presets = {
+        "smoke": {"ngf": 8, "nz": 16},  # the conformance run's size
         # DFAD_mnist.py defaults: batch 512, Adam lr_G 1e-3, nz 100, GeneratorA ngf 64, 5 student steps per G step
         "paper": {"lr_g": 1e-3, "g_every": 5, "nz": 100, "ngf": 64, "batch_size": 512},
         # chosen on mnist5k validation under a 10-minute CPU budget (see the plugin README): the BN-statistics

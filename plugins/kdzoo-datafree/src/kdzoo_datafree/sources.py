@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 import kdzoo
-from kdzoo.strategy import Batch, DataSource, StepInfo
+from kdzoo import Batch, DataSource, StepInfo
 
 from .grid import save_curve, save_grid
 

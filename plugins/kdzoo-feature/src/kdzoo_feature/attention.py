@@ -22,22 +22,17 @@ from .layers import Layer, as_map, feature_layers, match, parse_pairs, resolve_l
 
 @dataclass
 class ATConfig:
-    """Attributes:
-    beta: the paper's weight; the summed attention term is weighted ``beta / 2``.
-    p: exponent of ``|A|^p`` (2 in the paper).
-    pairs: ``auto`` or ``[[teacher layer, student layer], ...]`` by stage index or module name.
-    max_pairs: number of automatic pairs (student layers spread in depth; 1x1 maps skipped).
-    """
+    """AT parameters (each field: default, bounds, help)."""
 
-    beta: float = 1000.0
-    p: float = 2.0
-    pairs: str | list[list[Any]] = "auto"
-    max_pairs: int = 3
+    beta: float = kdzoo.param(
+        1000.0, ge=0, help="the paper's weight; the summed attention term is weighted ``beta / 2``.")
+    p: float = kdzoo.param(2.0, gt=0, help="exponent of ``|A|^p`` (2 in the paper).")
+    pairs: str | list[list[Any]] = kdzoo.param(
+        "auto", help="``auto`` or ``[[teacher layer, student layer], ...]`` by stage index or module name.")
+    max_pairs: int = kdzoo.param(
+        3, ge=1, help="number of automatic pairs (student layers spread in depth; 1x1 maps skipped).")
 
     def __post_init__(self) -> None:
-        if self.beta < 0 or self.p <= 0 or self.max_pairs < 1:
-            raise kdzoo.ConfigError(f"strategy.at: need beta >= 0, p > 0, max_pairs >= 1 (got {self.beta}, {self.p}, "
-                                    f"{self.max_pairs})")
         if isinstance(self.pairs, str) and self.pairs != "auto":
             raise kdzoo.ConfigError(f"strategy.at.pairs must be 'auto' or a list of [teacher layer, student layer], "
                                     f"got {self.pairs!r}")
@@ -95,9 +90,6 @@ class AttentionTransfer(kdzoo.Strategy):
 
     def term_weights(self) -> dict[str, float]:
         return {"at": self.config.beta / 2}
-
-    def describe_pairs(self) -> list[str]:
-        return [f"{t.describe()} -> {s.describe()}" for t, s in self.pairs]
 
     def forward(self, batch, student, teacher, step):
         loss = sum(at_loss(as_map(student.features[s.index]), as_map(teacher.features[t.index]), self.config.p)

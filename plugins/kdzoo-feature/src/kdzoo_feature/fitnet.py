@@ -29,29 +29,18 @@ from .layers import Layer, as_map, as_vector, feature_layers, match, resolve_lay
 
 @dataclass
 class FitNetConfig:
-    """Attributes:
-    hint: teacher hint layer: ``auto`` (matched to the guided layer), a stage index or module name.
-    guided: student guided layer: ``auto`` (the middle stage, ``n // 2``), an index or module name.
-    hint_fraction: share of the step budget spent in the hint stage.
-    hint_weight: weight of the hint term.
-    stage2: ``kd`` (the paper) or ``ce`` (plain labels, or whatever the stack adds).
-    temperature: KD temperature of stage 2.
-    alpha: KD weight of stage 2; the label term gets ``1 - alpha``.
-    """
+    """FitNet parameters (each field: default, bounds, help)."""
 
-    hint: int | str = "auto"
-    guided: int | str = "auto"
-    hint_fraction: float = 0.3
-    hint_weight: float = 1.0
-    stage2: Literal["kd", "ce"] = "kd"
-    temperature: float = 4.0
-    alpha: float = 0.9
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.hint_fraction < 1.0:
-            raise kdzoo.ConfigError(f"strategy.fitnet.hint_fraction must be in (0, 1), got {self.hint_fraction}")
-        if self.temperature <= 0 or not 0.0 <= self.alpha <= 1.0 or self.hint_weight < 0:
-            raise kdzoo.ConfigError("strategy.fitnet: need temperature > 0, alpha in [0, 1], hint_weight >= 0")
+    hint: int | str = kdzoo.param(
+        "auto", help="teacher hint layer: ``auto`` (matched to the guided layer), a stage index or module name.")
+    guided: int | str = kdzoo.param(
+        "auto", help="student guided layer: ``auto`` (the middle stage, ``n // 2``), an index or module name.")
+    hint_fraction: float = kdzoo.param(0.3, gt=0, lt=1, help="share of the step budget spent in the hint stage.")
+    hint_weight: float = kdzoo.param(1.0, ge=0, help="weight of the hint term.")
+    stage2: Literal["kd", "ce"] = kdzoo.param(
+        "kd", help="``kd`` (the paper) or ``ce`` (plain labels, or whatever the stack adds).")
+    temperature: float = kdzoo.param(4.0, gt=0, help="KD temperature of stage 2.")
+    alpha: float = kdzoo.param(0.9, ge=0, le=1, help="KD weight of stage 2; the label term gets ``1 - alpha``.")
 
 
 def fitnet_pair(teacher, student, hint: int | str, guided: int | str) -> tuple[Layer, Layer]:
@@ -100,12 +89,10 @@ class FitNet(kdzoo.Strategy):
         f = self.config.hint_fraction
         return [kdzoo.Stage("hint", f, exclusive=True), kdzoo.Stage(self.config.stage2, 1.0 - f)]
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha if self.config.stage2 == "kd" else 1.0
-
     def term_weights(self) -> dict[str, float]:
-        return {"hint": self.config.hint_weight, "kd": self.config.alpha}
+        # the second stage's split: KD against labels, or labels alone (no kd term is returned then)
+        second = kdzoo.alpha_blend("kd", self.config.alpha) if self.config.stage2 == "kd" else {"label": 1.0}
+        return {"hint": self.config.hint_weight, **second}
 
     def regressor_inputs(self, guided: Tensor, hint: Tensor) -> tuple[Tensor, Tensor]:
         """The guided feature and the hint in the regressor's form: both maps, or both vectors ``[B, D]``."""

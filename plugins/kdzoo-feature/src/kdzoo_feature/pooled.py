@@ -19,19 +19,13 @@ from kdzoo.losses import pooled_feature_loss
 
 @dataclass
 class PooledConfig:
-    """Attributes:
-    weight: weight of the feature term (timm's ``distill_loss_weight``; labels keep weight 1).
-    loss: ``mse`` (timm) or ``cosine``.
-    projector: ``auto`` (a linear projector only when widths differ, as timm) or ``always``.
-    """
+    """Pooled parameters (each field: default, bounds, help)."""
 
-    weight: float = 1.0
-    loss: Literal["mse", "cosine"] = "mse"
-    projector: Literal["auto", "always"] = "auto"
-
-    def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise kdzoo.ConfigError(f"strategy.pooled-feature.weight must be >= 0, got {self.weight}")
+    weight: float = kdzoo.param(
+        1.0, ge=0, help="weight of the feature term (timm's ``distill_loss_weight``; labels keep weight 1).")
+    loss: Literal["mse", "cosine"] = kdzoo.param("mse", help="``mse`` (timm) or ``cosine``.")
+    projector: Literal["auto", "always"] = kdzoo.param(
+        "auto", help="``auto`` (a linear projector only when widths differ, as timm) or ``always``.")
 
 
 class PooledFeature(kdzoo.Strategy):

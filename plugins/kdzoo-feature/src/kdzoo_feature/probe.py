@@ -28,9 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kdzoo.data import eval_chunks
-from kdzoo.metrics import embed
-from kdzoo.strategy import Requirement
+from kdzoo import Requirement, embed, eval_chunks
 
 
 def pooled_features(model: Any, x: Tensor, y: Tensor, idx: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -103,8 +101,8 @@ def teacher_feature_probe(teacher: Any, bundle: Any, splits: Any, *, student: An
 
     Args:
         teacher: the frozen ``KDModel``.
-        bundle: the dataset (``kdzoo.data.DatasetBundle``).
-        splits: its splits (``kdzoo.data.Splits``).
+        bundle: the dataset (``kdzoo.DatasetBundle``).
+        splits: its splits (``kdzoo.Splits``).
         student: an optional distilled ``KDModel`` to report beside the probe.
         cs: values of scikit-learn's ``C`` tried on validation.
 
@@ -131,7 +129,7 @@ def teacher_feature_probe(teacher: Any, bundle: Any, splits: Any, *, student: An
         "params": t_params + sum(p.numel() for p in linear.parameters()),
         "ms_per_image": ms_per_image(probe_fn, sample)}}
     if student is not None:
-        from kdzoo.metrics import evaluate
+        from kdzoo import evaluate
 
         student.eval()
         report["student"] = {
@@ -152,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, as kdzoo")
     args = p.parse_args(argv)
     from kdzoo import KdzooError, load_model, load_zoo, make_config
-    from kdzoo.teacher import task_teacher
+    from kdzoo import task_teacher
 
     data = {"teacher": {"name": args.teacher}, "strategy": "ce",
             "data": {"name": args.data, "root": args.data_root, "labels_per_class": args.labels_per_class},

@@ -22,7 +22,7 @@ are treated as not matching (an error unless ``allow_partial``)."""
 
 
 def model_label(model: Any) -> str:
-    """``name(kwargs)`` of a :class:`kdzoo.models.KDModel`, for messages."""
+    """``name(kwargs)`` of a :class:`kdzoo.KDModel`, for messages."""
     meta = getattr(model, "meta", {}) or {}
     kwargs = meta.get("kwargs") or {}
     args = ", ".join(f"{k}={v}" for k, v in kwargs.items())

@@ -20,11 +20,9 @@ from .mapping import LayerMap, TransferPlan, first_n
 
 @dataclass
 class DirectCopyConfig:
-    """Attributes:
-    allow_partial: copy the tensors that match and leave the others at random init.
-    """
+    """DirectCopy parameters (each field: default, bounds, help)."""
 
-    allow_partial: bool = False
+    allow_partial: bool = kdzoo.param(False, help="copy the tensors that match and leave the others at random init.")
 
 
 class DirectCopy(ParameterInit):

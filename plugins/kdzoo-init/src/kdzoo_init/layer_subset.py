@@ -11,7 +11,7 @@ the uniform element selection of weight selection unless ``element_selection`` i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import kdzoo
@@ -22,25 +22,18 @@ from .mapping import LayerMap
 
 @dataclass
 class LayerSubsetConfig:
-    """Attributes:
-    every: take teacher blocks ``0, k, 2k, ...`` (ignored when ``blocks`` is given).
-    blocks: explicit teacher block index per student block, e.g. ``[0, 2, 4, 7, 9, 11]``; applied to
-        every container whose depth differs, so it must have one entry per student block there.
-    element_selection: ``uniform`` or ``consecutive`` cut tensors of different width; ``none`` requires
-        equal shapes (DistilBERT).
-    allow_partial: accept a teacher/student pair that mostly does not map (the rest stays random).
-    """
+    """LayerSubset parameters (each field: default, bounds, help)."""
 
-    every: int = 2
-    blocks: list[int] = field(default_factory=list)
-    element_selection: Literal["uniform", "consecutive", "none"] = "uniform"
-    allow_partial: bool = False
-
-    def __post_init__(self) -> None:
-        if self.every < 1:
-            raise kdzoo.ConfigError(f"strategy.layer-subset.every must be >= 1, got {self.every}")
-        if any(b < 0 for b in self.blocks):
-            raise kdzoo.ConfigError(f"strategy.layer-subset.blocks must be non-negative, got {self.blocks}")
+    every: int = kdzoo.param(2, ge=1, help="take teacher blocks ``0, k, 2k, ...`` (ignored when ``blocks`` is given).")
+    blocks: list[int] = kdzoo.param(
+        default_factory=list, ge=0, help="explicit teacher block index per student block, e.g. ``[0, 2, 4, 7, 9, 11]``;"
+                                         " applied to every container whose depth differs, so it must have one entry "
+                                         "per student block there.")
+    element_selection: Literal["uniform", "consecutive", "none"] = kdzoo.param(
+        "uniform", help="``uniform`` or ``consecutive`` cut tensors of different width; ``none`` requires equal shapes "
+                        "(DistilBERT).")
+    allow_partial: bool = kdzoo.param(
+        False, help="accept a teacher/student pair that mostly does not map (the rest stays random).")
 
 
 class LayerSubset(ParameterInit):

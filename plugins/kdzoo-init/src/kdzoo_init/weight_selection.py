@@ -19,21 +19,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import kdzoo
+
 from .base import ParameterInit
 from .mapping import LayerMap, evenly_spaced, first_n
 
 
 @dataclass
 class WeightSelectionConfig:
-    """Attributes:
-    layer_selection: ``first-n`` (paper) or ``evenly-spaced`` teacher blocks per container.
-    element_selection: ``uniform`` (paper) or ``consecutive`` indices per dimension.
-    allow_partial: accept a teacher/student pair that mostly does not map (the rest stays random).
-    """
+    """WeightSelection parameters (each field: default, bounds, help)."""
 
-    layer_selection: Literal["first-n", "evenly-spaced"] = "first-n"
-    element_selection: Literal["uniform", "consecutive"] = "uniform"
-    allow_partial: bool = False
+    layer_selection: Literal["first-n", "evenly-spaced"] = kdzoo.param(
+        "first-n", help="``first-n`` (paper) or ``evenly-spaced`` teacher blocks per container.")
+    element_selection: Literal["uniform", "consecutive"] = kdzoo.param(
+        "uniform", help="``uniform`` (paper) or ``consecutive`` indices per dimension.")
+    allow_partial: bool = kdzoo.param(
+        False, help="accept a teacher/student pair that mostly does not map (the rest stays random).")
 
 
 class WeightSelection(ParameterInit):

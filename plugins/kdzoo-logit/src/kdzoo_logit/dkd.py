@@ -19,19 +19,13 @@ from kdzoo.losses import dkd_terms
 
 @dataclass
 class DKDConfig:
-    """Attributes:
-    alpha: TCKD weight.
-    beta: NCKD weight.
-    temperature: T.
-    warmup_epochs: epochs of linear warm-up of both terms.
-    ce_weight: weight of the hard-label cross-entropy.
-    """
+    """DKD parameters (each field: default, bounds, help)."""
 
-    alpha: float = 1.0
-    beta: float = 8.0
-    temperature: float = 4.0
-    warmup_epochs: float = 20.0
-    ce_weight: float = 1.0
+    alpha: float = kdzoo.param(1.0, ge=0, help="TCKD weight.")
+    beta: float = kdzoo.param(8.0, ge=0, help="NCKD weight.")
+    temperature: float = kdzoo.param(4.0, gt=0, help="T.")
+    warmup_epochs: float = kdzoo.param(20.0, ge=0, help="epochs of linear warm-up of both terms.")
+    ce_weight: float = kdzoo.param(1.0, ge=0, help="weight of the hard-label cross-entropy.")
 
 
 class DKD(kdzoo.Strategy):
@@ -45,12 +39,8 @@ class DKD(kdzoo.Strategy):
                "cpu": {"warmup_epochs": 2.0}}
     uses_unlabelled = True
 
-    @property
-    def label_weight(self) -> float:
-        return self.config.ce_weight
-
     def term_weights(self) -> dict[str, float]:
-        return {"tckd": self.config.alpha, "nckd": self.config.beta}
+        return {"tckd": self.config.alpha, "nckd": self.config.beta, "label": self.config.ce_weight}
 
     def forward(self, batch, student, teacher, step):
         target = teacher.logits.argmax(-1)

@@ -16,19 +16,11 @@ from kdzoo.losses import kd_loss
 
 @dataclass
 class KDConfig:
-    """Attributes:
-    temperature: softening temperature T.
-    alpha: weight of the distillation term; the hard-label term gets ``1 - alpha``.
-    """
+    """KD parameters (each field: default, bounds, help)."""
 
-    temperature: float = 4.0
-    alpha: float = 0.9
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise kdzoo.ConfigError(f"strategy.kd.temperature must be > 0, got {self.temperature}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise kdzoo.ConfigError(f"strategy.kd.alpha must be in [0, 1], got {self.alpha}")
+    temperature: float = kdzoo.param(4.0, gt=0, help="softening temperature T.")
+    alpha: float = kdzoo.param(
+        0.9, ge=0, le=1, help="weight of the distillation term; the hard-label term gets ``1 - alpha``.")
 
 
 class KD(kdzoo.Strategy):
@@ -41,12 +33,8 @@ class KD(kdzoo.Strategy):
     presets = {"paper": {"temperature": 4.0, "alpha": 0.9}, "soft-only": {"alpha": 1.0}}
     uses_unlabelled = True
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha
-
     def term_weights(self) -> dict[str, float]:
-        return {"kd": self.config.alpha}
+        return kdzoo.alpha_blend("kd", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"kd": kd_loss(student.logits, teacher.logits, self.config.temperature)}

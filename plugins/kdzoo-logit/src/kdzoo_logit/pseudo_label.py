@@ -15,15 +15,9 @@ from kdzoo.losses import pseudo_label_loss
 
 @dataclass
 class PseudoLabelConfig:
-    """Attributes:
-    alpha: weight of the pseudo-label term; true labels get ``1 - alpha``.
-    """
+    """PseudoLabel parameters (each field: default, bounds, help)."""
 
-    alpha: float = 0.9
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise kdzoo.ConfigError(f"strategy.pseudo-label.alpha must be in [0, 1], got {self.alpha}")
+    alpha: float = kdzoo.param(0.9, ge=0, le=1, help="weight of the pseudo-label term; true labels get ``1 - alpha``.")
 
 
 class PseudoLabel(kdzoo.Strategy):
@@ -35,12 +29,8 @@ class PseudoLabel(kdzoo.Strategy):
     Config = PseudoLabelConfig
     uses_unlabelled = True
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha
-
     def term_weights(self) -> dict[str, float]:
-        return {"pseudo": self.config.alpha}
+        return kdzoo.alpha_blend("pseudo", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"pseudo": pseudo_label_loss(student.logits, teacher.logits)}

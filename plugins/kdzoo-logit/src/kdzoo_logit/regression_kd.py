@@ -15,15 +15,9 @@ from kdzoo.losses import logit_mse_loss
 
 @dataclass
 class RegressionKDConfig:
-    """Attributes:
-    alpha: weight of the teacher-output term; targets get ``1 - alpha``.
-    """
+    """RegressionKD parameters (each field: default, bounds, help)."""
 
-    alpha: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise kdzoo.ConfigError(f"strategy.regression-kd.alpha must be in [0, 1], got {self.alpha}")
+    alpha: float = kdzoo.param(0.5, ge=0, le=1, help="weight of the teacher-output term; targets get ``1 - alpha``.")
 
 
 class RegressionKD(kdzoo.Strategy):
@@ -36,12 +30,8 @@ class RegressionKD(kdzoo.Strategy):
     tasks = frozenset({"regression"})
     uses_unlabelled = True
 
-    @property
-    def label_weight(self) -> float:
-        return 1.0 - self.config.alpha
-
     def term_weights(self) -> dict[str, float]:
-        return {"distill": self.config.alpha}
+        return kdzoo.alpha_blend("distill", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"distill": logit_mse_loss(student.logits, teacher.logits)}
