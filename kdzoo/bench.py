@@ -3,8 +3,9 @@
 A suite (in ``registry.yaml`` or a YAML file) is a list of tasks; a task names its data, label
 budget, teacher/student pairs, strategy variants, seeds and step budget. Every (task, pair,
 variant, seed) is a *cell*: an ordinary ``kdzoo distill`` run whose directory is named by the hash
-of its resolved config and the kdzoo/torch/timm versions, so a finished cell is never run again
-and any change to it runs anew. Teachers are trained once per suite (kdzoo's teacher cache).
+of its effective config (each strategy's full parameters) and code (kdzoo/torch/timm versions, each
+member's distribution version and source hash; see :mod:`kdzoo.effective`), so a finished cell is
+never run again and a change to a default, preset, plugin or loss re-runs exactly the cells it touches. Teachers are trained once per suite (kdzoo's teacher cache).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
+from .effective import cell_key, versions
 from .errors import ConfigError, unknown
 
 TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references"}
@@ -76,20 +78,6 @@ def pair_name(pair: dict) -> str:
         return f"{m['name']}({extra})" if extra else m["name"]
 
     return pair.get("label") or f"{one(pair['teacher'])} -> {one(pair['student'])}"
-
-
-def versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    import torch
-
-    out = {"torch": torch.__version__}
-    for dist in ("kdzoo", "timm"):
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            out[dist] = "?"
-    return out
 
 
 def load_suite(name_or_path: str) -> dict[str, Any]:
@@ -163,14 +151,22 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                                 train=dict(train, seeds=[seed]),
                                 runtime=dict(base.get("runtime") or {}, progress=False, threads=threads))
                     config = make_config(data)
-                    resolved = to_dict(config)
-                    resolved.pop("out"), resolved.pop("name")
-                    key = hashlib.sha256(json.dumps(canonical([resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
+                    key = _cell_key(config, zoo, ver, missing)
                     config.out, config.name = str(out / "cells"), key
                     cells.append(Cell(tname, pair_name(pair), variant_name(members), seed, config, key, missing))
     if not cells:
         raise ConfigError(f"suite {suite.get('name')!r} has no cells")
     return cells, refs
+
+
+def _cell_key(config: RunConfig, zoo: Any, ver: dict[str, str], missing: list[str]) -> str:
+    """The key of a cell: its effective config and code (:func:`kdzoo.effective.cell_key`); a cell whose
+    strategy is not installed has no effective config, so its key is its config as written."""
+    if not missing:
+        return cell_key(config, zoo)
+    resolved = to_dict(config)
+    resolved.pop("out"), resolved.pop("name")
+    return hashlib.sha256(json.dumps(canonical([resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _run_cell(config_data: dict) -> str:
@@ -404,6 +400,7 @@ def _timing_pass(cells: list[Cell], zoo: Any) -> dict[str, dict[str, float]]:
     """
     import torch
 
+    from .checkpoint import write_text
     from .data import load_dataset, to_float
     from .metrics import latency_ms
     from .models import load_model
@@ -417,12 +414,19 @@ def _timing_pass(cells: list[Cell], zoo: Any) -> dict[str, dict[str, float]]:
             group = f"{cell.task}|{cell.pair}|{cell.variant}"
             if group in timings or cell_summary(cell) is None:
                 continue
-            exported = Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "student.safetensors"
-            model = load_model(exported, zoo)
+            # measured once per cell and kept beside it: a re-run with nothing changed loads no model or data
+            saved = Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "latency.json"
+            try:
+                timings[group] = {"latency_ms": float(json.loads(saved.read_text())["latency_ms"])}
+                continue
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            model = load_model(saved.with_name("student.safetensors"), zoo)
             data = (cell.config.data.name, cell.config.data.root)
             if data not in samples:  # loading a dataset costs seconds (mnist5k); once per dataset
                 samples[data] = to_float(load_dataset(*data, zoo).x[:1])
             timings[group] = {"latency_ms": latency_ms(model, samples[data])}
+            write_text(saved, json.dumps(timings[group]))
     finally:
         torch.set_num_threads(threads)
     return timings
