@@ -319,10 +319,10 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     busy: list[Cell] = []
     started = time.time()
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if progress:  # one line for the whole suite: reused cells count as done
+        from .progress import bench_progress
 
-        bar = tqdm(total=len(todo), desc=f"bench {suite['name']}", dynamic_ncols=True)
+        bar = bench_progress(len(runnable), len(runnable) - len(todo), f"bench {suite['name']}")
     try:
         _run_cells(todo, jobs, bar, errors, busy)
     finally:
