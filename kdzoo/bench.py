@@ -356,6 +356,28 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     return results
 
 
+def list_cells(suite_name: str, out: str | Path, zoo: Any = None) -> str:
+    """The cells of a suite, one per line with its key and state (``done``: reused; ``to run``; ``skipped``).
+
+    Nothing is trained or loaded: the suite is expanded and validated, and each cell's directory looked up.
+    """
+    from .plugins import load_zoo
+
+    suite = load_suite(suite_name)
+    cells, refs = expand_all(suite, zoo or load_zoo(), Path(out))
+    lines = []
+    for cell in cells:
+        state = "skipped (not installed)" if cell.missing else "done" if cell_summary(cell) is not None else "to run"
+        lines.append(f"{cell.key}  {cell.label}  [{state}]")
+    for ref in refs:
+        state = "skipped (not installed)" if ref.missing else "done" if reference_result(ref) else "to run"
+        lines.append(f"{ref.key}  {ref.task} | {ref.pair} | {ref.variant}  [{state}]")
+    counts = {s: sum(line.endswith(f"[{s}]") for line in lines) for s in ("done", "to run", "skipped (not installed)")}
+    lines.append(f"bench {suite['name']}: {len(cells)} cells, {len(refs)} reference rows; "
+                 + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return "\n".join(lines)
+
+
 def reference_result(ref: Reference) -> dict[str, Any] | None:
     path = Path(ref.config.out) / f"{ref.key}.json"
     return json.loads(path.read_text()) if path.exists() else None

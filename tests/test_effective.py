@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from kdzoo.bench import expand_all, run_bench
+from kdzoo.bench import expand_all, list_cells, run_bench
 from kdzoo.cli import main
 from kdzoo.config import make_config
 from kdzoo.effective import cell_key, effective_config
@@ -140,6 +140,16 @@ def test_run_directory_records_the_effective_config_and_reruns_it_exactly(tmp_pa
     assert yaml.safe_load((runs / "again" / "config.yaml").read_text()) == recorded
 
 
+def test_bench_list_prints_the_cells_without_running_anything(tmp_path, capsys):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(SUITE))
+    assert main(["bench", "--suite", str(path), "--out", str(tmp_path / "b"), "--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 9 and lines[0].endswith("digits | mlp(hidden=[64]) -> mlp(hidden=[8]) | ce | seed 0  [to run]")
+    assert lines[-1] == "bench keys: 8 cells, 0 reference rows; 0 done, 8 to run, 0 skipped (not installed)"
+    assert not (tmp_path / "b").exists()
+
+
 def test_strategy_param_needs_a_member_name_only_in_a_multi_member_stack(tmp_path, capsys):
     code = main(["distill", "--teacher", "mlp", "--student", "mlp", "--strategy", "weight-selection+kd",
                  "--data", "digits", "--steps", "2", "--out", str(tmp_path / "r"), "--set", "strategy.temperature=2"])
@@ -177,6 +187,9 @@ def test_rerun_with_nothing_changed_loads_nothing_and_a_new_default_reruns_only_
         results = run_bench(str(path), out, progress=False, log=logs.append)
     assert "4 reused, 0 to run" in logs[0]
     assert all(r["status"] == "ok" and r.get("latency_ms") for r in results["rows"])
+    listing = list_cells(str(path), out).splitlines()
+    assert len(listing) == 5 and all(line.endswith("[done]") for line in listing[:4])
+    assert listing[-1] == "bench keys: 4 cells, 0 reference rows; 4 done, 0 to run, 0 skipped (not installed)"
 
     kd = load_zoo().strategy("kd").obj
 
