@@ -163,6 +163,7 @@ def test_strategy_param_needs_a_member_name_only_in_a_multi_member_stack(tmp_pat
 def test_rerun_with_nothing_changed_loads_nothing_and_a_new_default_reruns_only_its_cells(tmp_path, monkeypatch):
     import kdzoo.data
     import kdzoo.engine
+    import kdzoo.metrics
     import kdzoo.models
     import kdzoo.teacher
 
@@ -181,7 +182,8 @@ def test_rerun_with_nothing_changed_loads_nothing_and_a_new_default_reruns_only_
     with monkeypatch.context() as m:
         for module, name in ((kdzoo.engine, "distill"), (kdzoo.engine, "run_seed"), (kdzoo.models, "load_model"),
                              (kdzoo.data, "load_dataset"), (kdzoo.teacher, "task_teacher"),
-                             (kdzoo.teacher, "resolve_teacher")):
+                             (kdzoo.teacher, "resolve_teacher"), (kdzoo.metrics, "evaluate"),
+                             (kdzoo.metrics, "latency_ms")):
             m.setattr(module, name, forbidden(f"{module.__name__}.{name}"))
         logs = []
         results = run_bench(str(path), out, progress=False, log=logs.append)
