@@ -5,7 +5,8 @@ budget, teacher/student pairs, strategy variants, seeds and step budget. Every (
 variant, seed) is a *cell*: an ordinary ``kdzoo distill`` run whose directory is named by the hash
 of its effective config (each strategy's full parameters) and code (kdzoo/torch/timm versions, each
 member's distribution version and source hash; see :mod:`kdzoo.effective`), so a finished cell is
-never run again and a change to a default, preset, plugin or loss re-runs exactly the cells it touches. Teachers are trained once per suite (kdzoo's teacher cache).
+never run again and a change to a default, preset, plugin or loss re-runs exactly the cells it touches.
+Teachers are trained once per suite (kdzoo's teacher cache).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from typing import Any
 ROW_INCHES = 0.28  # vertical space per strategy row: 9-pt labels never touch
 WIDTH_INCHES = 7.0
 TITLE_CHARS = 70  # wrap width of a title at WIDTH_INCHES and 9 pt
-COLORS = {"bar": "#4c72b0", "baseline": "#333333", "teacher": "#c44e52", "references": ("#55a868", "#8172b2", "#937860")}
+COLORS = {"bar": "#4c72b0", "baseline": "#333333", "teacher": "#c44e52",
+          "references": ("#55a868", "#8172b2", "#937860")}
 
 
 def _groups(results: dict[str, Any]) -> tuple[dict[tuple, list[dict]], dict[tuple, list[dict]]]:

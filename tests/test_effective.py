@@ -21,7 +21,8 @@ SUITE = {
         "steps": 12,
         "optim": {"lr": 0.01},
         "teacher_train": {"epochs": 3},
-        "pairs": [{"teacher": {"name": "mlp", "kwargs": {"hidden": [64]}}, "student": {"name": "mlp", "kwargs": {"hidden": [8]}}}],
+        "pairs": [{"teacher": {"name": "mlp", "kwargs": {"hidden": [64]}},
+                   "student": {"name": "mlp", "kwargs": {"hidden": [8]}}}],
         "strategies": ["ce", "kd", {"name": "dkd", "preset": "cpu"}, "at"],
     }],
 }
