@@ -311,7 +311,8 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     out = Path(out)
     cells, refs = expand_all(suite, zoo, out)
     runnable = [c for c in cells if not c.missing]
-    todo = [c for c in runnable if cell_summary(c) is None]
+    # two spellings of one effective config share a key: run it once, both rows read its result
+    todo = list({c.key: c for c in runnable if cell_summary(c) is None}.values())
     log(f"bench {suite['name']}: {len(cells)} cells, {len(cells) - len(todo) - (len(cells) - len(runnable))} reused, "
         f"{len(todo)} to run, {len(cells) - len(runnable)} skipped (not installed)"
         + (f"; {len(refs)} reference rows" if refs else ""))

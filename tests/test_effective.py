@@ -65,6 +65,20 @@ def test_two_spellings_of_one_config_are_one_cell(tmp_path):
     assert cell_key(plain, zoo) != cell_key(make_config({"strategy": "kd", "train": {"epochs": 16}}), zoo)
 
 
+def test_two_spellings_in_one_suite_run_once_and_both_rows_read_the_result(tmp_path):
+    suite = json.loads(json.dumps(SUITE))
+    suite["seeds"], suite["tasks"][0]["steps"] = [0], 4
+    suite["tasks"][0]["strategies"] = ["ce", "kd", {"name": "kd", "params": {"temperature": 4.0}}]
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    logs = []
+    rows = run_bench(str(path), tmp_path / "b", progress=False, log=logs.append)["rows"]
+    assert "3 cells, 1 reused, 2 to run" in logs[0]
+    kd = [r for r in rows if r["variant"] in ("kd", "kd(temperature=4.0)")]
+    assert len(kd) == 2 and kd[0]["key"] == kd[1]["key"] and all(r["status"] == "ok" for r in kd)
+    assert kd[0]["test_best_acc"] == kd[1]["test_best_acc"]
+
+
 def test_a_changed_default_reruns_only_cells_holding_that_strategy(tmp_path, monkeypatch):
     before = keys_by_variant(tmp_path)
     kd = load_zoo().strategy("kd").obj
