@@ -368,15 +368,17 @@ def list_cells(suite_name: str, out: str | Path, zoo: Any = None) -> str:
     suite = load_suite(suite_name)
     cells, refs = expand_all(suite, zoo or load_zoo(), Path(out))
     lines = []
-    for cell in cells:
-        state = "skipped (not installed)" if cell.missing else "done" if cell_summary(cell) is not None else "to run"
-        lines.append(f"{cell.key}  {cell.label}  [{state}]")
-    for ref in refs:
-        state = "skipped (not installed)" if ref.missing else "done" if reference_result(ref) else "to run"
-        lines.append(f"{ref.key}  {ref.task} | {ref.pair} | {ref.variant}  [{state}]")
-    counts = {s: sum(line.endswith(f"[{s}]") for line in lines) for s in ("done", "to run", "skipped (not installed)")}
-    lines.append(f"bench {suite['name']}: {len(cells)} cells, {len(refs)} reference rows; "
-                 + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    cell_states = ["skipped (not installed)" if c.missing else "done" if cell_summary(c) is not None else "to run"
+                   for c in cells]
+    ref_states = ["skipped (not installed)" if r.missing else "done" if reference_result(r) else "to run" for r in refs]
+    lines += [f"{c.key}  {c.label}  [{state}]" for c, state in zip(cells, cell_states)]
+    lines += [f"{r.key}  {r.task} | {r.pair} | {r.variant}  [{state}]" for r, state in zip(refs, ref_states)]
+
+    def counts(states: list[str]) -> str:
+        return ", ".join(f"{states.count(s)} {s}" for s in ("done", "to run", "skipped (not installed)"))
+
+    lines.append(f"bench {suite['name']}: {len(cells)} cells ({counts(cell_states)})"
+                 + (f"; {len(refs)} reference rows ({counts(ref_states)})" if refs else ""))
     return "\n".join(lines)
 
 

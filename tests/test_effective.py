@@ -161,7 +161,7 @@ def test_bench_list_prints_the_cells_without_running_anything(tmp_path, capsys):
     assert main(["bench", "--suite", str(path), "--out", str(tmp_path / "b"), "--list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 9 and lines[0].endswith("digits | mlp(hidden=[64]) -> mlp(hidden=[8]) | ce | seed 0  [to run]")
-    assert lines[-1] == "bench keys: 8 cells, 0 reference rows; 0 done, 8 to run, 0 skipped (not installed)"
+    assert lines[-1] == "bench keys: 8 cells (0 done, 8 to run, 0 skipped (not installed))"
     assert not (tmp_path / "b").exists()
 
 
@@ -206,7 +206,7 @@ def test_rerun_with_nothing_changed_loads_nothing_and_a_new_default_reruns_only_
     assert all(r["status"] == "ok" and r.get("latency_ms") for r in results["rows"])
     listing = list_cells(str(path), out).splitlines()
     assert len(listing) == 5 and all(line.endswith("[done]") for line in listing[:4])
-    assert listing[-1] == "bench keys: 4 cells, 0 reference rows; 4 done, 0 to run, 0 skipped (not installed)"
+    assert listing[-1] == "bench keys: 4 cells (4 done, 0 to run, 0 skipped (not installed))"
 
     kd = load_zoo().strategy("kd").obj
 
