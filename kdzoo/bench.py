@@ -3,8 +3,10 @@
 A suite (in ``registry.yaml`` or a YAML file) is a list of tasks; a task names its data, label
 budget, teacher/student pairs, strategy variants, seeds and step budget. Every (task, pair,
 variant, seed) is a *cell*: an ordinary ``kdzoo distill`` run whose directory is named by the hash
-of its resolved config and the kdzoo/torch/timm versions, so a finished cell is never run again
-and any change to it runs anew. Teachers are trained once per suite (kdzoo's teacher cache).
+of its effective config (each strategy's full parameters) and code (kdzoo/torch/timm versions, each
+member's distribution version and source hash; see :mod:`kdzoo.effective`), so a finished cell is
+never run again and a change to a default, preset, plugin or loss re-runs exactly the cells it touches.
+Teachers are trained once per suite (kdzoo's teacher cache).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
+from .effective import cell_key, versions
 from .errors import ConfigError, NotApplicable, unknown
 
 NOT_APPLICABLE = "not applicable: "  # status prefix of a cell whose strategy cannot act on its pair: no verdict
@@ -77,20 +80,6 @@ def pair_name(pair: dict) -> str:
         return f"{m['name']}({extra})" if extra else m["name"]
 
     return pair.get("label") or f"{one(pair['teacher'])} -> {one(pair['student'])}"
-
-
-def versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    import torch
-
-    out = {"torch": torch.__version__}
-    for dist in ("kdzoo", "timm"):
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            out[dist] = "?"
-    return out
 
 
 def load_suite(name_or_path: str) -> dict[str, Any]:
@@ -164,14 +153,22 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                                 train=dict(train, seeds=[seed]),
                                 runtime=dict(base.get("runtime") or {}, progress=False, threads=threads))
                     config = make_config(data)
-                    resolved = to_dict(config)
-                    resolved.pop("out"), resolved.pop("name")
-                    key = hashlib.sha256(json.dumps(canonical([resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
+                    key = _cell_key(config, zoo, ver, missing)
                     config.out, config.name = str(out / "cells"), key
                     cells.append(Cell(tname, pair_name(pair), variant_name(members), seed, config, key, missing))
     if not cells:
         raise ConfigError(f"suite {suite.get('name')!r} has no cells")
     return cells, refs
+
+
+def _cell_key(config: RunConfig, zoo: Any, ver: dict[str, str], missing: list[str]) -> str:
+    """The key of a cell: its effective config and code (:func:`kdzoo.effective.cell_key`); a cell whose
+    strategy is not installed has no effective config, so its key is its config as written."""
+    if not missing:
+        return cell_key(config, zoo)
+    resolved = to_dict(config)
+    resolved.pop("out"), resolved.pop("name")
+    return hashlib.sha256(json.dumps(canonical([resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _run_cell(config_data: dict) -> str:
@@ -317,7 +314,8 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     out = Path(out)
     cells, refs = expand_all(suite, zoo, out)
     runnable = [c for c in cells if not c.missing]
-    todo = [c for c in runnable if cell_summary(c) is None]
+    # two spellings of one effective config share a key: run it once, both rows read its result
+    todo = list({c.key: c for c in runnable if cell_summary(c) is None}.values())
     log(f"bench {suite['name']}: {len(cells)} cells, {len(cells) - len(todo) - (len(cells) - len(runnable))} reused, "
         f"{len(todo)} to run, {len(cells) - len(runnable)} skipped (not installed)"
         + (f"; {len(refs)} reference rows" if refs else ""))
@@ -326,10 +324,10 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     busy: list[Cell] = []
     started = time.time()
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if progress:  # one line for the whole suite: reused cells count as done
+        from .progress import bench_progress
 
-        bar = tqdm(total=len(todo), desc=f"bench {suite['name']}", dynamic_ncols=True)
+        bar = bench_progress(len(runnable), len(runnable) - len(todo), f"bench {suite['name']}")
     try:
         _run_cells(todo, jobs, bar, errors, busy)
     finally:
@@ -361,6 +359,30 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
            state="failed" if failed else "done")
     log(f"bench {suite['name']}: results in {out} (report: {out / 'report.html'})")
     return results
+
+
+def list_cells(suite_name: str, out: str | Path, zoo: Any = None) -> str:
+    """The cells of a suite, one per line with its key and state (``done``: reused; ``to run``; ``skipped``).
+
+    Nothing is trained or loaded: the suite is expanded and validated, and each cell's directory looked up.
+    """
+    from .plugins import load_zoo
+
+    suite = load_suite(suite_name)
+    cells, refs = expand_all(suite, zoo or load_zoo(), Path(out))
+    lines = []
+    cell_states = ["skipped (not installed)" if c.missing else "done" if cell_summary(c) is not None else "to run"
+                   for c in cells]
+    ref_states = ["skipped (not installed)" if r.missing else "done" if reference_result(r) else "to run" for r in refs]
+    lines += [f"{c.key}  {c.label}  [{state}]" for c, state in zip(cells, cell_states)]
+    lines += [f"{r.key}  {r.task} | {r.pair} | {r.variant}  [{state}]" for r, state in zip(refs, ref_states)]
+
+    def counts(states: list[str]) -> str:
+        return ", ".join(f"{states.count(s)} {s}" for s in ("done", "to run", "skipped (not installed)"))
+
+    lines.append(f"bench {suite['name']}: {len(cells)} cells ({counts(cell_states)})"
+                 + (f"; {len(refs)} reference rows ({counts(ref_states)})" if refs else ""))
+    return "\n".join(lines)
 
 
 def reference_result(ref: Reference) -> dict[str, Any] | None:
@@ -407,6 +429,7 @@ def _timing_pass(cells: list[Cell], zoo: Any) -> dict[str, dict[str, float]]:
     """
     import torch
 
+    from .checkpoint import write_text
     from .data import load_dataset, to_float
     from .metrics import latency_ms
     from .models import load_model
@@ -420,12 +443,19 @@ def _timing_pass(cells: list[Cell], zoo: Any) -> dict[str, dict[str, float]]:
             group = f"{cell.task}|{cell.pair}|{cell.variant}"
             if group in timings or cell_summary(cell) is None:
                 continue
-            exported = Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "student.safetensors"
-            model = load_model(exported, zoo)
+            # measured once per cell and kept beside it: a re-run with nothing changed loads no model or data
+            saved = Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "latency.json"
+            try:
+                timings[group] = {"latency_ms": float(json.loads(saved.read_text())["latency_ms"])}
+                continue
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            model = load_model(saved.with_name("student.safetensors"), zoo)
             data = (cell.config.data.name, cell.config.data.root)
             if data not in samples:  # loading a dataset costs seconds (mnist5k); once per dataset
                 samples[data] = to_float(load_dataset(*data, zoo).x[:1])
             timings[group] = {"latency_ms": latency_ms(model, samples[data])}
+            write_text(saved, json.dumps(timings[group]))
     finally:
         torch.set_num_threads(threads)
     return timings

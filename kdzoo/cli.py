@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="bench directory (default runs/bench-SUITE)")
     s.add_argument("--jobs", type=int, default=1, help="cells in parallel worker processes")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--list", action="store_true", help="print the suite's cells (and which are reused) without running")
     s = sub.add_parser("report", help="rebuild and open a bench's HTML report")
     s.add_argument("bench_dir")
     s = sub.add_parser("runs", help="list recorded runs and benches (SQLite index)")
@@ -255,6 +256,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise KdzooError(f"--jobs must be >= 1, got {args.jobs}")
     suite = Path(args.suite).stem if args.suite.endswith((".yaml", ".yml")) else args.suite
+    if args.list:
+        from .bench import list_cells
+
+        print(list_cells(args.suite, args.out or f"runs/bench-{suite}"))
+        return 0
     results = run_bench(args.suite, args.out or f"runs/bench-{suite}", jobs=args.jobs, progress=not args.no_progress)
     from .report import markdown
 

@@ -446,15 +446,21 @@ def set_dotted(data: dict, dotted: str) -> None:
         # strategy.<name or index>.<param>=v sets a member's params
         members = data.setdefault("strategy", [{"name": "ce"}])
         data["strategy"] = members = parse_strategy(members)
+        names = [m.get("name", "?") for m in members]
         target = next((m for i, m in enumerate(members) if parts[1] in (m.get("name"), str(i))), None)
-        if target is None:
-            raise unknown("strategy in --set", parts[1], [m.get("name", "?") for m in members])
-        node = target.setdefault("params", {})
-        for part in parts[2:-1]:
-            node = node.setdefault(part, {})
-        if len(parts) == 2:
+        if target is not None and len(parts) == 2:
             raise ConfigError(f"--set {dotted!r}: name a parameter, e.g. strategy.{parts[1]}.temperature=4")
-        node[parts[-1]] = value
+        if target is not None:
+            param_path = parts[2:]
+        elif len(members) == 1:  # a one-member stack: strategy.PARAM means that member's parameter
+            target, param_path = members[0], parts[1:]
+        else:
+            raise ConfigError(f"--set {dotted!r}: the stack has {len(members)} members ({', '.join(names)}); "
+                              f"name one, e.g. strategy.{names[-1]}.{'.'.join(parts[1:])}={raw.strip()}")
+        node = target.setdefault("params", {})
+        for part in param_path[:-1]:
+            node = node.setdefault(part, {})
+        node[param_path[-1]] = value
         return
     node = data
     for part in parts[:-1]:

@@ -2,7 +2,8 @@
 
 Layout of a run directory::
 
-    RUN/config.yaml          resolved config
+    RUN/config.yaml          effective config: every setting, each strategy's full parameters (re-runnable)
+    RUN/effective.yaml       values worked out at run time and the code that ran (information only)
     RUN/summary.json         per-seed results, mean ± std, provenance
     RUN/seed-S/metrics.jsonl one JSON line per evaluation
     RUN/seed-S/checkpoint.pt student, strategy parts, optimiser, schedule, EMA, RNG (atomic)
@@ -27,9 +28,10 @@ import yaml
 
 from . import distributed
 from .checkpoint import atomic_path, write_text
-from .config import RunConfig, make_config, to_dict, validate
+from .config import RunConfig, make_config, validate
 from .context import RunContext
 from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset, make_splits, steps_per_epoch, to_float
+from .effective import code_identity, effective_config
 from .errors import ConfigError, Interrupted
 from .metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from .models import save_model
@@ -114,10 +116,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
              teacher, resume: bool, export_name: str = "student.safetensors", log=print) -> dict[str, Any]:
     """Train one seed; returns its summary (also written to ``run_dir/summary.json``)."""
     device = setup_runtime(config)
-    if teacher is not None and any(not cls.reads_train_data for cls, _ in check_specs(config.strategy, zoo)):
-        mean, std = teacher.meta.get("mean"), teacher.meta.get("std")  # data-free: no training input is read
-    else:
-        mean, std = channel_stats(bundle, splits.train)
+    mean, std = student_stats(config, zoo, bundle, splits, teacher)
     task = bundle.task
     target_norm = None
     if task == "regression":
@@ -174,6 +173,8 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         "train_cpu_seconds": train_cpu_seconds,
         "student_params": sum(p.numel() for p in student.net.parameters()),
         "strategy_params": sum(p.numel() for p in stack.parameters()),
+        "student_input": {k: student.meta.get(k) for k in ("input_shape", "mean", "std")},
+        "total_steps": ctx.total_steps, "steps_per_epoch": spe,
     }
     if run_dir is not None and main:  # only rank 0 writes
         save_model(trainer.eval_model(), run_dir / export_name, {"val": result.best_val, "test": best_test})
@@ -288,7 +289,7 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     created = False
     status_before: bytes | None = None
     if resume is None:
-        run_dir = _new_run_dir(config, main)
+        run_dir = _new_run_dir(config, zoo, main)
         created = True
     else:
         run_dir = Path(resume)
@@ -315,6 +316,8 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
             else:
                 teacher_info = {"note": "teacher label space differs from the data's; no accuracy"}
             teacher_info["meta"] = teacher.meta
+        if main:
+            write_effective(run_dir, config, zoo, bundle, splits, teacher)
         for seed in config.train.seeds:
             seed_dir = run_dir / f"seed-{seed}"
             done = read_seed_summary(seed_dir / "summary.json") if resume is not None else None
@@ -346,6 +349,7 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     summary = {"metric": metric, "test_best_mean": m, "test_best_std": s, "seeds": {str(k): v for k, v in seeds.items()},
                "teacher": teacher_info, "provenance": provenance(config)}
     if main:
+        write_effective(run_dir, config, zoo, bundle, splits, teacher, seeds)
         write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
         write_status(run_dir, "done")
         _index(config, run_dir, "done", metric=metric, mean=m, std=s)
@@ -353,14 +357,53 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     return result
 
 
-def _new_run_dir(config: RunConfig, main: bool) -> Path:
+def write_effective(run_dir: Path, config: RunConfig, zoo: Any, bundle: DatasetBundle, splits: Splits, teacher,
+                    seeds: dict[int, dict[str, Any]] | None = None) -> None:
+    """Write ``RUN/effective.yaml``: what the run worked out from its config, and the code it ran.
+
+    Written before the first seed (budget, splits, normalisation) and again at the end, when the
+    seeds' students add their input shape and normalisation. Information only: never read back.
+    """
+    mean, std = student_stats(config, zoo, bundle, splits, teacher)
+    spe = steps_per_epoch(splits, config.data)
+    derived: dict[str, Any] = {
+        "steps_per_epoch": spe, "total_steps": total_steps(config, spe),
+        "mean": _plain(mean), "std": _plain(std), "data_shape": list(bundle.sample_shape),
+        "classes": len(bundle.classes) if bundle.task == "classification" else None,
+        "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
+                   "labelled": len(splits.labelled), "unlabelled": len(splits.unlabelled)},
+    }
+    if teacher is not None:
+        derived["teacher"] = {k: _plain(teacher.meta.get(k)) for k in ("name", "input_shape", "mean", "std", "source")}
+    for seed, summary in sorted((seeds or {}).items()):
+        if summary.get("student_input"):
+            derived.setdefault("student", {})[f"seed-{seed}"] = summary["student_input"]
+    record = json.loads(json.dumps({"derived": derived, "code": code_identity(config, zoo)}, default=str))  # plain data
+    write_text(run_dir / "effective.yaml", yaml.safe_dump(record, sort_keys=False))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.flatten().tolist()
+    return value
+
+
+def student_stats(config: RunConfig, zoo: Any, bundle: DatasetBundle, splits: Splits, teacher) -> tuple[Any, Any]:
+    """The student's normalisation: the train split's channel statistics, or the teacher's when no member
+    reads training data (data-free)."""
+    if teacher is not None and any(not cls.reads_train_data for cls, _ in check_specs(config.strategy, zoo)):
+        return teacher.meta.get("mean"), teacher.meta.get("std")
+    return channel_stats(bundle, splits.train)
+
+
+def _new_run_dir(config: RunConfig, zoo: Any, main: bool) -> Path:
     """Rank 0 creates the run directory exclusively; every rank gets its path (or the same error)."""
     outcome: Any = None
     if main:
         try:
             stem = default_name(config)
             outcome = create_run_dir(config.out, config.name, stem)
-            write_text(outcome / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+            write_text(outcome / "config.yaml", yaml.safe_dump(effective_config(config, zoo), sort_keys=False))
         except ConfigError as exc:
             outcome = exc
     outcome = distributed.broadcast_object(outcome)

@@ -13,6 +13,7 @@ from typing import Any
 
 from .checkpoint import write_text
 from .metrics import ALPHA, MIN_SEEDS, compare, holm_correct, mean_std
+from .plots import plots
 
 
 def _metric(rows: list[dict]) -> tuple[str, bool]:
@@ -165,75 +166,29 @@ def markdown(results: dict[str, Any]) -> str:
     return f"# Bench `{results['suite']}`\n\n" + head + body + note
 
 
-def plots(results: dict[str, Any]) -> dict[str, bytes]:
-    """PNG plots: accuracy per strategy with error bars per task/pair; accuracy vs training time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    images = {}
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    references: dict[tuple, list[dict]] = defaultdict(list)
-    for e in results["summary"]:
-        if e["status"] == "ok":
-            (references if e.get("kind") == "reference" else groups)[(e["task"], e["pair"])].append(e)
-    for i, ((task, pair), entries) in enumerate(groups.items()):
-        metric = entries[0]["metric"]
-        fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(entries) + 2), 3.2))
-        means = [e[f"test_best_{metric}"][0] for e in entries]
-        stds = [e[f"test_best_{metric}"][1] for e in entries]
-        ax.bar(range(len(entries)), means, yerr=stds, capsize=3, color="#4c72b0")
-        if "teacher" in entries[0]:
-            ax.axhline(entries[0]["teacher"], color="#c44e52", ls="--", label="teacher")
-        for ref, color in zip(references.get((task, pair), []), ("#55a868", "#8172b2", "#937860")):
-            ax.axhline(ref["test_best_acc"], color=color, ls=":", label=ref["variant"])
-        if "teacher" in entries[0] or references.get((task, pair)):
-            ax.legend(loc="lower right", fontsize=7)
-        ax.set_xticks(range(len(entries)), [e["variant"] for e in entries], rotation=30, ha="right", fontsize=8)
-        lo = min(m - s for m, s in zip(means, stds))
-        ax.set_ylim(max(0, lo - 5) if metric == "acc" else 0, None)
-        ax.set_ylabel(f"test {metric}")
-        ax.set_title(f"{task}: {pair}", fontsize=9)
-        fig.tight_layout()
-        images[f"accuracy_{i}.png"] = _png(fig)
-        plt.close(fig)
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        for e in entries:
-            seconds = e.get("train_cpu_seconds") or e.get("train_seconds")
-            if seconds:
-                ax.errorbar(seconds[0], e[f"test_best_{metric}"][0], yerr=e[f"test_best_{metric}"][1], fmt="o")
-                ax.annotate(e["variant"], (seconds[0], e[f"test_best_{metric}"][0]), fontsize=7)
-        ax.set_xlabel("training CPU time per seed (s)")
-        ax.set_ylabel(f"test {metric}")
-        ax.set_title(f"{task}: {pair}", fontsize=9)
-        fig.tight_layout()
-        images[f"time_{i}.png"] = _png(fig)
-        plt.close(fig)
-    return images
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
-
-
-def html_report(results: dict[str, Any], images: dict[str, bytes]) -> str:
+def html_report(results: dict[str, Any], images: dict[str, tuple[str, bytes]]) -> str:
+    """One self-contained page: per task a heading, its table and its plots (images inlined as data URIs)."""
     rows = table_rows(results["summary"])
     head = "".join(f"<th>{html.escape(t)}</th>" for _, t in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(r.get(k, ''))}</td>" for k, _ in COLUMNS) + "</tr>" for r in rows)
-    imgs = "".join(f'<img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(b).decode()}">'
-                   for n, b in images.items())
+    sections = []
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    for i, task in enumerate(tasks):
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(r.get(k, ''))}</td>" for k, _ in COLUMNS) + "</tr>"
+                       for r in rows if r["task"] == task)
+        imgs = "".join(f'<img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(b).decode()}">'
+                       for n, (t, b) in images.items() if t == task)
+        sections.append(f'<section id="task-{i}"><h2>{html.escape(task)}</h2>'
+                        f'<table class="task-table" data-task="{html.escape(task)}"><tr>{head}</tr>{body}</table>'
+                        f"<div>{imgs}</div></section>")
     ver = html.escape(json.dumps(results.get("versions", {})))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>kdzoo bench {html.escape(str(results['suite']))}</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
-            "img{margin:6px;border:1px solid #ddd}</style></head><body>"
+            "img{margin:6px;border:1px solid #ddd;max-width:100%}</style></head><body>"
             f"<h1>kdzoo bench <code>{html.escape(str(results['suite']))}</code></h1><p>versions: {ver}</p>"
-            f"<table><tr>{head}</tr>{body}</table><p>Mean ± std over seeds. "
-            f"{verdict_note(results['summary'], html.escape)} '(reference)' rows are one measurement "
-            f"on the frozen teacher with the same labels; their params and ms/img include the teacher.</p><div>{imgs}</div></body></html>")
+            f"<p>Mean ± std over seeds. {verdict_note(results['summary'], html.escape)} '(reference)' rows are one "
+            "measurement on the frozen teacher with the same labels; their params and ms/img include the teacher.</p>"
+            f"{''.join(sections)}</body></html>")
 
 
 def write_outputs(results: dict[str, Any], out: Path) -> None:
@@ -248,7 +203,7 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
     write_text(out / "results.csv", buf.getvalue())
     write_text(out / "results.md", markdown(results))
     images = plots(results)
-    for name, data in images.items():
+    for name, (_, data) in images.items():
         (out / name).write_bytes(data)
     write_text(out / "report.html", html_report(results, images))
 

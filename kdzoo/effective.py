@@ -1,0 +1,134 @@
+"""The effective configuration of a run: what it used, recorded in its directory and keyed in a bench.
+
+Two files describe a run directory:
+
+* ``config.yaml`` is the *effective config*: every setting of the run (data, models, optimiser,
+  schedule, seeds, runtime switches) with each strategy member's **full** parameter set (its
+  defaults, then its preset, then the overrides, resolved once). ``out`` and ``name`` stay out of
+  it, so ``kdzoo distill -c RUN/config.yaml`` re-runs the same experiment as it is.
+* ``effective.yaml`` records what the run worked out from that config (step budget, steps per
+  epoch, normalisation mean/std, input size, split sizes) and the code it ran (kdzoo, torch, timm
+  and each member's distribution version and source hash). It is information only: a re-run or a
+  resume recomputes these values and never reads them back.
+
+A bench cell's key (:func:`cell_key`) hashes the effective config, with numbers normalised
+(:func:`kdzoo.config.canonical`), together with :func:`code_identity` of its stack, so a changed
+default, preset, plugin version or source file re-runs exactly the cells whose stack contains it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig, StrategySpec, canonical, to_dict
+from .stack import check_specs, describe_params
+
+CORE_DISTRIBUTION = "kdzoo"
+_HASHES: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> sha256: a re-run hashes nothing twice
+
+
+def effective_strategy(specs: list[StrategySpec], zoo: Any) -> list[dict[str, Any]]:
+    """Each stack member as ``{name, params}`` with its full parameter set (defaults, preset, overrides).
+
+    The preset is folded into the parameters, so the result builds the same members again and two
+    spellings of one configuration (``kd`` and ``{name: kd, params: {temperature: 4.0}}``) are equal.
+    """
+    return [{"name": cls.name, "params": describe_params(params)} for cls, params in check_specs(specs, zoo)]
+
+
+def effective_config(config: RunConfig, zoo: Any) -> dict[str, Any]:
+    """The run's config as plain data, strategies resolved, without ``out`` and ``name`` (re-runnable)."""
+    data = to_dict(config)
+    data.pop("out")
+    data.pop("name")
+    data["strategy"] = effective_strategy(config.strategy, zoo)
+    return data
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages every run depends on."""
+    import torch
+
+    out = {"torch": str(torch.__version__)}
+    for dist in ("kdzoo", "timm"):
+        out[dist] = _dist_version(dist)
+    return out
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return "?"
+
+
+def _file_hash(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_mtime, stat.st_size)
+    if key not in _HASHES:
+        _HASHES[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _HASHES[key]
+
+
+def source_hash(paths: list[Path]) -> str:
+    """One hash of the given source files and of every file under the given folders (bytecode caches excluded)."""
+    digest = hashlib.sha256()
+    for root in paths:
+        files = [root] if root.is_file() else sorted(
+            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+        for path in files:
+            digest.update(str(path.relative_to(root.parent)).encode())
+            digest.update(_file_hash(path).encode())
+    return digest.hexdigest()[:16]
+
+
+def _package_root(module_name: str) -> Path | None:
+    """The folder of the top-level package that holds ``module_name`` (or its file for a lone module)."""
+    top = sys.modules.get(module_name.split(".")[0])
+    if top is None:
+        return None
+    locations = list(getattr(top, "__path__", []) or [])
+    if locations:
+        return Path(locations[0])
+    return Path(top.__file__) if getattr(top, "__file__", None) else None
+
+
+def member_code(name: str, zoo: Any) -> dict[str, str]:
+    """Where one strategy's code comes from: distribution, its version and a hash of its source.
+
+    A plugin strategy hashes its distribution's whole installed package (any file of it may change
+    what the strategy computes). A core strategy (``ce``) hashes the module that defines it and the
+    strategy base class; the rest of the core engine is covered by the kdzoo version, so editing
+    the report or the CLI does not re-run every bench cell. Every member also carries the hash of
+    the core losses (``kdzoo/losses.py``), which any strategy may share.
+    """
+    entry = zoo.strategy(name)
+    core = Path(__file__).parent
+    if entry.distribution == CORE_DISTRIBUTION:
+        module = sys.modules[entry.obj.__module__]
+        roots = [Path(module.__file__), core / "strategy.py"]
+    else:
+        root = _package_root(entry.obj.__module__)
+        roots = [root] if root is not None else []
+    return {"distribution": entry.distribution, "version": _dist_version(entry.distribution),
+            "source": source_hash(roots), "losses": source_hash([core / "losses.py"])}
+
+
+def code_identity(config: RunConfig, zoo: Any) -> dict[str, Any]:
+    """Package versions plus each stack member's distribution, version and source hashes."""
+    return {"versions": versions(), "members": {spec.name: member_code(spec.name, zoo) for spec in config.strategy}}
+
+
+def cell_key(config: RunConfig, zoo: Any, extra: Any = None) -> str:
+    """A bench cell's key: its effective config and code identity, numbers normalised (16 hex digits)."""
+    payload = canonical([effective_config(config, zoo), code_identity(config, zoo), extra])
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+__all__ = ["cell_key", "code_identity", "effective_config", "effective_strategy", "member_code", "source_hash",
+           "versions"]

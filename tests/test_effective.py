@@ -1,0 +1,220 @@
+"""Effective configuration: recorded in the run directory, re-runnable, and the key of bench cells."""
+
+import dataclasses
+import json
+
+import pytest
+import yaml
+
+from kdzoo.bench import expand_all, list_cells, run_bench
+from kdzoo.cli import main
+from kdzoo.config import make_config
+from kdzoo.effective import cell_key, effective_config
+from kdzoo.plugins import load_zoo
+
+SUITE = {
+    "name": "keys",
+    "seeds": [0, 1],
+    "tasks": [{
+        "name": "digits",
+        "data": {"name": "digits", "labels_per_class": 10},
+        "steps": 12,
+        "optim": {"lr": 0.01},
+        "teacher_train": {"epochs": 3},
+        "pairs": [{"teacher": {"name": "mlp", "kwargs": {"hidden": [64]}},
+                   "student": {"name": "mlp", "kwargs": {"hidden": [8]}}}],
+        "strategies": ["ce", "kd", {"name": "dkd", "preset": "cpu"}, "at"],
+    }],
+}
+
+SOFT_TP = """
+import kdzoo, torch.nn.functional as F
+
+class SoftTP(kdzoo.Strategy):
+    name = "soft-tp"
+    family = "logit"
+    paper = "test"
+
+    def needs(self):
+        return kdzoo.Needs(kdzoo.Requirement(logits=True), kdzoo.Requirement(logits=True))
+
+    def forward(self, batch, student, teacher, step):
+        return {"soft": F.mse_loss(student.logits, teacher.logits)}
+
+@kdzoo.hookimpl
+def register_strategies(register):
+    register(SoftTP)
+"""
+
+
+def keys_by_variant(tmp_path, suite=SUITE):
+    cells, _ = expand_all(suite, load_zoo(), tmp_path / "bench")
+    return {(c.variant, c.seed): c.key for c in cells}
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {variant for (variant, seed), key in before.items() if after[(variant, seed)] != key}
+
+
+def test_two_spellings_of_one_config_are_one_cell(tmp_path):
+    zoo = load_zoo()
+    plain = make_config({"strategy": "kd", "train": {"epochs": 15}})
+    spelled = make_config({"strategy": [{"name": "kd", "params": {"temperature": 4.0}}], "train": {"epochs": 15.0}})
+    assert effective_config(plain, zoo)["strategy"] == [{"name": "kd", "params": {"temperature": 4.0, "alpha": 0.9}}]
+    assert cell_key(plain, zoo) == cell_key(spelled, zoo)
+    assert cell_key(plain, zoo) != cell_key(make_config({"strategy": "kd", "train": {"epochs": 16}}), zoo)
+
+
+def test_two_spellings_in_one_suite_run_once_and_both_rows_read_the_result(tmp_path):
+    suite = json.loads(json.dumps(SUITE))
+    suite["seeds"], suite["tasks"][0]["steps"] = [0], 4
+    suite["tasks"][0]["strategies"] = ["ce", "kd", {"name": "kd", "params": {"temperature": 4.0}}]
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    logs = []
+    rows = run_bench(str(path), tmp_path / "b", progress=False, log=logs.append)["rows"]
+    assert "3 cells, 1 reused, 2 to run" in logs[0]
+    kd = [r for r in rows if r["variant"] in ("kd", "kd(temperature=4.0)")]
+    assert len(kd) == 2 and kd[0]["key"] == kd[1]["key"] and all(r["status"] == "ok" for r in kd)
+    assert kd[0]["test_best_acc"] == kd[1]["test_best_acc"]
+
+
+def test_a_changed_default_reruns_only_cells_holding_that_strategy(tmp_path, monkeypatch):
+    before = keys_by_variant(tmp_path)
+    kd = load_zoo().strategy("kd").obj
+
+    @dataclasses.dataclass
+    class NewDefault(kd.Config):
+        alpha: float = 0.5
+
+    monkeypatch.setattr(kd, "Config", NewDefault)
+    assert changed(before, keys_by_variant(tmp_path)) == {"kd"}
+
+
+def test_a_changed_preset_reruns_only_cells_using_that_strategy(tmp_path, monkeypatch):
+    before = keys_by_variant(tmp_path)
+    dkd = load_zoo().strategy("dkd").obj
+    presets = {name: dict(values) for name, values in dkd.presets.items()}
+    presets["cpu"]["beta"] = presets["cpu"].get("beta", 1.0) + 1.0
+    monkeypatch.setattr(dkd, "presets", presets)
+    assert changed(before, keys_by_variant(tmp_path)) == {"dkd(preset=cpu)"}
+
+
+def test_a_changed_core_loss_reruns_every_cell(tmp_path, monkeypatch):
+    import kdzoo.effective
+
+    before = keys_by_variant(tmp_path)
+    real = kdzoo.effective._file_hash
+    monkeypatch.setattr(kdzoo.effective, "_file_hash",
+                        lambda path: real(path) + ("-edited" if path.name == "losses.py" else ""))
+    assert changed(before, keys_by_variant(tmp_path)) == {"ce", "kd", "dkd(preset=cpu)", "at"}
+
+
+def test_a_plugin_source_or_version_change_reruns_only_its_cells(tmp_path, monkeypatch):
+    from test_plugins import write_dist
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    write_dist(site, "kdzoo-softtp", "kdzoo_softtp", SOFT_TP)
+    suite = json.loads(json.dumps(SUITE))
+    suite["tasks"][0]["strategies"] = ["ce", "kd", "soft-tp"]
+    before = keys_by_variant(tmp_path, suite)
+    assert keys_by_variant(tmp_path, suite) == before  # nothing changed: the same keys
+    with open(site / "kdzoo_softtp.py", "a") as f:
+        f.write("# an edit anywhere in the distribution's source\n")
+    edited = keys_by_variant(tmp_path, suite)
+    assert changed(before, edited) == {"soft-tp"}
+    metadata = site / "kdzoo_softtp-0.1.dist-info" / "METADATA"
+    metadata.write_text(metadata.read_text().replace("Version: 0.1", "Version: 0.2"))
+    assert changed(edited, keys_by_variant(tmp_path, suite)) == {"soft-tp"}
+
+
+def test_run_directory_records_the_effective_config_and_reruns_it_exactly(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    common = ["--out", str(runs), "--no-progress", "--set", "teacher_train.epochs=2"]
+    assert main(["distill", "--teacher", "mlp", "--student", "linear", "--strategy", "kd", "--data", "digits",
+                 "--labels-per-class", "10", "--steps", "6", "--seeds", "0,1", "--name", "first",
+                 "--set", "strategy.temperature=2", *common]) == 0
+    recorded = yaml.safe_load((runs / "first" / "config.yaml").read_text())
+    assert recorded["strategy"] == [{"name": "kd", "params": {"temperature": 2.0, "alpha": 0.9}}]
+    assert recorded["train"]["seeds"] == [0, 1] and recorded["runtime"]["progress"] is False
+    assert "out" not in recorded and "name" not in recorded
+    derived = yaml.safe_load((runs / "first" / "effective.yaml").read_text())
+    assert derived["derived"]["total_steps"] == 6 and derived["derived"]["steps_per_epoch"] >= 1
+    assert all(isinstance(v, float) for v in derived["derived"]["mean"] + derived["derived"]["std"])
+    assert derived["derived"]["splits"]["labelled"] == 100
+    assert derived["derived"]["student"]["seed-0"]["input_shape"] == [1, 8, 8]  # digits: 8x8 images
+    assert derived["code"]["members"]["kd"]["distribution"] == "kdzoo-logit"
+    assert main(["distill", "-c", str(runs / "first" / "config.yaml"), "--out", str(runs), "--name", "again"]) == 0
+    first = json.loads((runs / "first" / "summary.json").read_text())["seeds"]
+    again = json.loads((runs / "again" / "summary.json").read_text())["seeds"]
+    for seed in ("0", "1"):
+        for split in ("test_best", "test_last", "val_best", "val_last"):
+            assert again[seed][split] == first[seed][split], (seed, split)
+    assert yaml.safe_load((runs / "again" / "config.yaml").read_text()) == recorded
+
+
+def test_bench_list_prints_the_cells_without_running_anything(tmp_path, capsys):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(SUITE))
+    assert main(["bench", "--suite", str(path), "--out", str(tmp_path / "b"), "--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 9 and lines[0].endswith("digits | mlp(hidden=[64]) -> mlp(hidden=[8]) | ce | seed 0  [to run]")
+    assert lines[-1] == "bench keys: 8 cells (0 done, 8 to run, 0 skipped (not installed))"
+    assert not (tmp_path / "b").exists()
+
+
+def test_strategy_param_needs_a_member_name_only_in_a_multi_member_stack(tmp_path, capsys):
+    code = main(["distill", "--teacher", "mlp", "--student", "mlp", "--strategy", "weight-selection+kd",
+                 "--data", "digits", "--steps", "2", "--out", str(tmp_path / "r"), "--set", "strategy.temperature=2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "the stack has 2 members (weight-selection, kd); name one, e.g. strategy.kd.temperature=2" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_rerun_with_nothing_changed_loads_nothing_and_a_new_default_reruns_only_its_cells(tmp_path, monkeypatch):
+    import kdzoo.data
+    import kdzoo.engine
+    import kdzoo.metrics
+    import kdzoo.models
+    import kdzoo.teacher
+
+    suite = json.loads(json.dumps(SUITE))
+    suite["tasks"][0]["strategies"] = ["ce", "kd"]
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    out = tmp_path / "bench"
+    run_bench(str(path), out, progress=False, log=lambda *a: None)
+
+    def forbidden(what):
+        def fail(*args, **kwargs):
+            raise AssertionError(f"a re-run with nothing changed called {what}")
+        return fail
+
+    with monkeypatch.context() as m:
+        for module, name in ((kdzoo.engine, "distill"), (kdzoo.engine, "run_seed"), (kdzoo.models, "load_model"),
+                             (kdzoo.data, "load_dataset"), (kdzoo.teacher, "task_teacher"),
+                             (kdzoo.teacher, "resolve_teacher"), (kdzoo.metrics, "evaluate"),
+                             (kdzoo.metrics, "latency_ms")):
+            m.setattr(module, name, forbidden(f"{module.__name__}.{name}"))
+        logs = []
+        results = run_bench(str(path), out, progress=False, log=logs.append)
+    assert "4 reused, 0 to run" in logs[0]
+    assert all(r["status"] == "ok" and r.get("latency_ms") for r in results["rows"])
+    listing = list_cells(str(path), out).splitlines()
+    assert len(listing) == 5 and all(line.endswith("[done]") for line in listing[:4])
+    assert listing[-1] == "bench keys: 4 cells (4 done, 0 to run, 0 skipped (not installed))"
+
+    kd = load_zoo().strategy("kd").obj
+
+    @dataclasses.dataclass
+    class NewDefault(kd.Config):
+        temperature: float = 2.0
+
+    monkeypatch.setattr(kd, "Config", NewDefault)
+    logs = []
+    run_bench(str(path), out, progress=False, log=logs.append)
+    assert "2 reused, 2 to run" in logs[0]
