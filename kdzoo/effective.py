@@ -18,6 +18,8 @@ default, preset, plugin version or source file re-runs exactly the cells whose s
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import importlib.metadata as md
 import json
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, StrategySpec, canonical, to_dict
-from .stack import check_specs, describe_params
+from .stack import check_specs
 
 CORE_DISTRIBUTION = "kdzoo"
 _HASHES: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> sha256: a re-run hashes nothing twice
@@ -38,7 +40,8 @@ def effective_strategy(specs: list[StrategySpec], zoo: Any) -> list[dict[str, An
     The preset is folded into the parameters, so the result builds the same members again and two
     spellings of one configuration (``kd`` and ``{name: kd, params: {temperature: 4.0}}``) are equal.
     """
-    return [{"name": cls.name, "params": describe_params(params)} for cls, params in check_specs(specs, zoo)]
+    return [{"name": cls.name, "params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}}
+            for cls, params in check_specs(specs, zoo)]
 
 
 def effective_config(config: RunConfig, zoo: Any) -> dict[str, Any]:

@@ -316,7 +316,7 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
             else:
                 teacher_info = {"note": "teacher label space differs from the data's; no accuracy"}
             teacher_info["meta"] = teacher.meta
-        if main:
+        if main and created:  # a resume rewrites it when it ends (a refused resume leaves the run as it was)
             write_effective(run_dir, config, zoo, bundle, splits, teacher)
         for seed in config.train.seeds:
             seed_dir = run_dir / f"seed-{seed}"
