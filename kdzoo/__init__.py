@@ -7,7 +7,8 @@ Public API (what plugins may import)::
     def register_strategies(register): register(MyStrategy)
 
 The zoo's loss functions, plain functions on tensors for strategies and for any training loop, are
-:mod:`kdzoo.losses` (``from kdzoo import losses``).
+:mod:`kdzoo.losses` (``from kdzoo import losses``); :class:`kdzoo.Distiller` wraps any strategy stack as one
+``nn.Module`` for your own loop.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ from .hookspecs import hookimpl
 from .metrics import compare
 from .plugins import load_zoo
 from .strategy import Batch, DataSource, Needs, NoParams, Outputs, Requirement, Stage, StepInfo, Strategy, masked_mean
+
+
+def __getattr__(name):
+    # Distiller imports the engine's step pieces (timm, the trainer's modules): only on first use
+    if name in ("Distiller", "DistillOutput"):
+        from . import distiller
+
+        return getattr(distiller, name)
+    raise AttributeError(f"module 'kdzoo' has no attribute {name!r}")
 
 
 def distill(config, **kwargs):
@@ -37,7 +47,7 @@ def load_model(path, zoo=None):
 
 
 __all__ = [
-    "Batch", "ConfigError", "DataSource", "KdzooError", "ModelConfig", "Needs", "NoParams", "Outputs", "PluginError",
+    "Batch", "ConfigError", "DataSource", "DistillOutput", "Distiller", "KdzooError", "ModelConfig", "Needs", "NoParams", "Outputs", "PluginError",
     "Requirement", "RunConfig", "RunContext", "Stage", "StepInfo", "Strategy", "StrategySpec", "compare", "distill",
     "hookimpl", "load_model", "load_zoo", "losses", "make_config", "masked_mean",
 ]

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import distributed
@@ -30,15 +29,8 @@ from .errors import Interrupted, NonFiniteLoss
 from .metrics import evaluate, primary_metric
 from .models import KDModel
 from .stack import StrategyStack
+from .step import StepModule, freeze, step_info, teacher_outputs
 from .strategy import Batch, Outputs, StepInfo
-
-
-def freeze(model: nn.Module) -> nn.Module:
-    """Eval mode and no parameter gradients (BN statistics never update)."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
 
 
 def build_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -66,42 +58,6 @@ def build_schedule(opt: torch.optim.Optimizer, cfg: OptimConfig, total: int) -> 
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-class StepModule(nn.Module):
-    """Student plus strategy: everything trained by the student's optimiser, in one module.
-
-    This is what DistributedDataParallel wraps (the teacher never is), so gradients of the student
-    and of the strategy's projectors are all-reduced together; single-process runs call it as is.
-    """
-
-    def __init__(self, student: KDModel, stack: StrategyStack, task: str, label_smoothing: float) -> None:
-        super().__init__()
-        self.student, self.stack = student, stack
-        self.task, self.label_smoothing = task, label_smoothing
-        self.needs = stack.needs()
-
-    def label_loss(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor | None:
-        if self.stack.label_weight == 0 or batch.y is None or not batch.labelled.any():
-            return None
-        m = batch.labelled
-        if self.task == "regression":
-            return F.mse_loss(logits[m].float(), batch.y[m].float())
-        return F.cross_entropy(logits[m].float(), batch.y[m], label_smoothing=self.label_smoothing)
-
-    def forward(self, batch: Batch, teacher: Outputs | None, info: StepInfo) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, float]]]:
-        """Weighted total loss and every term ``{name: (value, weight)}`` for one micro-batch."""
-        s_out = self.student.outputs(batch.x, self.needs.student)
-        terms = self.stack.losses(batch, s_out, teacher, info)
-        label = None
-        if s_out.logits is not None and not self.stack.is_exclusive(info.stage):
-            label = self.label_loss(batch, s_out.logits)
-        if label is not None:
-            terms["label"] = (label, self.stack.label_weight)
-        if not terms:
-            raise RuntimeError(f"strategy {'+'.join(self.stack.names)} returned no loss term at step {info.step}")
-        total = sum(w * v.float() for v, w in terms.values())
-        return total, terms
 
 
 def _shard(batch: Batch, rank: int, world: int) -> Batch:
@@ -242,20 +198,12 @@ class Trainer:
             return None
         if self.teacher_cache is not None:
             return self.teacher_cache.get(batch.index)
-        x = batch.x if self.teacher_dtype == torch.float32 else batch.x.to(self.teacher_dtype)
-        with torch.set_grad_enabled(self.stack.teacher_grad):
-            out = self.teacher_fn(x, self.needs.teacher)
-        if self.teacher_dtype != torch.float32:
-            out = Outputs(logits=None if out.logits is None else out.logits.float(),
-                          pooled=None if out.pooled is None else out.pooled.float(),
-                          features={k: v.float() for k, v in out.features.items()})
-        return out
+        return teacher_outputs(self.teacher_fn, batch.x, self.needs.teacher, self.stack.teacher_grad, self.teacher_dtype)
 
     def train_step(self, step: int) -> dict[str, float]:
         """One optimiser step (``accumulate`` micro-batches); returns the logged terms."""
         ctx, stack = self.ctx, self.stack
-        stage, start, length = stack.stage_at(step, ctx.total_steps)
-        info = StepInfo(step, ctx.total_steps, step / ctx.steps_per_epoch, stage.name, step - start, length)
+        info = step_info(stack, step, ctx.total_steps, ctx.steps_per_epoch)
         accum = self.cfg.optim.accumulate
         self.optimizer.zero_grad(set_to_none=True)
         logged: dict[str, float] = {}
@@ -266,7 +214,7 @@ class Trainer:
                 sync = self.model.no_sync()  # all-reduce once, on the last micro-batch
             with sync, torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 t_out = self._teacher_outputs(batch)
-                total, terms = self.model(batch, t_out, info)
+                total, terms, _ = self.model(batch, t_out, info)
             values = {name: float(value.detach()) for name, (value, _) in terms.items()}
             bad = self._nonfinite(float(total.detach()), values, step)
             if bad:  # skip: no backward and no update; the schedule still follows the step count
@@ -455,4 +403,4 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
     return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-__all__ = ["Interrupted", "TrainResult", "Trainer", "build_optimizer", "build_schedule", "freeze"]
+__all__ = ["Interrupted", "StepModule", "TrainResult", "Trainer", "build_optimizer", "build_schedule", "freeze"]
