@@ -213,6 +213,18 @@ def test_losses_page_own_loop_example_runs_as_written(capsys):
     assert all(torch.isfinite(torch.tensor(v.item())) for v in (module.ce, module.kd, module.at, module.loss))
 
 
+def test_losses_page_distiller_loop_example_runs_as_written(capsys):
+    blocks = dict(marked_blocks(LOSSES_MD.read_text(), EXAMPLE_MARK))
+    assert "distiller_loop" in blocks, "docs/losses.md has no <!-- example: distiller_loop --> block"
+    module = types.ModuleType("docs_losses_distiller_loop")
+    with torch.random.fork_rng(devices=[]):
+        exec(compile(blocks["distiller_loop"], "docs/losses.md (distiller_loop example)", "exec"), module.__dict__)
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in printed] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert set(module.out.terms) == {"at", "kd", "label"} and torch.isfinite(module.out.loss)
+    assert module.distiller.names == ["at", "kd"] and not module.distiller.teacher.training
+
+
 def test_losses_page_lists_every_public_loss_function():
     from kdzoo import losses
 
