@@ -152,6 +152,26 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         plan = BatchPlan(bundle, splits, config.data, seed, stack.uses_unlabelled, target_norm)
     torch.manual_seed(seed)
     trainer = Trainer(ctx, stack, plan, target_norm, source)
+    if run_dir is not None and main:  # trackers mirror metrics.jsonl, where rank 0 writes it
+        from .loggers import open_loggers
+
+        trainer.loggers = open_loggers(config, zoo, run_dir, seed)
+    try:
+        summary = _train_and_export(trainer, config, bundle, splits, task, target_norm, device, teacher, student, stack,
+                                    seed, run_dir, resuming, export_name, main, log)
+    except BaseException:
+        for logger in trainer.loggers:
+            logger.finish("failed")
+        raise
+    for logger in trainer.loggers:
+        logger.finish("ok")
+    return summary
+
+
+def _train_and_export(trainer: Trainer, config: RunConfig, bundle: DatasetBundle, splits: Splits, task: str, target_norm,
+                      device: torch.device, teacher, student, stack, seed: int, run_dir: Path | None, resuming: bool,
+                      export_name: str, main: bool, log) -> dict[str, Any]:
+    """Train one seed, test it, export the student and write its summary (the second half of :func:`run_seed`)."""
     started = time.process_time()
     wall = time.time()
     result = trainer.fit(run_dir, resume=resuming)
@@ -178,6 +198,9 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     if run_dir is not None and main:  # only rank 0 writes
         save_model(trainer.eval_model(), run_dir / export_name, {"val": result.best_val, "test": best_test})
         write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+        for logger in trainer.loggers:
+            logger.artifact(run_dir / export_name)
+            logger.artifact((run_dir / export_name).with_suffix(".json"))
     distributed.barrier()  # other ranks may read what rank 0 just wrote (a freshly trained teacher)
     log(f"seed {seed}: test {metric} {best_test[metric]:.4g} (val-selected step {result.best_step}), "
         f"last {last_test[metric]:.4g}, {summary['cpu_seconds']:.1f} CPU s")
@@ -221,6 +244,10 @@ def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
         if model is not None and not model.checkpoint:  # a weights file names its own model (checked below)
             check_model_name(role, model.name, zoo)
     check_weight_files(config, zoo)
+    if config.runtime.loggers:
+        from .loggers import check_logger_names
+
+        check_logger_names(config.runtime.loggers, zoo)
     bundle = load_dataset(config.data.name, config.data.root, zoo)
     check_student_weights(config, bundle, zoo)
     return bundle, make_splits(bundle, config.data)

@@ -63,3 +63,16 @@ def register_references(register):
         and optionally ``val_acc``, ``params`` and ``ms_per_image``.
     :returns: nothing; call ``register`` once per reference.
     """
+
+
+@hookspec
+def register_loggers(register):
+    """Register experiment trackers, switched on by name in ``runtime.loggers``.
+
+    :param register: ``register(name, factory, *, description="...")``; ``factory(ctx)`` gets a
+        :class:`kdzoo.loggers.LoggerContext` (run directory, seed, runs root, tracking URI, config) and
+        returns an object with ``start(params)``, ``log(metrics, step)``, ``artifact(path)`` and
+        ``finish(status)`` (:class:`kdzoo.loggers.RunLogger`), called on rank 0 where the trainer
+        writes ``metrics.jsonl``.
+    :returns: nothing; call ``register`` once per logger.
+    """

@@ -63,6 +63,7 @@ class Zoo:
         self.models: dict[str, Entry] = {}
         self.datasets: dict[str, Entry] = {}
         self.references: dict[str, Entry] = {}
+        self.loggers: dict[str, Entry] = {}
         self._collected = False
 
     # -- loading ---------------------------------------------------------------------------------
@@ -120,21 +121,25 @@ class Zoo:
             return self
         from .strategy import Strategy
 
-        self.strategies, self.models, self.datasets, self.references = {}, {}, {}, {}
+        self.strategies, self.models, self.datasets, self.references, self.loggers = {}, {}, {}, {}, {}
 
         def check_strategy(name: str, obj: Any, meta: dict) -> None:
             if not (isinstance(obj, type) and issubclass(obj, Strategy)):
                 raise PluginError(f"register_strategies got {obj!r}, not a kdzoo.Strategy subclass")
 
-        def check_callable(name: str, obj: Any, meta: dict) -> None:
-            if not callable(obj):
-                raise PluginError(f"register_references got {obj!r} for {name!r}, not a callable")
+        def check_callable(hook: str):
+            def check(name: str, obj: Any, meta: dict) -> None:
+                if not callable(obj):
+                    raise PluginError(f"{hook} got {obj!r} for {name!r}, not a callable")
+
+            return check
 
         hooks: list[tuple[str, dict[str, Entry], Callable]] = [
             ("register_strategies", self.strategies, check_strategy),
             ("register_models", self.models, lambda n, o, m: None),
             ("register_datasets", self.datasets, lambda n, o, m: None),
-            ("register_references", self.references, check_callable),
+            ("register_references", self.references, check_callable("register_references")),
+            ("register_loggers", self.loggers, check_callable("register_loggers")),
         ]
         for hook_name, table, check in hooks:
             caller = getattr(self.pm.hook, hook_name)

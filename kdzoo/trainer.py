@@ -13,6 +13,7 @@ import json
 import math
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,7 @@ class Trainer:
         self.eval_every = self.cfg.train.eval_every or max(1, min(spe, math.ceil(ctx.total_steps / 20)))
         self.ckpt_every = self.cfg.train.checkpoint_every or self.eval_every
         self._signal: int | None = None
+        self.loggers: list[Any] = []  # experiment trackers (kdzoo.loggers), rank 0 only
 
     def _teacher_cache(self):
         """A :class:`TeacherOutputCache` when the teacher's inputs repeat exactly every epoch."""
@@ -308,8 +310,12 @@ class Trainer:
         running, window = getattr(self, "_resumed_running", ({}, 0))  # partial log window survives resume
         try:
             while step < total:
+                tick = time.perf_counter()
                 logged = self.train_step(step)
                 step += 1
+                if self.loggers:
+                    seconds = max(time.perf_counter() - tick, 1e-9)
+                    self._log_step(logged, step, self.cfg.data.batch_size * self.cfg.optim.accumulate / seconds)
                 window += 1
                 for k, v in logged.items():
                     running[k] = running.get(k, 0.0) + v
@@ -331,6 +337,8 @@ class Trainer:
                     if metrics_path is not None:
                         with open(metrics_path, "a") as f:
                             f.write(json.dumps(record) + "\n")
+                    for logger in self.loggers:  # the evaluation record, as written to metrics.jsonl
+                        logger.log({k: v for k, v in record.items() if k.startswith("val/") or k == "epoch"}, step)
                     if bar is not None:
                         bar.set_postfix(val=f"{val[self.metric]:.3f}", refresh=True)
                 stop = distributed.any_rank(self._signal is not None, self.ctx.device) if self.dist.enabled else self._signal
@@ -345,6 +353,14 @@ class Trainer:
                 bar.close()
             self._restore_signals(previous)
         return TrainResult(best["step"], best["val"], best["last_val"], best["state"], step, history=history)
+
+    def _log_step(self, logged: dict[str, float], step: int, samples_per_s: float) -> None:
+        """Every step's terms, learning rate and throughput to the trackers (the JSONL keeps window means)."""
+        metrics = {f"train/{k}": v for k, v in logged.items()}
+        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+        metrics["train/samples_per_s"] = samples_per_s
+        for logger in self.loggers:
+            logger.log(metrics, step)
 
     def _install_signals(self) -> dict[int, Any]:
         import threading

@@ -143,6 +143,22 @@ def test_hook_register_references_example_in_docs_runs_in_a_bench(tmp_path):
     assert row["status"] == "ok" and 5.0 < row["test_best_acc"] < 20.0
 
 
+def test_hook_register_loggers_example_in_docs_writes_every_metric(tmp_path):
+    import csv
+
+    import kdzoo
+
+    zoo = zoo_with(doc_example("register_loggers"))
+    assert zoo.loggers["csv"].distribution == "docs-example"
+    result = kdzoo.distill({"student": "linear", "strategy": "ce", "data": "digits", "train": {"steps": 2},
+                            "runtime": {"progress": False, "loggers": ["csv"]}, "out": str(tmp_path), "name": "csv"},
+                           zoo=zoo, log=lambda *a: None)
+    rows = list(csv.reader((result.run_dir / "seed-0" / "metrics.csv").open()))
+    keys = {key for _, key, _ in rows}
+    assert {"param/optim.lr", "train/label", "train/loss", "lr", "val/acc", "artifact", "status"} <= keys
+    assert ["0", "status", "ok"] in rows
+
+
 # -- the example plugin -----------------------------------------------------------------------------
 def test_example_plugin_files_are_shown_verbatim_in_plugins_md():
     blocks = marked_blocks(PLUGINS_MD.read_text(), FILE_MARK)
