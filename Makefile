@@ -13,7 +13,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) docs/example-plugin/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,trackers]" $(foreach p,$(PLUGINS),-e $(p)) -e docs/example-plugin
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,trackers,completion]" $(foreach p,$(PLUGINS),-e $(p)) -e docs/example-plugin
 	touch $(STAMP)
 
 install: $(STAMP)

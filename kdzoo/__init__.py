@@ -9,27 +9,42 @@ Public API (what plugins may import)::
 The zoo's loss functions, plain functions on tensors for strategies and for any training loop, are
 :mod:`kdzoo.losses` (``from kdzoo import losses``); :class:`kdzoo.Distiller` wraps any strategy stack as one
 ``nn.Module`` for your own loop.
+
+Importing ``kdzoo`` does not import torch: the names that need it (``Strategy``, ``losses``,
+``Distiller``, ...) are imported on first use, so ``kdzoo --help`` and the listings start fast.
 """
 
 from __future__ import annotations
 
-from . import losses
+import importlib
+from typing import Any
+
 from .config import ModelConfig, RunConfig, StrategySpec, make_config
-from .context import RunContext
 from .errors import ConfigError, KdzooError, PluginError
 from .hookspecs import hookimpl
-from .metrics import compare
 from .plugins import load_zoo
-from .strategy import Batch, DataSource, Needs, NoParams, Outputs, Requirement, Stage, StepInfo, Strategy, masked_mean
+
+# name -> the submodule that defines it (imported on first access; each needs torch)
+_LAZY = {
+    "Batch": "strategy", "DataSource": "strategy", "Needs": "strategy", "NoParams": "strategy", "Outputs": "strategy",
+    "Requirement": "strategy", "Stage": "strategy", "StepInfo": "strategy", "Strategy": "strategy",
+    "masked_mean": "strategy", "RunContext": "context", "compare": "metrics", "Distiller": "distiller",
+    "DistillOutput": "distiller",
+}
 
 
-def __getattr__(name):
-    # Distiller imports the engine's step pieces (timm, the trainer's modules): only on first use
-    if name in ("Distiller", "DistillOutput"):
-        from . import distiller
-
-        return getattr(distiller, name)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name == "losses":
+        return importlib.import_module(".losses", __name__)
     raise AttributeError(f"module 'kdzoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"losses"})
 
 
 def distill(config, **kwargs):
@@ -46,8 +61,15 @@ def load_model(path, zoo=None):
     return _load(path, zoo or load_zoo())
 
 
+def version() -> str:
+    """The installed kdzoo distribution's version."""
+    from .plugins import _version
+
+    return _version()
+
+
 __all__ = [
-    "Batch", "ConfigError", "DataSource", "DistillOutput", "Distiller", "KdzooError", "ModelConfig", "Needs", "NoParams", "Outputs", "PluginError",
-    "Requirement", "RunConfig", "RunContext", "Stage", "StepInfo", "Strategy", "StrategySpec", "compare", "distill",
-    "hookimpl", "load_model", "load_zoo", "losses", "make_config", "masked_mean",
+    "Batch", "ConfigError", "DataSource", "DistillOutput", "Distiller", "KdzooError", "ModelConfig", "Needs", "NoParams",
+    "Outputs", "PluginError", "Requirement", "RunConfig", "RunContext", "Stage", "StepInfo", "Strategy", "StrategySpec",
+    "compare", "distill", "hookimpl", "load_model", "load_zoo", "losses", "make_config", "masked_mean", "version",
 ]

@@ -76,3 +76,15 @@ def register_loggers(register):
         writes ``metrics.jsonl``.
     :returns: nothing; call ``register`` once per logger.
     """
+
+
+@hookspec
+def register_commands(register):
+    """Register ``kdzoo`` subcommands (a plugin's tools, run as ``kdzoo NAME ...``).
+
+    :param register: ``register(name, run, *, setup=None, help="...")``; ``setup(parser)`` adds the
+        command's arguments to an ``argparse`` parser, ``run(args) -> int`` runs it with the parsed
+        namespace and returns the exit code. ``help`` is the line ``kdzoo --help`` shows (read from
+        the listing cache, so it costs no plugin import).
+    :returns: nothing; call ``register`` once per command.
+    """

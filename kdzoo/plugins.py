@@ -22,6 +22,8 @@ import pluggy
 from . import hookspecs
 from .errors import PluginError, unknown
 
+BUILTIN_COMMANDS = frozenset({"distill", "teacher", "eval", "compare", "bench", "report", "runs", "strategies", "plugins",
+                              "models", "datasets", "completion"})
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 BUILTIN = "kdzoo"
 
@@ -64,6 +66,7 @@ class Zoo:
         self.datasets: dict[str, Entry] = {}
         self.references: dict[str, Entry] = {}
         self.loggers: dict[str, Entry] = {}
+        self.commands: dict[str, Entry] = {}
         self._collected = False
 
     # -- loading ---------------------------------------------------------------------------------
@@ -121,7 +124,8 @@ class Zoo:
             return self
         from .strategy import Strategy
 
-        self.strategies, self.models, self.datasets, self.references, self.loggers = {}, {}, {}, {}, {}
+        self.strategies, self.models, self.datasets, self.references = {}, {}, {}, {}
+        self.loggers, self.commands = {}, {}
 
         def check_strategy(name: str, obj: Any, meta: dict) -> None:
             if not (isinstance(obj, type) and issubclass(obj, Strategy)):
@@ -134,12 +138,20 @@ class Zoo:
 
             return check
 
+        def check_command(name: str, obj: Any, meta: dict) -> None:
+            check_callable("register_commands")(name, obj, meta)
+            if name in BUILTIN_COMMANDS:
+                raise PluginError(f"register_commands: {name!r} is a built-in kdzoo command; choose another name")
+            if meta.get("setup") is not None and not callable(meta["setup"]):
+                raise PluginError(f"register_commands got setup={meta['setup']!r} for {name!r}, not a callable")
+
         hooks: list[tuple[str, dict[str, Entry], Callable]] = [
             ("register_strategies", self.strategies, check_strategy),
             ("register_models", self.models, lambda n, o, m: None),
             ("register_datasets", self.datasets, lambda n, o, m: None),
             ("register_references", self.references, check_callable("register_references")),
             ("register_loggers", self.loggers, check_callable("register_loggers")),
+            ("register_commands", self.commands, check_command),
         ]
         for hook_name, table, check in hooks:
             caller = getattr(self.pm.hook, hook_name)
