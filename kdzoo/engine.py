@@ -111,8 +111,11 @@ def total_steps(config: RunConfig, spe: int) -> int:
 
 
 def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, seed: int, run_dir: Path | None,
-             teacher, resume: bool, export_name: str = "student.safetensors", log=print) -> dict[str, Any]:
-    """Train one seed; returns its summary (also written to ``run_dir/summary.json``)."""
+             teacher, resume: bool, export_name: str = "student.safetensors", log=print, bar: Any = None) -> dict[str, Any]:
+    """Train one seed; returns its summary (also written to ``run_dir/summary.json``).
+
+    ``bar`` is a progress bar shared by the run's seeds (one ETA for a multi-seed run).
+    """
     device = setup_runtime(config)
     if teacher is not None and any(not cls.reads_train_data for cls, _ in check_specs(config.strategy, zoo)):
         mean, std = teacher.meta.get("mean"), teacher.meta.get("std")  # data-free: no training input is read
@@ -158,7 +161,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         trainer.loggers = open_loggers(config, zoo, run_dir, seed)
     try:
         summary = _train_and_export(trainer, config, bundle, splits, task, target_norm, device, teacher, student, stack,
-                                    seed, run_dir, resuming, export_name, main, log)
+                                    seed, run_dir, resuming, export_name, main, log, bar)
     except BaseException:
         for logger in trainer.loggers:
             logger.finish("failed")
@@ -170,11 +173,11 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
 
 def _train_and_export(trainer: Trainer, config: RunConfig, bundle: DatasetBundle, splits: Splits, task: str, target_norm,
                       device: torch.device, teacher, student, stack, seed: int, run_dir: Path | None, resuming: bool,
-                      export_name: str, main: bool, log) -> dict[str, Any]:
+                      export_name: str, main: bool, log, bar: Any = None) -> dict[str, Any]:
     """Train one seed, test it, export the student and write its summary (the second half of :func:`run_seed`)."""
     started = time.process_time()
     wall = time.time()
-    result = trainer.fit(run_dir, resume=resuming)
+    result = trainer.fit(run_dir, resume=resuming, bar=bar)
     train_seconds = time.time() - wall
     train_cpu_seconds = time.process_time() - started
     metric, _ = primary_metric(task)
@@ -205,6 +208,17 @@ def _train_and_export(trainer: Trainer, config: RunConfig, bundle: DatasetBundle
     log(f"seed {seed}: test {metric} {best_test[metric]:.4g} (val-selected step {result.best_step}), "
         f"last {last_test[metric]:.4g}, {summary['cpu_seconds']:.1f} CPU s")
     return summary
+
+
+def _run_bar(config: RunConfig, splits: Splits, seeds: list[int], main: bool):
+    """One progress bar over every seed still to train, so a multi-seed run shows one ETA (``None``: one seed)."""
+    if len(seeds) < 2 or not (config.runtime.progress and main):
+        return None
+    from tqdm.auto import tqdm
+
+    per_seed = total_steps(config, steps_per_epoch(splits, config.data))
+    return tqdm(total=per_seed * len(seeds), desc=f"{'+'.join(s.name for s in config.strategy)} {len(seeds)} seeds",
+                file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
@@ -339,13 +353,21 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
             else:
                 teacher_info = {"note": "teacher label space differs from the data's; no accuracy"}
             teacher_info["meta"] = teacher.meta
+        todo = []
         for seed in config.train.seeds:
-            seed_dir = run_dir / f"seed-{seed}"
-            done = read_seed_summary(seed_dir / "summary.json") if resume is not None else None
+            done = read_seed_summary(run_dir / f"seed-{seed}" / "summary.json") if resume is not None else None
             if done is not None:
                 seeds[seed] = done
-                continue
-            seeds[seed] = run_seed(config, bundle, splits, zoo, seed, seed_dir, teacher, resume=resume is not None, log=log)
+            else:
+                todo.append(seed)
+        bar = _run_bar(config, splits, todo, main)
+        try:
+            for seed in todo:
+                seeds[seed] = run_seed(config, bundle, splits, zoo, seed, run_dir / f"seed-{seed}", teacher,
+                                       resume=resume is not None, log=log, bar=bar)
+        finally:
+            if bar is not None:
+                bar.close()
     except ConfigError as exc:
         if main:
             if created and not seeds:  # a config error found before any training: leave nothing behind

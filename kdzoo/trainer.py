@@ -293,8 +293,15 @@ class Trainer:
         return int(ckpt["step"]), ckpt["best"]
 
     # -- the loop -------------------------------------------------------------------------------------
-    def fit(self, run_dir: Path | None, resume: bool = False) -> TrainResult:
-        """Train to the budget, validating, checkpointing and logging as configured."""
+    def fit(self, run_dir: Path | None, resume: bool = False, bar: Any = None) -> TrainResult:
+        """Train to the budget, validating, checkpointing and logging as configured.
+
+        Args:
+            run_dir: this seed's run directory (``None``: nothing is written).
+            resume: continue from ``run_dir/checkpoint.pt`` when it exists.
+            bar: a progress bar shared by every seed of a run (one ETA for the whole run); by
+                default the seed gets its own bar when ``runtime.progress`` is on.
+        """
         total = self.ctx.total_steps
         main = self.dist.is_main
         ckpt_path = run_dir / "checkpoint.pt" if run_dir else None
@@ -306,7 +313,12 @@ class Trainer:
             _truncate_metrics(metrics_path, step)
         history: list[dict[str, Any]] = []
         previous = self._install_signals()
-        bar = _progress(total, step, self.cfg.runtime.progress and main, f"{'+'.join(self.stack.names)} seed {self.ctx.seed}")
+        own_bar = bar is None
+        if own_bar:
+            bar = _progress(total, step, self.cfg.runtime.progress and main, f"{'+'.join(self.stack.names)} seed {self.ctx.seed}")
+        else:
+            bar.set_description(f"{'+'.join(self.stack.names)} seed {self.ctx.seed}", refresh=False)
+            bar.update(step)  # a resumed seed's finished steps
         running, window = getattr(self, "_resumed_running", ({}, 0))  # partial log window survives resume
         try:
             while step < total:
@@ -349,7 +361,7 @@ class Trainer:
                 if stop:
                     raise Interrupted(self._signal or signal.SIGTERM)
         finally:
-            if bar is not None:
+            if bar is not None and own_bar:
                 bar.close()
             self._restore_signals(previous)
         return TrainResult(best["step"], best["val"], best["last_val"], best["state"], step, history=history)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -128,3 +129,12 @@ def test_completion_offers_strategies_stacks_models_and_datasets(capsys):
     script = capsys.readouterr().out
     assert "kdzoo" in script and "_ARGCOMPLETE" in script
     assert argcomplete is not None
+
+
+def test_a_multi_seed_run_shows_one_eta_over_every_seed(tmp_path, capsys):
+    code = main(["distill", "--student", "linear", "--strategy", "ce", "--data", "digits", "--steps", "4",
+                 "--seeds", "0,1,2", "--out", str(tmp_path), "--name", "eta"])
+    assert code == 0
+    err = capsys.readouterr().err.replace("\r", "\n")
+    totals = set(re.findall(r"\| *\d+/(\d+) \[", err))
+    assert totals == {"12"}, totals  # one bar of 3 seeds x 4 steps, not a bar (and an ETA) per seed
