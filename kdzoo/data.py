@@ -76,11 +76,13 @@ def package_file(package: str, *parts: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def cached_arrays(name: str, sources: list[Path | None], parse: Callable[[], tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
-    """Arrays parsed from ``sources`` once, then read from ``$KDZOO_CACHE/datasets/NAME-KEY.npz``.
+def cached_arrays(name: str, sources: list[Path | None], parse: Callable[[], tuple[np.ndarray, ...]],
+                  folder: str = "datasets") -> tuple[np.ndarray, ...]:
+    """Arrays parsed from ``sources`` once, then read from ``$KDZOO_CACHE/FOLDER/NAME-KEY.npz``.
 
     The key is each source file's path, size and modification time, so a reinstalled package
     re-parses; without a located source (or a writable cache) the arrays are simply parsed.
+    ``name`` alone is the key when there are no sources (the caller hashed its inputs into it).
     """
     import hashlib
     import json
@@ -92,7 +94,7 @@ def cached_arrays(name: str, sources: list[Path | None], parse: Callable[[], tup
         return parse()
     stats = [[str(s), s.stat().st_size, s.stat().st_mtime_ns] for s in sources]
     key = hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
-    path = cache_root() / "datasets" / f"{name}-{key}.npz"
+    path = cache_root() / folder / f"{name}-{key}.npz"
     try:
         with np.load(path, allow_pickle=False) as stored:
             return tuple(stored[f"arr_{i}"] for i in range(len(stored.files)))
@@ -276,26 +278,53 @@ class Splits:
     official_test: bool = False
 
 
+def _split_indices(n: int, strat: np.ndarray | None, official_test: int | None,
+                   cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's stratified train/val/test split of ``n`` samples, cached by its inputs.
+
+    The cache (``$KDZOO_CACHE/splits/KEY.npz``, keyed by the labels, the fractions, the seed and the
+    scikit-learn version) spares a run importing scikit-learn (about 1 s) to recompute a split it has seen.
+    """
+    import hashlib
+    import importlib.metadata as md
+
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(strat).tobytes() if strat is not None else b"")
+    try:
+        sklearn_version = md.version("scikit-learn")
+    except md.PackageNotFoundError:
+        sklearn_version = "?"
+    digest.update(repr((n, strat is None, official_test, cfg.test_fraction, cfg.val_fraction, cfg.split_seed,
+                        sklearn_version)).encode())
+    key = digest.hexdigest()[:20]
+
+    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from sklearn.model_selection import train_test_split
+
+        idx = np.arange(n)
+        if official_test is not None:
+            rest, test = idx, np.arange(official_test)
+        else:
+            rest, test = train_test_split(idx, test_size=cfg.test_fraction, random_state=cfg.split_seed, stratify=strat)
+        val_share = cfg.val_fraction / (1.0 if official_test is not None else 1.0 - cfg.test_fraction)
+        train, val = train_test_split(rest, test_size=val_share, random_state=cfg.split_seed + 1,
+                                      stratify=None if strat is None else strat[rest])
+        return train, val, test
+
+    return cached_arrays(f"split-{key}", [], compute, folder="splits")
+
+
 def make_splits(bundle: DatasetBundle, cfg: DataConfig) -> Splits:
     """Stratified train/val/test split and the labelled subset, all from ``cfg.split_seed``."""
-    from sklearn.model_selection import train_test_split
-
     # a task view (mnist5k:parity) splits its base dataset by base label, then keeps its own samples
     labels = bundle.y if bundle.base_y is None else bundle.base_y
     n = len(labels)
-    idx = np.arange(n)
     strat = labels.numpy() if bundle.task == "classification" else None
     for key in ("val_fraction", "test_fraction"):
         if not 0.0 < getattr(cfg, key) < 1.0:
             raise ConfigError(f"data.{key} must be in (0, 1), got {getattr(cfg, key)}")
     official = bundle.test_x is not None
-    if official:
-        rest, test = idx, np.arange(len(bundle.test_y))
-    else:
-        rest, test = train_test_split(idx, test_size=cfg.test_fraction, random_state=cfg.split_seed, stratify=strat)
-    val_share = cfg.val_fraction / (1.0 if official else 1.0 - cfg.test_fraction)
-    train, val = train_test_split(rest, test_size=val_share, random_state=cfg.split_seed + 1,
-                                  stratify=None if strat is None else strat[rest])
+    train, val, test = _split_indices(n, strat, None if not official else len(bundle.test_y), cfg)
     if bundle.base_y is not None:
         pos = np.full(n, -1, dtype=np.int64)
         pos[bundle.base_index.numpy()] = np.arange(len(bundle.y))

@@ -234,9 +234,11 @@ def check_model_name(role: str, name: str, zoo: Any) -> None:
     """A registered model or a timm architecture; else one line with the closest names of both."""
     import difflib
 
-    import timm
+    if zoo.model(name) is not None:
+        return
+    import timm  # only for names kdzoo does not register: a run of registered models never imports it
 
-    if zoo.model(name) is not None or timm.is_model(name):
+    if timm.is_model(name):
         return
     registered = sorted(zoo.collect().models)
     close = difflib.get_close_matches(name, registered + timm.list_models(), n=4, cutoff=0.6)

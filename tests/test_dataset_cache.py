@@ -47,3 +47,20 @@ def test_a_changed_source_file_is_parsed_again(tmp_path):
     source.write_text("3,4,5\n")
     assert cached_arrays("toy", [source], parse)[0].tolist() == [[3.0, 4.0, 5.0]] and len(parsed) == 2
     assert cached_arrays("toy", [None], parse) and len(parsed) == 3  # no located source: always parsed
+
+
+@pytest.mark.parametrize("spec", ["digits", "diabetes", "mnist5k:parity"])
+def test_cached_split_equals_scikit_learns(spec, zoo, tmp_path, monkeypatch):
+    from kdzoo.config import DataConfig
+    from kdzoo.data import make_splits
+
+    bundle = load_dataset(spec, None, zoo)
+    cfg = DataConfig(name=spec, split_seed=7, labels_per_class=None if spec == "diabetes" else 3)
+    monkeypatch.setenv("KDZOO_CACHE", str(tmp_path / "fresh"))
+    computed = make_splits(bundle, cfg)  # nothing cached yet: scikit-learn computes it
+    assert list((tmp_path / "fresh" / "splits").glob("*.npz"))
+    monkeypatch.setattr("sklearn.model_selection.train_test_split", lambda *a, **k: pytest.fail("recomputed"))
+    cached = make_splits(bundle, cfg)
+    for field in ("train", "val", "test", "labelled", "unlabelled"):
+        assert np.array_equal(getattr(computed, field), getattr(cached, field)), field
+        assert getattr(computed, field).dtype == getattr(cached, field).dtype, field
