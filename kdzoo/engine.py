@@ -91,7 +91,10 @@ def setup_runtime(config: RunConfig) -> torch.device:
     if rt.threads:
         torch.set_num_threads(rt.threads)
     if rt.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        if rt.compile:  # also makes inductor deterministic (importing its config costs 1-2 s)
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        else:  # the same global flag, without the compiler's config module nothing else here uses
+            torch._C._set_deterministic_algorithms(True, warn_only=True)
     use_cuda = rt.device == "cuda" or (rt.device == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
         raise ConfigError("runtime.device=cuda but no CUDA device is available (valid: cpu, auto)")
