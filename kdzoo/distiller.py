@@ -120,6 +120,7 @@ class Distiller(nn.Module):
         classes = list(student.meta.get("classes") or classes or [])
         teacher = None if teacher is None else _as_model(teacher, "teacher", None, classes, input_shape, task, zoo)
         data_shape = tuple(input_shape or student.meta["input_shape"])
+        self.budget = None if total_steps is None else int(total_steps)  # None: no stages, open-ended
         self.total_steps, self.steps_per_epoch = int(total_steps or 1), int(steps_per_epoch)
         device = next(student.parameters()).device
         self.context = RunContext(config=config, student=student, teacher=teacher, task=task, classes=classes,
@@ -187,7 +188,10 @@ class Distiller(nn.Module):
             else:
                 labelled = y >= 0 if y.dim() == 1 else torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
         batch = Batch(x=x, y=y, labelled=labelled, index=torch.arange(x.shape[0]))
-        info = step_info(self.stack, min(current, self.total_steps - 1), self.total_steps, self.steps_per_epoch)
+        if self.budget is None:  # warm-ups still follow the step; there is no last stage to clamp to
+            info = step_info(self.stack, current, current + 1, self.steps_per_epoch)
+        else:
+            info = step_info(self.stack, min(current, self.budget - 1), self.budget, self.steps_per_epoch)
         t_out = None
         if self.teacher is not None:
             t_out = teacher_outputs(self.teacher.outputs, x, self.step_module.needs.teacher, self.stack.teacher_grad)

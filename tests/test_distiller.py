@@ -128,7 +128,8 @@ def test_distiller_terms_are_the_stack_terms_with_their_weights(digits, zoo):
     teacher, student = _mlp(bundle, mean, std, zoo), _mlp(bundle, mean, std, zoo)
     distiller = Distiller(student, teacher, "kd", temperature=4.0, alpha=0.75, zoo=zoo)
     x, y = kdzoo.data.to_float(bundle.x[:16]), bundle.y[:16]
-    out = distiller(x, y)
+    with torch.no_grad():
+        out = distiller(x, y)
     assert out.weights == {"kd": 0.75, "label": pytest.approx(0.25)}
     with torch.no_grad():
         expected_kd = kdzoo.losses.kd_loss(student(x), teacher(x), 4.0)
@@ -176,3 +177,24 @@ def test_a_plain_module_student_learns_from_logits(digits, zoo):
     assert [p for p in distiller.trainable_parameters()] == list(plain.parameters())
     out = distiller(kdzoo.data.to_float(bundle.x[:8]), bundle.y[:8])
     assert set(out.terms) == {"kd", "label"} and out.logits.shape == (8, 10)
+
+
+def test_warm_ups_follow_the_distillers_step_counter(digits, zoo):
+    """DKD's terms grow linearly over ``warmup_epochs``: the internal counter advances per training call."""
+    bundle, splits, _ = digits
+    mean, std = channel_stats(bundle, splits.train)
+    torch.manual_seed(0)
+    teacher, student = _mlp(bundle, mean, std, zoo), _mlp(bundle, mean, std, zoo)
+    distiller = Distiller(student, teacher, "dkd", warmup_epochs=4.0, steps_per_epoch=1, zoo=zoo)
+    x, y = kdzoo.data.to_float(bundle.x[:16]), bundle.y[:16]
+    with torch.no_grad():
+        first = distiller(x, y)  # step 0: warm-up factor 0
+        second = distiller(x, y)  # step 1: 1/4
+        explicit = distiller(x, y, step=2)  # an explicit step leaves the counter alone
+    assert int(distiller.step) == 2
+    assert all(float(v) == 0.0 for k, v in first.terms.items() if k != "label")
+    halves = {k: float(explicit.terms[k]) / float(second.terms[k]) for k in second.terms if k != "label"}
+    assert halves and all(ratio == pytest.approx(2.0, rel=1e-5) for ratio in halves.values())
+    distiller.eval()
+    distiller(x, y)
+    assert int(distiller.step) == 2  # evaluation calls do not advance it
