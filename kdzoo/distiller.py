@@ -89,6 +89,8 @@ class Distiller(nn.Module):
         label_weight: overrides the hard-label weight the strategies agree on.
         label_smoothing: of the hard-label cross-entropy.
         seed: the seed strategies see in their context.
+        train_data: ``(x, y)`` training inputs in data space and labels (``-1`` unlabelled), for
+            strategies that read the training set when they are built (``refilled``'s class centres).
         zoo: loaded plugins (default: everything installed).
         **params: parameters per member, by name (``kd={"temperature": 4}``; hyphens may be
             written as underscores), or, for a single strategy, its parameters directly
@@ -103,7 +105,8 @@ class Distiller(nn.Module):
                  num_classes: int | None = None, classes: list[str] | None = None,
                  input_shape: tuple[int, ...] | None = None, task: str = "classification",
                  total_steps: int | None = None, steps_per_epoch: int = 1, label_weight: float | None = None,
-                 label_smoothing: float = 0.0, seed: int = 0, zoo: Any = None, **params: Any) -> None:
+                 label_smoothing: float = 0.0, seed: int = 0, zoo: Any = None,
+                 train_data: tuple[Tensor, Tensor] | None = None, **params: Any) -> None:
         super().__init__()
         from .plugins import load_zoo
 
@@ -123,12 +126,21 @@ class Distiller(nn.Module):
         self.budget = None if total_steps is None else int(total_steps)  # None: no stages, open-ended
         self.total_steps, self.steps_per_epoch = int(total_steps or 1), int(steps_per_epoch)
         device = next(student.parameters()).device
+        bundle, splits = _training_set(train_data, classes, task)
         self.context = RunContext(config=config, student=student, teacher=teacher, task=task, classes=classes,
                                   data_shape=data_shape, seed=seed, device=device, total_steps=self.total_steps,
-                                  steps_per_epoch=self.steps_per_epoch, zoo=zoo, log=_silent)
+                                  steps_per_epoch=self.steps_per_epoch, zoo=zoo, bundle=bundle, splits=splits,
+                                  log=_silent)
         if teacher is not None:
             freeze(teacher)
-        stack = build_stack(config.strategy, self.context, zoo, config.label_weight)
+        try:
+            stack = build_stack(config.strategy, self.context, zoo, config.label_weight)
+        except AttributeError as exc:  # a strategy reached for ctx.bundle/ctx.splits, which are None here
+            if bundle is not None or "NoneType" not in str(exc):
+                raise
+            names = "+".join(spec.name for spec in config.strategy)
+            raise ConfigError(f"strategy {names} reads the training set when it is built: "
+                              "pass train_data=(x, y) (inputs in data space, labels with -1 for unlabelled)") from None
         if total_steps is None and len(stack.stages()) > 1:
             raise ConfigError(f"strategy {'+'.join(stack.names)} trains in stages "
                               f"({', '.join(s.name for s in stack.stages())}, fractions of the budget): pass total_steps=N")
@@ -254,6 +266,22 @@ def _as_model(model: nn.Module | str, role: str, num_classes: int | None, classe
         return ModuleModel(model, meta)
     raise ConfigError(f"{role}: expected an nn.Module, a KDModel, a model name or an exported model's path, "
                       f"got {type(model).__name__}")
+
+
+def _training_set(train_data: tuple[Tensor, Tensor] | None, classes: list[str], task: str):
+    """A :class:`DatasetBundle` and all-train :class:`Splits` of ``train_data`` (``(None, None)`` without it)."""
+    if train_data is None:
+        return None, None
+    import numpy as np
+
+    from .data import DatasetBundle, Splits
+
+    x, y = train_data
+    bundle = DatasetBundle(x, y, task=task, classes=list(classes), name="train_data")
+    every = np.arange(len(y))
+    known = every if task != "classification" else every[(y >= 0).cpu().numpy()]
+    empty = np.array([], dtype=np.int64)
+    return bundle, Splits(train=every, val=empty, test=empty, labelled=known, unlabelled=np.setdiff1d(every, known))
 
 
 def _check_feature_api(model: KDModel, need: Requirement, role: str) -> None:

@@ -198,3 +198,17 @@ def test_warm_ups_follow_the_distillers_step_counter(digits, zoo):
     distiller.eval()
     distiller(x, y)
     assert int(distiller.step) == 2  # evaluation calls do not advance it
+
+
+def test_a_strategy_that_reads_the_training_set_takes_train_data(digits, zoo):
+    bundle, splits, _ = digits
+    mean, std = channel_stats(bundle, splits.train)
+    torch.manual_seed(0)
+    teacher, student = _mlp(bundle, mean, std, zoo), _mlp(bundle, mean, std, zoo)
+    with pytest.raises(ConfigError, match=r"refilled reads the training set .*pass train_data=\(x, y\)"):
+        Distiller(student, teacher, "refilled", zoo=zoo)
+    idx = torch.as_tensor(splits.train[:200])
+    x, y = kdzoo.data.to_float(bundle.x[idx]), bundle.y[idx]
+    distiller = Distiller(student, teacher, "refilled", train_data=(x, y), total_steps=10, zoo=zoo)
+    out = distiller(x[:32], y[:32])
+    assert out.terms and torch.isfinite(out.loss)
