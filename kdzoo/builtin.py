@@ -52,5 +52,5 @@ def register_datasets(register):
 def register_loggers(register):
     from .loggers import BUILTIN_LOGGERS
 
-    for name, (factory, description) in BUILTIN_LOGGERS.items():
-        register(name, factory, description=description)
+    for name, (factory, package, description) in BUILTIN_LOGGERS.items():
+        register(name, factory, requires=package, install="'kdzoo[trackers]'", description=description)

@@ -69,7 +69,8 @@ def register_references(register):
 def register_loggers(register):
     """Register experiment trackers, switched on by name in ``runtime.loggers``.
 
-    :param register: ``register(name, factory, *, description="...")``; ``factory(ctx)`` gets a
+    :param register: ``register(name, factory, *, requires=None, description="...")``; ``requires``
+        names a package the logger imports (checked before the run directory exists); ``factory(ctx)`` gets a
         :class:`kdzoo.loggers.LoggerContext` (run directory, seed, runs root, tracking URI, config) and
         returns an object with ``start(params)``, ``log(metrics, step)``, ``artifact(path)`` and
         ``finish(status)`` (:class:`kdzoo.loggers.RunLogger`), called on rank 0 where the trainer

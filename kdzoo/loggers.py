@@ -91,10 +91,16 @@ def open_loggers(config: Any, zoo: Any, run_dir: Path, seed: int) -> list[RunLog
 
 def check_logger_names(names: list[str], zoo: Any) -> None:
     """Every name in ``runtime.loggers`` is registered; else one line naming the valid ones."""
+    import importlib.util
+
     installed = zoo.collect().loggers
     for name in names:
         if name not in installed:
             raise ConfigError(f"runtime.loggers: unknown logger {name!r} (valid: {', '.join(sorted(installed)) or 'none'})")
+        package = installed[name].meta.get("requires")  # checked now, before the run directory exists
+        if package and importlib.util.find_spec(package) is None:
+            raise ConfigError(f"runtime.loggers: {name!r} needs the {package} package, which is not installed "
+                              f"(pip install {installed[name].meta.get('install', package)})")
 
 
 def _require(module: str, name: str) -> Any:
@@ -198,8 +204,8 @@ class MLflowLogger:
 
 
 BUILTIN_LOGGERS = {
-    "tensorboard": (TensorBoardLogger, "TensorBoard event files under RUN/seed-S/tensorboard"),
-    "mlflow": (MLflowLogger, "MLflow run per seed (sqlite:///OUT/mlflow.db, or runtime.tracking_uri)"),
+    "tensorboard": (TensorBoardLogger, "tensorboard", "TensorBoard event files under RUN/seed-S/tensorboard"),
+    "mlflow": (MLflowLogger, "mlflow", "MLflow run per seed (sqlite:///OUT/mlflow.db, or runtime.tracking_uri)"),
 }
 
 __all__ = ["BUILTIN_LOGGERS", "LoggerContext", "MLflowLogger", "RunLogger", "TensorBoardLogger", "check_logger_names",

@@ -125,3 +125,14 @@ def test_tensorboard_and_mlflow_hold_every_term_params_metrics_and_the_exported_
                                                                                     "student/student.json"}
     local = client.download_artifacts(run.info.run_id, "student/student.safetensors", str(tmp_path / "dl"))
     assert kdzoo.load_model(local, zoo).meta["name"] == "linear"
+
+
+def test_a_logger_whose_package_is_missing_fails_before_the_run_directory_exists(tmp_path):
+    plugin = types.ModuleType("needs_plugin")
+    plugin.register_loggers = kdzoo.hookimpl(
+        lambda register: register("needy", object, requires="kdzoo_no_such_package_xyz"))
+    zoo = load_zoo()
+    assert zoo.add_plugin(plugin, "needy", "needy-dist")
+    with pytest.raises(kdzoo.ConfigError, match=r"'needy' needs the kdzoo_no_such_package_xyz package"):
+        kdzoo.distill(_config(tmp_path, _teacher_file(tmp_path, zoo), ["needy"]), zoo=zoo, log=lambda *a: None)
+    assert not (tmp_path / "runs" / "tracked").exists()
