@@ -15,10 +15,14 @@ Groups of names:
     parameters ``param`` (a strategy parameter: default, bounds, help), ``bounded`` (bounds only).
     errors     ``KdzooError``, ``ConfigError``, ``NotApplicable``, ``PluginError``.
     runs       ``distill``, ``make_config``, ``load_yaml``, ``RunConfig``, ``ModelConfig``, ``StrategySpec``,
-               ``load_zoo``, ``load_model``, ``KDModel``, ``task_teacher``.
+               ``load_zoo``, ``load_model``, ``KDModel``, ``task_teacher``, ``version``.
+    own loop   ``Distiller``, ``DistillOutput`` (any non-data-free stack as one ``nn.Module``), ``losses``.
     data       ``DatasetBundle``, ``Splits``, ``load_dataset``, ``to_float``, ``eval_chunks``,
                ``read_class_map``, ``validate_class_map``.
     metrics    ``compare``, ``evaluate``, ``embed``.
+
+Importing ``kdzoo`` does not import torch: the names that need it are imported on first use, so
+``kdzoo --help`` and the listings start fast.
 """
 
 from __future__ import annotations
@@ -26,18 +30,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import losses
 from .config import ModelConfig, RunConfig, StrategySpec, bounded, load_yaml, make_config, param
-from .context import RunContext
 from .errors import ConfigError, KdzooError, NotApplicable, PluginError
 from .hookspecs import hookimpl
-from .metrics import compare, embed, evaluate
 from .plugins import load_zoo
-from .strategy import (Batch, DataSource, Needs, NoParams, Outputs, Requirement, Stage, StepInfo, Strategy, alpha_blend,
-                       masked_mean, zero_like_graph)
 
-# imported on first use, so that ``import kdzoo`` stays light (no data, model or teacher code)
+# name -> the submodule that defines it (imported on first access; each needs torch)
 _LAZY = {
+    **dict.fromkeys(["Batch", "DataSource", "Needs", "NoParams", "Outputs", "Requirement", "Stage", "StepInfo",
+                     "Strategy", "alpha_blend", "masked_mean", "zero_like_graph"], "strategy"),
+    "RunContext": "context", "compare": "metrics", "embed": "metrics", "evaluate": "metrics",
+    "Distiller": "distiller", "DistillOutput": "distiller",
     "DatasetBundle": "data", "Splits": "data", "eval_chunks": "data", "load_dataset": "data", "to_float": "data",
     "KDModel": "models", "read_class_map": "tasks", "validate_class_map": "tasks", "task_teacher": "teacher",
 }
@@ -48,7 +51,13 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
+    if name in ("losses", "testing"):
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'kdzoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"losses", "testing"})
 
 
 def distill(config, **kwargs):
@@ -65,11 +74,19 @@ def load_model(path, zoo=None):
     return _load(path, zoo or load_zoo())
 
 
+def version() -> str:
+    """The installed kdzoo distribution's version."""
+    from .plugins import _version
+
+    return _version()
+
+
 __all__ = [
-    "Batch", "ConfigError", "DataSource", "DatasetBundle", "KDModel", "KdzooError", "ModelConfig", "Needs", "NoParams",
-    "NotApplicable", "Outputs", "PluginError", "Requirement", "RunConfig", "RunContext", "Splits", "Stage", "StepInfo",
-    "Strategy", "StrategySpec", "alpha_blend", "bounded", "compare", "distill", "embed", "eval_chunks", "evaluate", "hookimpl",
-    "load_dataset", "load_model", "load_yaml", "load_zoo", "losses", "make_config", "masked_mean", "param", "read_class_map",
-    "task_teacher", "to_float", "validate_class_map", "zero_like_graph",
+    "Batch", "ConfigError", "DataSource", "DatasetBundle", "DistillOutput", "Distiller", "KDModel", "KdzooError",
+    "ModelConfig", "Needs", "NoParams", "NotApplicable", "Outputs", "PluginError", "Requirement", "RunConfig",
+    "RunContext", "Splits", "Stage", "StepInfo", "Strategy", "StrategySpec", "alpha_blend", "bounded", "compare",
+    "distill", "embed", "eval_chunks", "evaluate", "hookimpl", "load_dataset", "load_model", "load_yaml", "load_zoo",
+    "losses", "make_config", "masked_mean", "param", "read_class_map", "task_teacher", "to_float",
+    "validate_class_map", "version", "zero_like_graph",
 ]
 PUBLIC_MODULES = ("kdzoo", "kdzoo.losses", "kdzoo.testing")

@@ -1,4 +1,4 @@
-"""kdzoo's own plugin: the registered models, the bundled datasets and the ``ce`` baseline.
+"""kdzoo's own plugin: the registered models, the bundled datasets, the ``ce`` baseline and the trackers.
 
 Registered through the same hooks as any third-party plugin (credited to ``kdzoo``).
 """
@@ -46,3 +46,11 @@ def register_models(register):
 def register_datasets(register):
     for name, (loader, task) in BUILTIN_DATASETS.items():
         register(name, loader, task=task, description=(loader.__doc__ or "").strip().splitlines()[0])
+
+
+@hookimpl
+def register_loggers(register):
+    from .loggers import BUILTIN_LOGGERS
+
+    for name, (factory, package, description) in BUILTIN_LOGGERS.items():
+        register(name, factory, requires=package, install="'kdzoo[trackers]'", description=description)

@@ -1,7 +1,10 @@
+# PYTHON_ARGCOMPLETE_OK
 """The ``kdzoo`` command line: a thin layer over the Python API.
 
 Every error a user can cause prints one line (``kdzoo: error: ...``) and exits with code 2,
-before anything is written.
+before anything is written. ``--help``, ``--version``, the listings and shell completion import no
+torch: they read the listing cache (:mod:`kdzoo.listing`); machine output (``--json``, ``kdzoo
+teacher``) is alone on stdout, logs go to stderr.
 """
 
 from __future__ import annotations
@@ -26,11 +29,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"kdzoo: error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(listing: dict[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; plugin commands and completions come from the listing snapshot."""
+    from . import version
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of an error")
     p = _Parser(prog="kdzoo", description="Knowledge-distillation strategy zoo.", parents=[common])
+    p.add_argument("--version", action="version", version=f"kdzoo {version()}")
+    listing = listing or {}
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add_parser = sub.add_parser
     sub.add_parser = lambda *a, **k: add_parser(*a, parents=[common], **k)  # --debug after the subcommand too
@@ -47,8 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_ in (("distill", "distil a teacher into a student"), ("teacher", "train and cache a teacher")):
         s = sub.add_parser(name, help=help_)
         s.add_argument("-c", "--config", help="YAML run config (loaded safely)")
-        s.add_argument("--teacher", help="timm/registered model name, or a weights file/folder")
-        s.add_argument("--data", help="dataset: digits, mnist5k, diabetes, imagefolder:PATH, mnist, cifar10, ...")
+        _complete(s.add_argument("--teacher", help="timm/registered model name, or a weights file/folder"),
+                  _names(listing, "models") + listing.get("timm_models", []))
+        _complete(s.add_argument("--data", help="dataset: digits, mnist5k, diabetes, imagefolder:PATH, mnist, cifar10, ..."),
+                  _names(listing, "datasets"))
         s.add_argument("--data-root", help="local root of torchvision datasets")
         s.add_argument("--epochs", type=float)
         s.add_argument("--threads", type=int)
@@ -56,8 +66,10 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. optim.lr=0.01")
         s.add_argument("--no-progress", action="store_true")
         if name == "distill":
-            s.add_argument("--student", help="timm or registered model name, or a weights file/folder to start from")
-            s.add_argument("--strategy", help="strategy or stack, e.g. kd or weight-selection+kd")
+            _complete(s.add_argument("--student", help="timm or registered model name, or a weights file/folder to start from"),
+                      _names(listing, "models") + listing.get("timm_models", []))
+            s.add_argument("--strategy", help="strategy or stack, e.g. kd or weight-selection+kd").completer = \
+                _stack_completer(_names(listing, "strategies"))
             s.add_argument("--labels-per-class", type=int)
             s.add_argument("--steps", type=int)
             s.add_argument("--seeds", help="comma-separated run seeds, e.g. 0,1,2")
@@ -90,7 +102,31 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("compare", help="paired verdict of run A against run B (the project's 'beats' rule)")
     s.add_argument("run_a")
     s.add_argument("run_b")
+    s = sub.add_parser("completion", help="print the shell completion script (eval \"$(kdzoo completion bash)\")")
+    s.add_argument("shell", choices=["bash", "zsh"])
+
+    for command in listing.get("commands", []):  # plugins' commands: main() dispatches them with their own parser
+        sub.add_parser(command["name"], help=f"{command['help']} [{command['distribution']}]")
     return p
+
+
+def _names(listing: dict[str, Any], table: str) -> list[str]:
+    return [row["name"] for row in listing.get(table, [])]
+
+
+def _complete(action: argparse.Action, names: list[str]) -> None:
+    """Complete ``action``'s value from ``names`` (argcomplete reads ``action.completer``)."""
+    action.completer = lambda prefix, **kwargs: [n for n in names if n.startswith(prefix)]
+
+
+def _stack_completer(names: list[str]):
+    """Complete the last member of a stack: ``weight-selection+k`` offers ``weight-selection+kd``."""
+    def complete(prefix: str, **kwargs: Any) -> list[str]:
+        head, plus, last = prefix.rpartition("+")
+        taken = set(head.split("+")) if plus else set()
+        return [f"{head}{plus}{n}" for n in names if n.startswith(last) and n not in taken]
+
+    return complete
 
 
 def _config_data(args: argparse.Namespace) -> dict[str, Any]:
@@ -189,29 +225,28 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     if not data.get("teacher"):
         raise KdzooError("kdzoo teacher needs --teacher MODEL")
     config = make_config(data, args.set)
-    model = task_teacher(config, load_zoo())[0]
+    model = task_teacher(config, load_zoo(), log=_to_stderr)[0]  # stdout holds the JSON alone
     print(json.dumps({"name": model.meta["name"], "val": model.meta.get("val"), "test": model.meta.get("test")}))
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from .plugins import load_zoo
+def _to_stderr(*args: Any, **kwargs: Any) -> None:
+    print(*args, file=sys.stderr, **{k: v for k, v in kwargs.items() if k != "file"})
 
-    zoo = load_zoo().collect()
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .listing import listing
+
+    snapshot = args.listing or listing()
     if args.command == "plugins":
-        rows = [vars(r) for r in zoo.plugins.values()]
+        rows = snapshot["plugins"]
         if args.json:
             print(json.dumps(rows, indent=2))
         for r in [] if args.json else rows:
             status = f"ERROR {r['error']}" if r["error"] else ", ".join(r["hooks"])
             print(f"{r['name']:<16} {r['distribution']} {r['version']:<10} {status}")
         return 0
-    table = {"strategies": zoo.strategies, "models": zoo.models, "datasets": zoo.datasets}[args.command]
-    rows = []
-    for name, e in sorted(table.items()):
-        row = {"name": name, "plugin": e.plugin, "distribution": e.distribution}
-        row.update(e.obj.describe() if args.command == "strategies" else {k: str(v) for k, v in e.meta.items()})
-        rows.append(row)
+    rows = snapshot[args.command]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -295,7 +330,34 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"distill": cmd_distill, "teacher": cmd_teacher, "eval": cmd_eval, "compare": cmd_compare, "bench": cmd_bench,
+def cmd_completion(args: argparse.Namespace) -> int:
+    try:
+        import argcomplete
+    except ImportError:
+        raise KdzooError("shell completion needs argcomplete: pip install 'kdzoo[completion]'") from None
+    print(argcomplete.shellcode(["kdzoo"], shell=args.shell))
+    return 0
+
+
+def run_plugin_command(name: str, argv: list[str]) -> int:
+    """Load the plugins, then parse ``argv`` with the command's own arguments and run it."""
+    from .plugins import load_zoo
+
+    entry = load_zoo().collect().commands.get(name)
+    if entry is None:
+        raise KdzooError(f"command {name!r} is no longer installed (its plugin failed to load; see kdzoo plugins)")
+    parser = _Parser(prog=f"kdzoo {name}", description=entry.meta.get("help") or None)
+    if entry.meta.get("setup") is not None:
+        entry.meta["setup"](parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # its --help (0) or a bad flag (2, one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    code = entry.obj(args)
+    return 0 if code is None else int(code)
+
+
+COMMANDS = {"distill": cmd_distill, "completion": cmd_completion, "teacher": cmd_teacher, "eval": cmd_eval, "compare": cmd_compare, "bench": cmd_bench,
             "report": cmd_report, "runs": cmd_runs,
             "strategies": cmd_list, "plugins": cmd_list, "models": cmd_list, "datasets": cmd_list}
 
@@ -308,15 +370,25 @@ def main(argv: list[str] | None = None) -> int:
     (``kdzoo strategies | head``) ends quietly.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a bad flag (2, one line already printed)
-        return exc.code if isinstance(exc.code, int) else 2
-    debug = getattr(args, "debug", False) or os.environ.get("KDZOO_DEBUG") == "1"
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get("KDZOO_DEBUG") == "1"
     previous_debug = os.environ.get("KDZOO_DEBUG")
     if debug:
         os.environ["KDZOO_DEBUG"] = "1"  # plugin loading (kdzoo.plugins) prints its tracebacks too
     try:
+        snapshot = _snapshot(argv)
+        parser = _parser(snapshot)
+        if "_ARGCOMPLETE" in os.environ:
+            _autocomplete(parser)
+        first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+        if first is not None and argv[first] in _names(snapshot or {}, "commands"):
+            return run_plugin_command(argv[first], argv[first + 1:])
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help/--version (0) or a bad flag (2, one line already printed)
+            return exc.code if isinstance(exc.code, int) else 2
+        args.listing = snapshot
+        debug = getattr(args, "debug", False) or debug
         return COMMANDS[args.command](args)
     except KdzooError as exc:
         if debug:
@@ -342,3 +414,29 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous_debug is None:
             os.environ.pop("KDZOO_DEBUG", None)
+
+
+def _snapshot(argv: list[str]) -> dict[str, Any] | None:
+    """The listing snapshot, unless the command needs none (``--version``, a built-in command's run).
+
+    ``kdzoo --help``, the listings, completion and plugin commands need it; a built-in command such
+    as ``distill`` does not, so a run never pays for building it.
+    """
+    from .listing import listing
+    from .plugins import BUILTIN_COMMANDS
+
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if "_ARGCOMPLETE" in os.environ or first is None or first not in BUILTIN_COMMANDS or first in (
+            "strategies", "models", "datasets", "plugins"):
+        if "--version" in argv and first is None:
+            return None
+        return listing()
+    return None
+
+
+def _autocomplete(parser: argparse.ArgumentParser) -> None:
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)

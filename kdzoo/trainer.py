@@ -13,12 +13,12 @@ import json
 import math
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import distributed
@@ -29,17 +29,9 @@ from .data import BatchPlan
 from .errors import Interrupted, NonFiniteLoss
 from .gradient_paths import check_gradient_paths
 from .metrics import evaluate, primary_metric
-from .models import KDModel
 from .stack import StrategyStack
-from .strategy import LABEL_TERM, Batch, Outputs, StepInfo
-
-
-def freeze(model: nn.Module) -> nn.Module:
-    """Eval mode and no parameter gradients (BN statistics never update)."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+from .step import StepModule, freeze, step_info, teacher_outputs
+from .strategy import Batch, Outputs, StepInfo
 
 
 def build_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -67,42 +59,6 @@ def build_schedule(opt: torch.optim.Optimizer, cfg: OptimConfig, total: int) -> 
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-class StepModule(nn.Module):
-    """Student plus strategy: everything trained by the student's optimiser, in one module.
-
-    This is what DistributedDataParallel wraps (the teacher never is), so gradients of the student
-    and of the strategy's projectors are all-reduced together; single-process runs call it as is.
-    """
-
-    def __init__(self, student: KDModel, stack: StrategyStack, task: str, label_smoothing: float) -> None:
-        super().__init__()
-        self.student, self.stack = student, stack
-        self.task, self.label_smoothing = task, label_smoothing
-        self.needs = stack.needs()
-
-    def label_loss(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor | None:
-        if self.stack.label_weight == 0 or batch.y is None or not batch.labelled.any():
-            return None
-        m = batch.labelled
-        if self.task == "regression":
-            return F.mse_loss(logits[m].float(), batch.y[m].float())
-        return F.cross_entropy(logits[m].float(), batch.y[m], label_smoothing=self.label_smoothing)
-
-    def forward(self, batch: Batch, teacher: Outputs | None, info: StepInfo) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, float]]]:
-        """Weighted total loss and every term ``{name: (value, weight)}`` for one micro-batch."""
-        s_out = self.student.outputs(batch.x, self.needs.student)
-        terms = self.stack.losses(batch, s_out, teacher, info)
-        label = None
-        if s_out.logits is not None and not self.stack.is_exclusive(info.stage):
-            label = self.label_loss(batch, s_out.logits)
-        if label is not None:
-            terms[LABEL_TERM] = (label, self.stack.label_weight)
-        if not terms:
-            raise RuntimeError(f"strategy {'+'.join(self.stack.names)} returned no loss term at step {info.step}")
-        total = sum(w * v.float() for v, w in terms.values())
-        return total, terms
 
 
 def _shard(batch: Batch, rank: int, world: int) -> Batch:
@@ -195,6 +151,7 @@ class Trainer:
         self.eval_every = self.cfg.train.eval_every or max(1, min(spe, math.ceil(ctx.total_steps / 20)))
         self.ckpt_every = self.cfg.train.checkpoint_every or self.eval_every
         self._signal: int | None = None
+        self.loggers: list[Any] = []  # experiment trackers (kdzoo.loggers), rank 0 only
 
     def _teacher_cache(self):
         """A :class:`TeacherOutputCache` when the teacher's inputs repeat exactly every epoch."""
@@ -244,20 +201,12 @@ class Trainer:
             return None
         if self.teacher_cache is not None:
             return self.teacher_cache.get(batch.index)
-        x = batch.x if self.teacher_dtype == torch.float32 else batch.x.to(self.teacher_dtype)
-        with torch.no_grad():  # the teacher is a constant target; a generator's step runs its own teacher pass
-            out = self.teacher_fn(x, self.needs.teacher)
-        if self.teacher_dtype != torch.float32:
-            out = Outputs(logits=None if out.logits is None else out.logits.float(),
-                          pooled=None if out.pooled is None else out.pooled.float(),
-                          features={k: v.float() for k, v in out.features.items()})
-        return out
+        return teacher_outputs(self.teacher_fn, batch.x, self.needs.teacher, self.teacher_dtype)
 
     def train_step(self, step: int) -> dict[str, float]:
         """One optimiser step (``accumulate`` micro-batches); returns the logged terms."""
         ctx, stack = self.ctx, self.stack
-        stage, start, length = stack.stage_at(step, ctx.total_steps)
-        info = StepInfo(step, ctx.total_steps, step / ctx.steps_per_epoch, stage.name, step - start, length)
+        info = step_info(stack, step, ctx.total_steps, ctx.steps_per_epoch)
         accum = self.cfg.optim.accumulate
         self.optimizer.zero_grad(set_to_none=True)
         logged: dict[str, float] = {}
@@ -268,7 +217,7 @@ class Trainer:
                 sync = self.model.no_sync()  # all-reduce once, on the last micro-batch
             with sync, torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 t_out = self._teacher_outputs(batch)
-                total, terms = self.model(batch, t_out, info)
+                total, terms, _ = self.model(batch, t_out, info)
             values = {name: float(value.detach()) for name, (value, _) in terms.items()}
             bad = self._nonfinite(float(total.detach()), values, step)
             if bad:  # skip: no backward and no update; the schedule still follows the step count
@@ -345,8 +294,15 @@ class Trainer:
         return int(ckpt["step"]), ckpt["best"]
 
     # -- the loop -------------------------------------------------------------------------------------
-    def fit(self, run_dir: Path | None, resume: bool = False) -> TrainResult:
-        """Train to the budget, validating, checkpointing and logging as configured."""
+    def fit(self, run_dir: Path | None, resume: bool = False, bar: Any = None) -> TrainResult:
+        """Train to the budget, validating, checkpointing and logging as configured.
+
+        Args:
+            run_dir: this seed's run directory (``None``: nothing is written).
+            resume: continue from ``run_dir/checkpoint.pt`` when it exists.
+            bar: a progress bar shared by every seed of a run (one ETA for the whole run); by
+                default the seed gets its own bar when ``runtime.progress`` is on.
+        """
         total = self.ctx.total_steps
         main = self.dist.is_main
         ckpt_path = run_dir / "checkpoint.pt" if run_dir else None
@@ -358,12 +314,21 @@ class Trainer:
             _truncate_metrics(metrics_path, step)
         history: list[dict[str, Any]] = []
         previous = self._install_signals()
-        bar = _progress(total, step, self.cfg.runtime.progress and main, f"{'+'.join(self.stack.names)} seed {self.ctx.seed}")
+        own_bar = bar is None
+        if own_bar:
+            bar = _progress(total, step, self.cfg.runtime.progress and main, f"{'+'.join(self.stack.names)} seed {self.ctx.seed}")
+        else:
+            bar.set_description(f"{'+'.join(self.stack.names)} seed {self.ctx.seed}", refresh=False)
+            bar.update(step)  # a resumed seed's finished steps
         running, window = getattr(self, "_resumed_running", ({}, 0))  # partial log window survives resume
         try:
             while step < total:
+                tick = time.perf_counter()
                 logged = self.train_step(step)
                 step += 1
+                if self.loggers:
+                    seconds = max(time.perf_counter() - tick, 1e-9)
+                    self._log_step(logged, step, self.cfg.data.batch_size * self.cfg.optim.accumulate / seconds)
                 window += 1
                 for k, v in logged.items():
                     running[k] = running.get(k, 0.0) + v
@@ -385,6 +350,8 @@ class Trainer:
                     if metrics_path is not None:
                         with open(metrics_path, "a") as f:
                             f.write(json.dumps(record) + "\n")
+                    for logger in self.loggers:  # the evaluation record, as written to metrics.jsonl
+                        logger.log({k: v for k, v in record.items() if k.startswith("val/") or k == "epoch"}, step)
                     if bar is not None:
                         bar.set_postfix(val=f"{val[self.metric]:.3f}", refresh=True)
                 stop = distributed.any_rank(self._signal is not None, self.ctx.device) if self.dist.enabled else self._signal
@@ -395,10 +362,18 @@ class Trainer:
                 if stop:
                     raise Interrupted(self._signal or signal.SIGTERM)
         finally:
-            if bar is not None:
+            if bar is not None and own_bar:
                 bar.close()
             self._restore_signals(previous)
         return TrainResult(best["step"], best["val"], best["last_val"], best["state"], step, history=history)
+
+    def _log_step(self, logged: dict[str, float], step: int, samples_per_s: float) -> None:
+        """Every step's terms, learning rate and throughput to the trackers (the JSONL keeps window means)."""
+        metrics = {f"train/{k}": v for k, v in logged.items()}
+        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+        metrics["train/samples_per_s"] = samples_per_s
+        for logger in self.loggers:
+            logger.log(metrics, step)
 
     def _install_signals(self) -> dict[int, Any]:
         import threading
@@ -457,4 +432,4 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
     return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-__all__ = ["Interrupted", "TrainResult", "Trainer", "build_optimizer", "build_schedule", "freeze"]
+__all__ = ["Interrupted", "StepModule", "TrainResult", "Trainer", "build_optimizer", "build_schedule", "freeze"]

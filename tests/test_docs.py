@@ -168,6 +168,22 @@ def test_hook_register_references_example_in_docs_runs_in_a_bench(tmp_path):
     assert row["status"] == "ok" and 5.0 < row["test_best_acc"] < 20.0
 
 
+def test_hook_register_loggers_example_in_docs_writes_every_metric(tmp_path):
+    import csv
+
+    import kdzoo
+
+    zoo = zoo_with(doc_example("register_loggers"))
+    assert zoo.loggers["csv"].distribution == "docs-example"
+    result = kdzoo.distill({"student": "linear", "strategy": "ce", "data": "digits", "train": {"steps": 2},
+                            "runtime": {"progress": False, "loggers": ["csv"]}, "out": str(tmp_path), "name": "csv"},
+                           zoo=zoo, log=lambda *a: None)
+    rows = list(csv.reader((result.run_dir / "seed-0" / "metrics.csv").open()))
+    keys = {key for _, key, _ in rows}
+    assert {"param/optim.lr", "train/label", "train/loss", "lr", "val/acc", "artifact", "status"} <= keys
+    assert ["0", "status", "ok"] in rows
+
+
 # -- the example plugin -----------------------------------------------------------------------------
 def test_example_plugin_files_are_shown_verbatim_in_plugins_md():
     blocks = marked_blocks(PLUGINS_MD.read_text(), FILE_MARK)
@@ -236,6 +252,18 @@ def test_losses_page_own_loop_example_runs_as_written(capsys):
     printed = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in printed] == ["epoch 0", "epoch 1", "epoch 2"]
     assert all(torch.isfinite(torch.tensor(v.item())) for v in (module.ce, module.kd, module.at, module.loss))
+
+
+def test_losses_page_distiller_loop_example_runs_as_written(capsys):
+    blocks = dict(marked_blocks(LOSSES_MD.read_text(), EXAMPLE_MARK))
+    assert "distiller_loop" in blocks, "docs/losses.md has no <!-- example: distiller_loop --> block"
+    module = types.ModuleType("docs_losses_distiller_loop")
+    with torch.random.fork_rng(devices=[]):
+        exec(compile(blocks["distiller_loop"], "docs/losses.md (distiller_loop example)", "exec"), module.__dict__)
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in printed] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert set(module.out.terms) == {"at", "kd", "label"} and torch.isfinite(module.out.loss)
+    assert module.distiller.names == ["at", "kd"] and not module.distiller.teacher.training
 
 
 def test_losses_page_lists_every_public_loss_function():

@@ -21,3 +21,19 @@ STRATEGIES = (DAFL, DFAD, DeepInversion, NoiseKD, SetKD)
 def register_strategies(register):
     for cls in STRATEGIES:
         register(cls)
+
+
+def _curve_arguments(parser):
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run directories (or seed directories)")
+
+
+def _curve(args):
+    from .grid import main
+
+    return main(args.runs)
+
+
+@kdzoo.hookimpl
+def register_commands(register):
+    register("datafree-curve", _curve, setup=_curve_arguments,
+             help="redraw curve.png (accuracy by step) of finished data-free runs from metrics.jsonl")

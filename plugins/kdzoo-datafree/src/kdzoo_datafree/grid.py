@@ -118,7 +118,7 @@ def _pil_curve(steps, values, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m kdzoo_datafree RUN_DIR...``: (re)write ``curve.png`` in every seed directory.
+    """``kdzoo datafree-curve RUN_DIR...`` (or ``python -m kdzoo_datafree``): (re)write ``curve.png`` in every seed directory.
 
     During a run the curve is refreshed with each grid, i.e. before the final evaluation; this
     redraws it from the finished ``metrics.jsonl``.

@@ -1,0 +1,115 @@
+"""What the fast CLI paths show without importing torch: a listing cache of the installed plugins.
+
+Loading plugins imports their strategies, hence torch (seconds on a small machine). ``kdzoo --help``,
+the listings (``kdzoo strategies``, ``models``, ``datasets``, ``plugins``) and shell completion read a
+JSON snapshot of the registries instead, stored under ``$KDZOO_CACHE/listing/`` and keyed by a
+fingerprint of what could change it: every ``kdzoo`` entry point with its distribution's name and
+version, the modification times of kdzoo's and each plugin's source files (editable installs keep
+their version while their code changes), the timm version and the plugin-selection variables. A
+snapshot is written only when every plugin loaded cleanly, so load errors are reported on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1  # bump when the snapshot's layout changes
+
+
+def _source_stamp(module: str) -> list[Any]:
+    """``[path, newest mtime, file count]`` of a top-level module's sources, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(module.split(".")[0])
+    except (ImportError, ValueError):
+        return [module, None]
+    if spec is None or not spec.origin:
+        return [module, None]
+    origin = Path(spec.origin)
+    if origin.name != "__init__.py":
+        return [str(origin), _mtime(origin), 1]
+    newest, count = 0, 0
+    for folder, _, files in os.walk(origin.parent):
+        for name in files:
+            if name.endswith(".py"):
+                newest, count = max(newest, _mtime(Path(folder) / name)), count + 1
+    return [str(origin.parent), newest, count]
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _dist_version(name: str) -> str | None:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return None
+
+
+def fingerprint() -> str:
+    """A hash of everything the registries depend on (cheap: no plugin is imported)."""
+    parts: list[Any] = [FORMAT, _dist_version("kdzoo"), _dist_version("timm"), _source_stamp("kdzoo"),
+                        os.environ.get("KDZOO_LOAD_PLUGINS"), os.environ.get("KDZOO_STRICT_PLUGINS")]
+    for ep in sorted(md.entry_points(group="kdzoo"), key=lambda e: (e.name, e.value)):
+        dist = ep.dist.name if ep.dist else None
+        parts.append([ep.name, ep.value, dist, ep.dist.version if ep.dist else None, _source_stamp(ep.value.split(":")[0])])
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:20]
+
+
+def build_listing(zoo: Any) -> dict[str, Any]:
+    """The registries of a loaded zoo as plain data (what the listings and completion show)."""
+    import timm
+
+    zoo.collect()
+
+    def rows(table: dict, describe: bool) -> list[dict[str, Any]]:
+        out = []
+        for name, e in sorted(table.items()):
+            row = {"name": name, "plugin": e.plugin, "distribution": e.distribution}
+            row.update(e.obj.describe() if describe else {k: str(v) for k, v in e.meta.items()})
+            out.append(row)
+        return out
+
+    return {
+        "strategies": rows(zoo.strategies, True), "models": rows(zoo.models, False),
+        "datasets": rows(zoo.datasets, False), "loggers": rows(zoo.loggers, False),
+        "plugins": [dict(vars(r)) for r in zoo.plugins.values()],
+        "commands": [{"name": name, "help": e.meta.get("help", ""), "distribution": e.distribution}
+                     for name, e in sorted(zoo.commands.items())],
+        "timm_models": timm.list_models(),
+    }
+
+
+def listing(zoo: Any = None) -> dict[str, Any]:
+    """The snapshot for this installation: read from the cache, or built (loading every plugin) and cached."""
+    from .paths import cache_root
+
+    path = cache_root() / "listing" / f"{fingerprint()}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    from .plugins import load_zoo
+
+    data = build_listing(zoo or load_zoo())
+    if not any(p.get("error") for p in data["plugins"]):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
+        except OSError:
+            pass  # a read-only cache only costs speed
+    return data
+
+
+__all__ = ["build_listing", "fingerprint", "listing"]
