@@ -42,7 +42,7 @@ def check_gradient_paths(trainer: Trainer) -> None:
         memo = {id(ctx): ctx, id(ctx.teacher): ctx.teacher}
         student = copy.deepcopy(ctx.student, memo)
         probe_stack = copy.deepcopy(stack, memo)
-        from .trainer import StepModule
+        from .step import StepModule
 
         step_module = StepModule(student, probe_stack, ctx.task, trainer.cfg.optim.label_smoothing)
         batch = _probe_batch(ctx)
@@ -52,7 +52,7 @@ def check_gradient_paths(trainer: Trainer) -> None:
             stage, first, length = stack.stage_at(start, ctx.total_steps)
             info = StepInfo(first, ctx.total_steps, first / max(1, ctx.steps_per_epoch), stage.name, 0, length)
             teacher = _teacher_outputs(trainer, batch)
-            _, terms = step_module(batch, teacher, info)
+            _, terms, _ = step_module(batch, teacher, info)
             for term, (value, weight) in terms.items():
                 if weight <= 0 or term in seen:
                     continue
@@ -88,14 +88,11 @@ def _probe_batch(ctx) -> Batch:
 
 
 def _teacher_outputs(trainer: Trainer, batch: Batch) -> Outputs | None:
-    need, teacher = trainer.needs.teacher, trainer.ctx.teacher
-    if teacher is None or not need.any:
+    from .step import teacher_outputs
+
+    if trainer.ctx.teacher is None:
         return None
-    with torch.no_grad():  # the path checked is the student's; the teacher's side is a constant here
-        out = teacher.outputs(batch.x.to(trainer.teacher_dtype), need)
-    return Outputs(logits=None if out.logits is None else out.logits.float(),
-                   pooled=None if out.pooled is None else out.pooled.float(),
-                   features={k: v.float() for k, v in out.features.items()})
+    return teacher_outputs(trainer.ctx.teacher.outputs, batch.x, trainer.needs.teacher, trainer.teacher_dtype)
 
 
 def _reason(ctx, student, batch: Batch, need: Requirement) -> str:
