@@ -29,7 +29,8 @@ from . import distributed
 from .checkpoint import write_text
 from .config import RunConfig, make_config, to_dict, validate
 from .context import RunContext
-from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset, make_splits, steps_per_epoch, to_float
+from .data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
+                   steps_per_epoch, to_float)
 from .errors import ConfigError, Interrupted
 from .metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from .models import save_model
@@ -149,12 +150,17 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     source = stack.data_source(ctx)
     plan = None
     if source is None:  # a data source replaces the real training data: no loader is built
-        plan = BatchPlan(bundle, splits, config.data, seed, stack.uses_unlabelled, target_norm)
+        plan = make_plan(bundle, splits, config.data, seed, stack.uses_unlabelled, target_norm,
+                         pin_memory=device.type == "cuda")
     torch.manual_seed(seed)
     trainer = Trainer(ctx, stack, plan, target_norm, source)
     started = time.process_time()
     wall = time.time()
-    result = trainer.fit(run_dir, resume=resuming)
+    try:
+        result = trainer.fit(run_dir, resume=resuming)
+    finally:
+        if plan is not None:
+            plan.close()  # stop the streaming path's workers
     train_seconds = time.time() - wall
     train_cpu_seconds = time.process_time() - started
     metric, _ = primary_metric(task)
@@ -221,9 +227,25 @@ def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
         if model is not None and not model.checkpoint:  # a weights file names its own model (checked below)
             check_model_name(role, model.name, zoo)
     check_weight_files(config, zoo)
-    bundle = load_dataset(config.data.name, config.data.root, zoo)
+    bundle = load_dataset(config.data.name, config.data.root, zoo, **data_options(config))
     check_student_weights(config, bundle, zoo)
     return bundle, make_splits(bundle, config.data)
+
+
+def data_options(config: RunConfig) -> dict[str, Any]:
+    """Options for kdzoo's file datasets: downloads only when asked; an image folder's view size."""
+    return {"download": config.data.download, "image_size": config.data.image_size or config.student.input_size}
+
+
+def augmentation_note(config: RunConfig) -> str | None:
+    """Why the teacher-output cache is off, when a teacher meets randomly augmented inputs."""
+    d = config.data
+    if config.teacher is None or not is_random_augmentation(d) or config.runtime.teacher_cache == "off":
+        return None
+    what = [f"data.augment={d.augment}"] if d.augment != "none" else []
+    what += [f"data.{k}={getattr(d, k)}" for k in ("mixup", "cutmix") if getattr(d, k)]
+    return (f"teacher-output cache off: random augmentation ({', '.join(what)}) changes the inputs every epoch, "
+            "so the teacher runs on every batch (KD costs about 2.2x more per step)")
 
 
 def read_run_config(run_dir: str | Path) -> RunConfig:
@@ -285,6 +307,9 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     bundle, splits = prepare(config, zoo)
     device = setup_runtime(config)
     main = distributed.current().is_main
+    note = augmentation_note(config)
+    if note:
+        log(note)
     created = False
     if resume is None:
         run_dir = _new_run_dir(config, main)

@@ -107,7 +107,9 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
     if config.teacher_data and config.teacher_data != config.data.name:
         from .data import channel_stats, load_dataset, make_splits
 
-        t_bundle = load_dataset(config.teacher_data, config.data.root, zoo)
+        from .engine import data_options
+
+        t_bundle = load_dataset(config.teacher_data, config.data.root, zoo, **data_options(config))
         mean, std = channel_stats(t_bundle, make_splits(t_bundle, replace(config.data, labels_per_class=None)).train)
     if config.teacher.checkpoint:
         model = load_teacher_file(config.teacher, t_bundle, zoo, mean, std)
