@@ -112,8 +112,13 @@ def total_steps(config: RunConfig, spe: int) -> int:
 
 
 def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, seed: int, run_dir: Path | None,
-             teacher, resume: bool, export_name: str = "student.safetensors", log=print) -> dict[str, Any]:
-    """Train one seed; returns its summary (also written to ``run_dir/summary.json``)."""
+             teacher, resume: bool, export_name: str = "student.safetensors", log=print,
+             objects: Any = None) -> dict[str, Any]:
+    """Train one seed; returns its summary (also written to ``run_dir/summary.json``).
+
+    ``objects`` (:class:`kdzoo.user.UserObjects`) holds a caller's own student module and data
+    loader, if any; each seed trains its own copy of a student module.
+    """
     device = setup_runtime(config)
     if teacher is not None and any(not cls.reads_train_data for cls, _ in check_specs(config.strategy, zoo)):
         mean, std = teacher.meta.get("mean"), teacher.meta.get("std")  # data-free: no training input is read
@@ -126,9 +131,17 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         target_norm = (ytr.mean(0), ytr.std(0).clamp_min(1e-6))
     num_out = len(bundle.classes) if task == "classification" else bundle.y.shape[1]
     torch.manual_seed(seed)
-    student = create_with_weights(config.student, role="student checkpoint", num_classes=num_out, data_mean=mean,
-                                  data_shape=bundle.sample_shape, data_std=std, classes=bundle.classes, task=task,
-                                  zoo=zoo).to(device)
+    if objects is not None and objects.student is not None:
+        from .user import student_copy, wrap_module
+
+        s_cfg = config.student
+        student = wrap_module(student_copy(objects.student), to_float(bundle.x[[0]]), name=s_cfg.name,
+                              classes=bundle.classes, task=task, input_size=s_cfg.input_size, mean=s_cfg.mean,
+                              std=s_cfg.std, **s_cfg.kwargs).to(device)
+    else:
+        student = create_with_weights(config.student, role="student checkpoint", num_classes=num_out, data_mean=mean,
+                                      data_shape=bundle.sample_shape, data_std=std, classes=bundle.classes, task=task,
+                                      zoo=zoo).to(device)
     spe = steps_per_epoch(splits, config.data)
     dist = distributed.current()
     main = dist.is_main
@@ -149,9 +162,13 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
             write_text(run_dir / "init_report.json", json.dumps(report, indent=2, default=str))
     source = stack.data_source(ctx)
     plan = None
-    if source is None:  # a data source replaces the real training data: no loader is built
+    if source is None and objects is not None and _is_loader(objects.train):
+        from .user import UserLoaderPlan
+
+        plan = UserLoaderPlan(objects.train, log)
+    elif source is None:  # a data source replaces the real training data: no loader is built
         plan = make_plan(bundle, splits, config.data, seed, stack.uses_unlabelled, target_norm,
-                         pin_memory=device.type == "cuda")
+                         user_data=objects is not None and objects.has_data, pin_memory=device.type == "cuda")
     torch.manual_seed(seed)
     trainer = Trainer(ctx, stack, plan, target_norm, source)
     started = time.process_time()
@@ -190,6 +207,12 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     return summary
 
 
+def _is_loader(data: Any) -> bool:
+    from torch.utils.data import DataLoader
+
+    return isinstance(data, DataLoader)
+
+
 def _silent(*args: Any, **kwargs: Any) -> None:
     return None
 
@@ -214,19 +237,30 @@ def check_model_name(role: str, name: str, zoo: Any) -> None:
                       "timm.list_models()")
 
 
-def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
-    """Validate what can be validated cheaply, then load data and split it."""
-    name = config.data.name.partition(":")[0]
-    from .data import ALIASES
+def prepare(config: RunConfig, zoo: Any, objects: Any = None) -> tuple[DatasetBundle, Splits]:
+    """Validate what can be validated cheaply, then load data and split it.
 
-    entry = zoo.dataset(ALIASES.get(name, name))
-    for cls, _ in check_specs(config.strategy, zoo, entry.meta.get("task")):
+    With ``objects`` (:class:`kdzoo.user.UserObjects`), the caller's datasets replace a named
+    dataset and the caller's modules replace named models.
+    """
+    from .data import ALIASES
+    from .user import user_bundle
+
+    user_data = objects is not None and objects.has_data
+    name = config.data.name.partition(":")[0]
+    task = "classification" if user_data else zoo.dataset(ALIASES.get(name, name)).meta.get("task")
+    for cls, _ in check_specs(config.strategy, zoo, task):
         if cls.requires_teacher and config.teacher is None:
             raise ConfigError(f"strategy {cls.name!r} needs a teacher; pass --teacher (a model name or weights file)")
     for role, model in (("student", config.student), ("teacher", config.teacher)):
-        if model is not None and not model.checkpoint:  # a weights file names its own model (checked below)
+        given = objects is not None and getattr(objects, role) is not None
+        if model is not None and not model.checkpoint and not given:  # a weights file names its own model
             check_model_name(role, model.name, zoo)
     check_weight_files(config, zoo)
+    if user_data:
+        if config.data.labels_per_class is not None:
+            raise ConfigError("data.labels_per_class applies to named datasets; pass the labelled subset as train")
+        return user_bundle(objects, config.data)
     bundle = load_dataset(config.data.name, config.data.root, zoo, **data_options(config))
     check_student_weights(config, bundle, zoo)
     return bundle, make_splits(bundle, config.data)
@@ -274,7 +308,9 @@ def read_seed_summary(path: Path) -> dict[str, Any] | None:
         return None  # written atomically since the start; a torn file is from outside, re-run the seed
 
 
-def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | None = None, log=print) -> RunResult:
+def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: str | Path | None = None, log=print,
+            teacher: Any = None, student: Any = None, train: Any = None, val: Any = None,
+            test: Any = None) -> RunResult:
     """Run a distillation (every seed) and write its run directory.
 
     Everything that can be checked is checked before the run directory exists: the config
@@ -286,13 +322,23 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     Args:
         config: a :class:`RunConfig` or plain data for :func:`kdzoo.config.make_config`.
         zoo: loaded plugins (default: everything installed).
-        resume: an existing run directory to continue.
+        resume: an existing run directory to continue (pass the same objects again).
+        teacher: your own trained ``nn.Module`` (used as given: frozen, never trained); also
+            accepted as ``config["teacher"]`` (a module, or ``{"object": module, ...ModelConfig}``).
+        student: your own ``nn.Module`` to train (each seed trains a copy); also accepted in config.
+        train: a torch ``Dataset`` of ``(input, class id)`` items (with ``classes`` or ``targets``),
+            or your own ``DataLoader`` (resumed by step count only: not exact).
+        val: a validation ``Dataset`` (default: a stratified share of ``train``, by its targets).
+        test: a test ``Dataset`` (default: a stratified share of ``train``).
 
     Returns:
         The per-seed results, with mean ± std helpers.
     """
     from .plugins import load_zoo
 
+    from .user import from_python
+
+    config, objects = from_python(config, teacher=teacher, student=student, train=train, val=val, test=test)
     if resume is not None:
         config = read_run_config(resume)
     elif not isinstance(config, RunConfig):
@@ -304,7 +350,7 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     zoo = zoo or load_zoo()
     if distributed.current().rank or int(os.environ.get("RANK", "0")):
         log = _silent  # one voice under torchrun
-    bundle, splits = prepare(config, zoo)
+    bundle, splits = prepare(config, zoo, objects)
     device = setup_runtime(config)
     main = distributed.current().is_main
     note = augmentation_note(config)
@@ -325,7 +371,7 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
         mean, std = channel_stats(bundle, splits.train)
         from .teacher import resolve_teacher
 
-        teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log)
+        teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, objects=objects)
         teacher_info = None
         if teacher is not None:
             teacher = teacher.to(device)
@@ -343,7 +389,8 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
             if done is not None:
                 seeds[seed] = done
                 continue
-            seeds[seed] = run_seed(config, bundle, splits, zoo, seed, seed_dir, teacher, resume=resume is not None, log=log)
+            seeds[seed] = run_seed(config, bundle, splits, zoo, seed, seed_dir, teacher, resume=resume is not None, log=log,
+                                   objects=objects)
     except ConfigError as exc:
         if main:
             if created and not seeds:  # a config error found before any training: leave nothing behind

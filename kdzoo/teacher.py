@@ -94,8 +94,8 @@ def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None
 
 
 def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, mean, std,
-                    log=print) -> KDModel | None:
-    """The run's teacher: from its checkpoint, from the cache, or trained now and cached.
+                    log=print, objects: Any = None) -> KDModel | None:
+    """The run's teacher: the caller's own module, from its checkpoint, from the cache, or trained now and cached.
 
     With ``teacher_data`` the teacher is built, trained and cached on that dataset; ``bundle`` and
     ``splits`` are the student's. Strategies that need the teacher's label space are checked
@@ -103,6 +103,15 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
     """
     if config.teacher is None:
         return None
+    if objects is not None and objects.teacher is not None:  # used as given: wrapped and frozen, never trained
+        from .data import to_float
+        from .trainer import freeze
+        from .user import wrap_module
+
+        t = config.teacher
+        model = wrap_module(objects.teacher, to_float(bundle.x[[0]]), name=t.name, classes=bundle.classes,
+                            task=bundle.task, input_size=t.input_size, mean=t.mean, std=t.std, **t.kwargs)
+        return freeze(model)
     t_bundle = bundle
     if config.teacher_data and config.teacher_data != config.data.name:
         from .data import channel_stats, load_dataset, make_splits
