@@ -88,7 +88,7 @@ def idx_loader(name: str, torchvision_name: str, classes: list[str]):
         if folder is None:
             wanted = ", ".join(n + "[.gz]" for pair in IDX_FILES.values() for n in pair)
             raise ConfigError(f"dataset {name!r}: no folder under {root!r} holds {wanted} (looked in ROOT and "
-                              f"ROOT/{torchvision_name}/raw); kdzoo downloads only with data.download=true")
+                              f"ROOT/{torchvision_name}/raw); kdzoo never downloads unless data.download=true")
         parts = {}
         for split, (images, labels) in IDX_FILES.items():
             x = read_idx(_idx_file(folder, images))
@@ -169,7 +169,7 @@ def cifar_loader(name: str):
         missing = [f for f in [meta_file, *train_files, *test_files] if not (folder / f).is_file()]
         if missing:
             raise ConfigError(f"dataset {name!r}: {folder} lacks {', '.join(missing)} (the python version of the "
-                              "batches); kdzoo downloads only with data.download=true")
+                              "batches); kdzoo never downloads unless data.download=true")
         meta = read_data_pickle(folder / meta_file)
         classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta.get(names_key, [])]
         (x, y), (tx, ty) = read(folder, train_files), read(folder, test_files)
