@@ -56,7 +56,7 @@ def test_fashion_mnist_from_idx_files(tmp_path, zoo, layout):
 
 
 def test_missing_idx_files_fail_with_one_line_and_never_download(tmp_path, zoo):
-    with pytest.raises(ConfigError, match="downloads only with data.download=true") as err:
+    with pytest.raises(ConfigError, match="never downloads unless data.download=true") as err:
         load_dataset("mnist", str(tmp_path), zoo)
     assert "\n" not in str(err.value)
 
