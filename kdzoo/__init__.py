@@ -22,8 +22,13 @@ from .plugins import load_zoo
 from .strategy import Batch, DataSource, Needs, NoParams, Outputs, Requirement, Stage, StepInfo, Strategy, masked_mean
 
 
-def distill(config, **kwargs):
-    """Run a distillation; see :func:`kdzoo.engine.distill`."""
+def distill(config=None, **kwargs):
+    """Run a distillation; see :func:`kdzoo.engine.distill`.
+
+    Besides config data, takes your own objects: ``teacher=``/``student=`` ``nn.Module``s and
+    ``train=``/``val=``/``test=`` torch ``Dataset``s (or a ``DataLoader`` for train); see
+    docs/own-models-and-data.md.
+    """
     from .engine import distill as _distill
 
     return _distill(config, **kwargs)

@@ -94,3 +94,16 @@ def test_user_dataloader_and_stratified_validation(tmp_path, trained_teacher):
 def test_objects_of_the_wrong_kind_fail_with_one_line(tmp_path):
     with pytest.raises(ConfigError, match="expected a torch Dataset or DataLoader, got list"):
         kdzoo.distill(dict(COMMON, strategy="ce"), student=Net(), train=[1, 2, 3])
+
+
+def test_own_dataloader_resumes_by_step_count_with_a_warning():
+    from kdzoo.user import UserLoaderPlan
+
+    said = []
+    loader = DataLoader(Digits(0), batch_size=100)
+    plan = UserLoaderPlan(loader, log=said.append)
+    assert [len(plan.batch(s).y) for s in range(10)][-2:] == [99, 100]  # 899 samples: cycles into epoch 2
+    assert not said
+    resumed = UserLoaderPlan(loader, log=said.append)
+    resumed.batch(7)
+    assert len(said) == 1 and "not exactly" in said[0] and "step 7" in said[0]
