@@ -57,7 +57,9 @@ class DatasetBundle:
 
 
 def to_float(x: Tensor) -> Tensor:
-    """Data-space float view of stored inputs."""
+    """Data-space float view of stored inputs (a file-backed view, e.g. an image folder, is read whole)."""
+    if not isinstance(x, Tensor):
+        x = x[np.arange(len(x))]
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
