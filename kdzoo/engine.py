@@ -280,10 +280,16 @@ def data_options(config: RunConfig) -> dict[str, Any]:
     return {"download": config.data.download, "image_size": config.data.image_size or config.student.input_size}
 
 
-def augmentation_note(config: RunConfig) -> str | None:
-    """Why the teacher-output cache is off, when a teacher meets randomly augmented inputs."""
+def augmentation_note(config: RunConfig, user_data: bool = False) -> str | None:
+    """Why the teacher-output cache is off, when a teacher meets randomly augmented inputs (or a user's
+    own data, whose items kdzoo cannot know to be deterministic)."""
     d = config.data
-    if config.teacher is None or not is_random_augmentation(d) or config.runtime.teacher_cache == "off":
+    if config.teacher is None or config.runtime.teacher_cache == "off":
+        return None
+    if user_data:
+        return ("teacher-output cache off: your own Dataset/DataLoader may augment its items, so the teacher runs "
+                "on every batch")
+    if not is_random_augmentation(d):
         return None
     what = [f"data.augment={d.augment}"] if d.augment != "none" else []
     what += [f"data.{k}={getattr(d, k)}" for k in ("mixup", "cutmix") if getattr(d, k)]
@@ -362,7 +368,7 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
     bundle, splits = prepare(config, zoo, objects)
     device = setup_runtime(config)
     main = distributed.current().is_main
-    note = augmentation_note(config)
+    note = augmentation_note(config, user_data=objects is not None and objects.has_data)
     if note:
         log(note)
     created = False

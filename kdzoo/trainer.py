@@ -26,6 +26,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import OptimConfig, RunConfig
 from .context import RunContext
 from .data import BatchPlan, StreamingPlan, is_random_augmentation
+from .user import USER_DATA
 from .errors import Interrupted, NonFiniteLoss
 from .metrics import evaluate, primary_metric
 from .models import KDModel
@@ -200,7 +201,8 @@ class Trainer:
         ctx, need = self.ctx, self.needs.teacher
         eligible = (self.cfg.runtime.teacher_cache == "auto" and ctx.teacher is not None and need.any
                     and not need.features and not self.stack.teacher_grad and self.source is None
-                    and self.plan is not None and not is_random_augmentation(self.cfg.data)
+                    and isinstance(self.plan, (BatchPlan, StreamingPlan)) and not is_random_augmentation(self.cfg.data)
+                    and ctx.bundle is not None and ctx.bundle.name != USER_DATA  # a user Dataset may augment
                     and self.teacher_dtype == torch.float32)
         if not eligible:
             return None

@@ -107,3 +107,13 @@ def test_own_dataloader_resumes_by_step_count_with_a_warning():
     resumed = UserLoaderPlan(loader, log=said.append)
     resumed.batch(7)
     assert len(said) == 1 and "not exactly" in said[0] and "step 7" in said[0]
+
+
+def test_teacher_cache_is_off_for_user_data(tmp_path, trained_teacher, monkeypatch):
+    monkeypatch.setenv("KDZOO_CACHE", str(tmp_path / "cache"))
+    said = []
+    config = dict(COMMON, strategy="kd", out=str(tmp_path))
+    kdzoo.distill(config, teacher=trained_teacher, student=Net(width=4), train=Digits(0), val=Digits(1),
+                  log=said.append)
+    assert any("teacher-output cache off" in line for line in said)
+    assert not (tmp_path / "cache" / "teacher-outputs").exists()
