@@ -77,7 +77,8 @@ def speed(fmnist: str, steps: int, repeats: int, workers: int, zoo) -> None:
     print(f"training samples/s, lenet5 ce, Fashion-MNIST 28x28, batch 128, augment shift, {steps} steps, "
           f"median of {repeats}:")
     print(f"  in-memory            {mem:8.0f}   (repeats {', '.join(f'{v:.0f}' for v in results['memory'])})")
-    print(f"  streaming, {workers} workers {stream:8.0f}   (repeats {', '.join(f'{v:.0f}' for v in results['stream'])})")
+    streamed = ", ".join(f"{v:.0f}" for v in results["stream"])
+    print(f"  streaming, {workers} workers {stream:8.0f}   (repeats {streamed})")
     print(f"  streaming / in-memory: {stream / mem:.2f}x (goal >= 0.8x)")
 
 

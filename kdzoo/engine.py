@@ -404,8 +404,8 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
             if done is not None:
                 seeds[seed] = done
                 continue
-            seeds[seed] = run_seed(config, bundle, splits, zoo, seed, seed_dir, teacher, resume=resume is not None, log=log,
-                                   objects=objects)
+            seeds[seed] = run_seed(config, bundle, splits, zoo, seed, seed_dir, teacher, resume=resume is not None,
+                                   log=log, objects=objects)
     except ConfigError as exc:
         if main:
             if created and not seeds:  # a config error found before any training: leave nothing behind

@@ -41,6 +41,10 @@ def teacher_key(config: RunConfig) -> str:
                  "test_fraction": d.test_fraction, "batch_size": d.batch_size, "shift_pixels": d.shift_pixels},
         "format": 1,
     }
+    if config.teacher_train.augment == "timm":  # only then do timm's transform settings shape the teacher
+        spec["data"].update(auto_augment=d.auto_augment, hflip=d.hflip, crop_scale=d.crop_scale)
+    if d.image_size is not None:  # the view of an image folder (older keys stay as they were)
+        spec["data"]["image_size"] = d.image_size
     return hashlib.sha256(json.dumps(canonical(spec), sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -53,7 +57,7 @@ def teacher_config(config: RunConfig) -> RunConfig:
     """The run config that trains the teacher: ``ce`` on every train label, selected on validation."""
     tt = config.teacher_train
     data = type(config.data)(**{**to_dict(config.data), "name": teacher_data_name(config), "labels_per_class": None,
-                                "augment": tt.augment})
+                                "augment": tt.augment, "mixup": 0.0, "cutmix": 0.0})  # the student's mixing is its own
     return RunConfig(student=config.teacher, teacher=None, strategy=[StrategySpec("ce")], data=data,
                      optim=tt.optim, train=TrainConfig(epochs=tt.epochs, seeds=[tt.seed]), runtime=config.runtime,
                      out=str(cache_root() / "teachers"), name=teacher_key(config))

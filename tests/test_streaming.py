@@ -181,7 +181,9 @@ def test_kill_and_resume_with_workers_equals_uninterrupted(tmp_path):
     metrics = tmp_path / "runs" / "broken" / "seed-0" / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline:  # kill -9 once a checkpoint past step 20 exists
-        if metrics.exists() and any(json.loads(line)["step"] >= 20 for line in metrics.read_text().splitlines() if line):
+        lines = metrics.read_text().splitlines() if metrics.exists() else []
+        steps = [json.loads(line)["step"] for line in lines if line]
+        if any(step >= 20 for step in steps):
             broken.send_signal(signal.SIGKILL)
             break
         assert broken.poll() is None, broken.stderr.read()

@@ -14,7 +14,8 @@ class Net(nn.Module):
 
     def __init__(self, width=8, classes=10):
         super().__init__()
-        self.block1 = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2))
+        self.block1 = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                                    nn.MaxPool2d(2))
         self.block2 = nn.Sequential(nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(2 * width, classes)
@@ -55,8 +56,8 @@ def trained_teacher():
 def run(tmp_path, strategy, teacher, **extra):
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     config = dict(COMMON, strategy=strategy, out=str(tmp_path))
-    result = kdzoo.distill(config, teacher=teacher, student=Net(width=4), train=Digits(0), val=Digits(1), log=lambda *a: None,
-                           **extra)
+    result = kdzoo.distill(config, teacher=teacher, student=Net(width=4), train=Digits(0), val=Digits(1),
+                           log=lambda *a: None, **extra)
     for key, value in teacher.state_dict().items():  # used as given: never trained, BN statistics untouched
         assert torch.equal(value, before[key]), key
     assert all(not p.requires_grad for p in teacher.parameters())
