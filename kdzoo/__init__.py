@@ -60,8 +60,13 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY) | {"losses", "testing"})
 
 
-def distill(config, **kwargs):
-    """Run a distillation; see :func:`kdzoo.engine.distill`."""
+def distill(config=None, **kwargs):
+    """Run a distillation; see :func:`kdzoo.engine.distill`.
+
+    Besides config data, takes your own objects: ``teacher=``/``student=`` ``nn.Module``s and
+    ``train=``/``val=``/``test=`` torch ``Dataset``s (or a ``DataLoader`` for train); see
+    docs/own-models-and-data.md.
+    """
     from .engine import distill as _distill
 
     return _distill(config, **kwargs)

@@ -128,8 +128,26 @@ class DataConfig:
         labelled_ratio: share of each batch that is labelled when ``labels_per_class`` is set.
         batch_size: samples per optimiser micro-step (labelled + unlabelled).
         eval_batch_size: samples per evaluation forward.
-        augment: ``none`` or ``shift`` (random translation by up to ``shift_pixels``).
+        augment: ``none``, ``shift`` (random translation by up to ``shift_pixels``, on tensors) or
+            ``timm`` (timm's training transform per image: random-resized-crop, flip and
+            ``auto_augment``; streaming path only). Any random augmentation turns the teacher-output
+            cache off (the teacher then runs on every batch).
         shift_pixels: maximum translation of ``augment: shift``.
+        loader: ``memory`` (tensors in memory, batches built in the main process), ``stream`` (a
+            DataLoader with ``num_workers`` workers) or ``auto`` (stream files, user datasets and
+            per-image augmentation; keep bundled data in memory).
+        num_workers: DataLoader worker processes of the streaming path (0: the main process).
+        auto_augment: timm's policy string for ``augment: timm``, e.g. ``rand-m9-mstd0.5`` or
+            ``original`` (``None``: no policy).
+        hflip: probability of a horizontal flip under ``augment: timm``.
+        crop_scale: ``[min, max]`` area share of timm's random-resized-crop.
+        mixup: mixup alpha (0: off); batches get soft targets. Streaming path only.
+        cutmix: cutmix alpha (0: off). Streaming path only.
+        image_size: ``[H, W]`` view of an image folder (every image is fitted and centre-cropped to
+            it; random crops are taken at that size); default: the student's ``input_size``, else
+            the median image size.
+        download: let torchvision fetch a missing ``mnist``/``fashion-mnist``/``cifar10``/
+            ``cifar100`` into ``root`` (kdzoo never downloads otherwise).
     """
 
     name: str = "mnist5k"
@@ -141,8 +159,17 @@ class DataConfig:
     labelled_ratio: float = bounded(0.5, gt=0, le=1)
     batch_size: int = bounded(128, ge=1)
     eval_batch_size: int = bounded(512, ge=1)
-    augment: Literal["none", "shift"] = "none"
+    augment: Literal["none", "shift", "timm"] = "none"
     shift_pixels: int = bounded(2, ge=0)
+    loader: Literal["auto", "memory", "stream"] = "auto"
+    num_workers: int = bounded(2, ge=0)
+    auto_augment: str | None = None
+    hflip: float = bounded(0.5, ge=0, le=1)
+    crop_scale: list[float] = bounded(ge=0, le=1, default_factory=lambda: [0.08, 1.0])
+    mixup: float = bounded(0.0, ge=0)
+    cutmix: float = bounded(0.0, ge=0)
+    image_size: list[int] | None = bounded(None, ge=1)
+    download: bool = False
 
 
 @dataclass
@@ -249,7 +276,7 @@ class TeacherTrainConfig:
 
     epochs: float = bounded(15, gt=0)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    augment: Literal["none", "shift"] = "none"
+    augment: Literal["none", "shift", "timm"] = "none"
     seed: int = 0
     random_init: bool = False
 
@@ -522,6 +549,10 @@ def validate(config: RunConfig) -> RunConfig:
     if d.val_fraction + d.test_fraction >= 1:
         raise ConfigError(f"data.val_fraction + data.test_fraction must be < 1 (something must be left to train on), "
                           f"got {d.val_fraction} + {d.test_fraction}")
+    if len(d.crop_scale) != 2 or d.crop_scale[0] > d.crop_scale[1]:
+        raise ConfigError(f"data.crop_scale must be [min, max] with min <= max, got {d.crop_scale}")
+    if d.image_size is not None and len(d.image_size) not in (1, 2):
+        raise ConfigError(f"data.image_size must be [H, W] or [S], got {d.image_size}")
     if not t.seeds:
         raise ConfigError("train.seeds is empty; give at least one seed, e.g. --seeds 0 or --seeds 0,1,2")
     repeated = sorted({s for s in t.seeds if t.seeds.count(s) > 1})

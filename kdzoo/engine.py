@@ -30,7 +30,8 @@ from . import distributed
 from .checkpoint import atomic_path, write_text
 from .config import RunConfig, make_config, validate
 from .context import RunContext
-from .data import BatchPlan, DatasetBundle, Splits, channel_stats, load_dataset, make_splits, steps_per_epoch, to_float
+from .data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
+                   steps_per_epoch, to_float)
 from .effective import code_identity, effective_config
 from .errors import ConfigError, Interrupted
 from .metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
@@ -116,10 +117,13 @@ def total_steps(config: RunConfig, spe: int) -> int:
 
 
 def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, seed: int, run_dir: Path | None,
-             teacher, resume: bool, export_name: str = "student.safetensors", log=print, bar: Any = None) -> dict[str, Any]:
+             teacher, resume: bool, export_name: str = "student.safetensors", log=print, bar: Any = None,
+             objects: Any = None) -> dict[str, Any]:
     """Train one seed; returns its summary (also written to ``run_dir/summary.json``).
 
-    ``bar`` is a progress bar shared by the run's seeds (one ETA for a multi-seed run).
+    ``bar`` is a progress bar shared by the run's seeds (one ETA for a multi-seed run). ``objects``
+    (:class:`kdzoo.user.UserObjects`) holds a caller's own student module and data loader, if any;
+    each seed trains its own copy of a student module.
     """
     device = setup_runtime(config)
     mean, std = student_stats(config, zoo, bundle, splits, teacher)
@@ -130,9 +134,17 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         target_norm = (ytr.mean(0), ytr.std(0).clamp_min(1e-6))
     num_out = len(bundle.classes) if task == "classification" else bundle.y.shape[1]
     torch.manual_seed(seed)
-    student = create_with_weights(config.student, role="student checkpoint", num_classes=num_out, data_mean=mean,
-                                  data_shape=bundle.sample_shape, data_std=std, classes=bundle.classes, task=task,
-                                  zoo=zoo).to(device)
+    if objects is not None and objects.student is not None:
+        from .user import student_copy, wrap_module
+
+        s_cfg = config.student
+        student = wrap_module(student_copy(objects.student), to_float(bundle.x[[0]]), name=s_cfg.name,
+                              classes=bundle.classes, task=task, input_size=s_cfg.input_size, mean=s_cfg.mean,
+                              std=s_cfg.std, **s_cfg.kwargs).to(device)
+    else:
+        student = create_with_weights(config.student, role="student checkpoint", num_classes=num_out, data_mean=mean,
+                                      data_shape=bundle.sample_shape, data_std=std, classes=bundle.classes, task=task,
+                                      zoo=zoo).to(device)
     spe = steps_per_epoch(splits, config.data)
     dist = distributed.current()
     main = dist.is_main
@@ -153,8 +165,13 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
             write_text(run_dir / "init_report.json", json.dumps(report, indent=2, default=str))
     source = stack.data_source(ctx)
     plan = None
-    if source is None:  # a data source replaces the real training data: no loader is built
-        plan = BatchPlan(bundle, splits, config.data, seed, stack.uses_unlabelled, target_norm)
+    if source is None and objects is not None and _is_loader(objects.train):
+        from .user import UserLoaderPlan
+
+        plan = UserLoaderPlan(objects.train, log)
+    elif source is None:  # a data source replaces the real training data: no loader is built
+        plan = make_plan(bundle, splits, config.data, seed, stack.uses_unlabelled, target_norm,
+                         user_data=objects is not None and objects.has_data, pin_memory=device.type == "cuda")
     torch.manual_seed(seed)
     trainer = Trainer(ctx, stack, plan, target_norm, source)
     if run_dir is not None and main:  # trackers mirror metrics.jsonl, where rank 0 writes it
@@ -177,11 +194,15 @@ def _train_and_export(trainer: Trainer, config: RunConfig, bundle: DatasetBundle
                       device: torch.device, teacher, student, stack, seed: int, run_dir: Path | None, resuming: bool,
                       export_name: str, main: bool, log, bar: Any = None) -> dict[str, Any]:
     """Train one seed, test it, export the student and write its summary (the second half of :func:`run_seed`)."""
-    started = time.process_time()
+    started = _cpu_time()
     wall = time.time()
-    result = trainer.fit(run_dir, resume=resuming, bar=bar)
+    try:
+        result = trainer.fit(run_dir, resume=resuming, bar=bar)
+    finally:
+        if trainer.plan is not None:
+            trainer.plan.close()  # stop the streaming path's workers
     train_seconds = time.time() - wall
-    train_cpu_seconds = time.process_time() - started
+    train_cpu_seconds = _cpu_time() - started
     metric, _ = primary_metric(task)
     last_test = _test(trainer.eval_model(), bundle, splits, task, config, target_norm, device)
     trainer.eval_model().load_state_dict(result.best_state)
@@ -195,7 +216,7 @@ def _train_and_export(trainer: Trainer, config: RunConfig, bundle: DatasetBundle
         "seed": seed, "steps": result.steps, "test_teacher": follow,
         "student_flops": count_flops(trainer.eval_model(), sample), "best_step": result.best_step, "val_best": result.best_val,
         "val_last": result.last_val, "test_best": best_test, "test_last": last_test,
-        "cpu_seconds": time.process_time() - started, "wall_seconds": time.time() - wall, "train_seconds": train_seconds,
+        "cpu_seconds": _cpu_time() - started, "wall_seconds": time.time() - wall, "train_seconds": train_seconds,
         "train_cpu_seconds": train_cpu_seconds,
         "student_params": sum(p.numel() for p in student.net.parameters()),
         "strategy_params": sum(p.numel() for p in stack.parameters()),
@@ -225,6 +246,21 @@ def _run_bar(config: RunConfig, splits: Splits, seeds: list[int], main: bool):
                 file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
+def _cpu_time() -> float:
+    """CPU seconds of this process plus its finished children (the streaming path's DataLoader
+    workers are counted once the plan has stopped them)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _is_loader(data: Any) -> bool:
+    from torch.utils.data import DataLoader
+
+    return isinstance(data, DataLoader)
+
+
 def _silent(*args: Any, **kwargs: Any) -> None:
     return None
 
@@ -251,26 +287,59 @@ def check_model_name(role: str, name: str, zoo: Any) -> None:
                       "timm.list_models()")
 
 
-def prepare(config: RunConfig, zoo: Any) -> tuple[DatasetBundle, Splits]:
-    """Validate what can be validated cheaply, then load data and split it."""
-    name = config.data.name.partition(":")[0]
-    from .data import ALIASES
+def prepare(config: RunConfig, zoo: Any, objects: Any = None) -> tuple[DatasetBundle, Splits]:
+    """Validate what can be validated cheaply, then load data and split it.
 
-    entry = zoo.dataset(ALIASES.get(name, name))
-    for cls, _ in check_specs(config.strategy, zoo, entry.meta.get("task")):
+    With ``objects`` (:class:`kdzoo.user.UserObjects`), the caller's datasets replace a named
+    dataset and the caller's modules replace named models.
+    """
+    from .data import ALIASES
+    from .user import user_bundle
+
+    user_data = objects is not None and objects.has_data
+    name = config.data.name.partition(":")[0]
+    task = "classification" if user_data else zoo.dataset(ALIASES.get(name, name)).meta.get("task")
+    for cls, _ in check_specs(config.strategy, zoo, task):
         if cls.requires_teacher and config.teacher is None:
             raise ConfigError(f"strategy {cls.name!r} needs a teacher; pass --teacher (a model name or weights file)")
     for role, model in (("student", config.student), ("teacher", config.teacher)):
-        if model is not None and not model.checkpoint:  # a weights file names its own model (checked below)
+        given = objects is not None and getattr(objects, role) is not None
+        if model is not None and not model.checkpoint and not given:  # a weights file names its own model
             check_model_name(role, model.name, zoo)
     check_weight_files(config, zoo)
     if config.runtime.loggers:
         from .loggers import check_logger_names
 
         check_logger_names(config.runtime.loggers, zoo)
-    bundle = load_dataset(config.data.name, config.data.root, zoo)
+    if user_data:
+        if config.data.labels_per_class is not None:
+            raise ConfigError("data.labels_per_class applies to named datasets; pass the labelled subset as train")
+        return user_bundle(objects, config.data)
+    bundle = load_dataset(config.data.name, config.data.root, zoo, **data_options(config))
     check_student_weights(config, bundle, zoo)
     return bundle, make_splits(bundle, config.data)
+
+
+def data_options(config: RunConfig) -> dict[str, Any]:
+    """Options for kdzoo's file datasets: downloads only when asked; an image folder's view size."""
+    return {"download": config.data.download, "image_size": config.data.image_size or config.student.input_size}
+
+
+def augmentation_note(config: RunConfig, user_data: bool = False) -> str | None:
+    """Why the teacher-output cache is off, when a teacher meets randomly augmented inputs (or a user's
+    own data, whose items kdzoo cannot know to be deterministic)."""
+    d = config.data
+    if config.teacher is None or config.runtime.teacher_cache == "off":
+        return None
+    if user_data:
+        return ("teacher-output cache off: your own Dataset/DataLoader may augment its items, so the teacher runs "
+                "on every batch")
+    if not is_random_augmentation(d):
+        return None
+    what = [f"data.augment={d.augment}"] if d.augment != "none" else []
+    what += [f"data.{k}={getattr(d, k)}" for k in ("mixup", "cutmix") if getattr(d, k)]
+    return (f"teacher-output cache off: random augmentation ({', '.join(what)}) changes the inputs every epoch, "
+            "so the teacher runs on every batch (KD costs about 2.2x more per step)")
 
 
 def read_run_config(run_dir: str | Path) -> RunConfig:
@@ -299,7 +368,9 @@ def read_seed_summary(path: Path) -> dict[str, Any] | None:
         return None  # written atomically since the start; a torn file is from outside, re-run the seed
 
 
-def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | None = None, log=print) -> RunResult:
+def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: str | Path | None = None, log=print,
+            teacher: Any = None, student: Any = None, train: Any = None, val: Any = None,
+            test: Any = None) -> RunResult:
     """Run a distillation (every seed) and write its run directory.
 
     Everything that can be checked is checked before the run directory exists: the config
@@ -311,13 +382,22 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     Args:
         config: a :class:`RunConfig` or plain data for :func:`kdzoo.config.make_config`.
         zoo: loaded plugins (default: everything installed).
-        resume: an existing run directory to continue.
+        resume: an existing run directory to continue (pass the same objects again).
+        teacher: your own trained ``nn.Module`` (used as given: frozen, never trained); also
+            accepted as ``config["teacher"]`` (a module, or ``{"object": module, ...ModelConfig}``).
+        student: your own ``nn.Module`` to train (each seed trains a copy); also accepted in config.
+        train: a torch ``Dataset`` of ``(input, class id)`` items (with ``classes`` or ``targets``),
+            or your own ``DataLoader`` (resumed by step count only: not exact).
+        val: a validation ``Dataset`` (default: a stratified share of ``train``, by its targets).
+        test: a test ``Dataset`` (default: a stratified share of ``train``).
 
     Returns:
         The per-seed results, with mean ± std helpers.
     """
     from .plugins import load_zoo
+    from .user import from_python
 
+    config, objects = from_python(config, teacher=teacher, student=student, train=train, val=val, test=test)
     if resume is not None:
         config = read_run_config(resume)
     elif not isinstance(config, RunConfig):
@@ -329,9 +409,12 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
     zoo = zoo or load_zoo()
     if distributed.current().rank or int(os.environ.get("RANK", "0")):
         log = _silent  # one voice under torchrun
-    bundle, splits = prepare(config, zoo)
+    bundle, splits = prepare(config, zoo, objects)
     device = setup_runtime(config)
     main = distributed.current().is_main
+    note = augmentation_note(config, user_data=objects is not None and objects.has_data)
+    if note:
+        log(note)
     created = False
     status_before: bytes | None = None
     if resume is None:
@@ -350,7 +433,7 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
         mean, std = channel_stats(bundle, splits.train)
         from .teacher import resolve_teacher
 
-        teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log)
+        teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, objects=objects)
         teacher_info = None
         if teacher is not None:
             teacher = teacher.to(device)
@@ -375,7 +458,7 @@ def distill(config: RunConfig | dict, *, zoo: Any = None, resume: str | Path | N
         try:
             for seed in todo:
                 seeds[seed] = run_seed(config, bundle, splits, zoo, seed, run_dir / f"seed-{seed}", teacher,
-                                       resume=resume is not None, log=log, bar=bar)
+                                       resume=resume is not None, log=log, bar=bar, objects=objects)
         finally:
             if bar is not None:
                 bar.close()

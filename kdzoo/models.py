@@ -88,7 +88,43 @@ class KDModel(nn.Module):
     # -- facts strategies use --------------------------------------------------------------------
     @property
     def num_features(self) -> int:
-        return int(getattr(self.net, "num_features", 0))
+        """Width ``D`` of the pooled (pre-logit) output, measured by a dry forward of the model.
+
+        timm's ``num_features`` is the width before the head; LCNet/MobileNetV3-style models add a
+        pre-logits layer (``head_hidden_size``) that is wider, and projectors must match what
+        ``outputs(..., pooled=True)`` really gives. 0 for a model without a pooled output.
+        """
+        if getattr(self, "_pooled_width", None) is None:
+            self._pooled_width = self.dry_run()
+        return self._pooled_width
+
+    def dry_run(self) -> int:
+        """Run one zero input through the model; returns the pooled width (0 if it has none).
+
+        Raises:
+            ConfigError: the model cannot run at its input size (e.g. too deep for 28x28), naming
+                the model, the size and the fix.
+        """
+        shape = self.meta["input_shape"]
+        param = next(self.parameters(), None)
+        x = torch.zeros(1, *shape, device=param.device if param is not None else None)
+        was_training = self.training
+        self.eval()  # measuring must not move BN statistics
+        try:
+            with torch.no_grad():
+                try:
+                    pooled = self.outputs(x, Requirement(pooled=True)).pooled
+                except (AttributeError, NotImplementedError):  # no pooled output (e.g. a plain classifier)
+                    self.net(self.preprocess(x))
+                    return 0
+        except RuntimeError as exc:
+            size = "x".join(str(v) for v in shape)
+            raise ConfigError(f"model {self.meta['name']!r} cannot run on {size} inputs "
+                              f"({' '.join(str(exc).split())[:100]}); give it a larger input: set its "
+                              "input_size (e.g. --set student.input_size=[64,64]); the data is resized to it") from None
+        finally:
+            self.train(was_training)
+        return int(pooled.flatten(1).shape[1])
 
     @property
     def feature_info(self) -> list[dict[str, Any]]:
@@ -150,7 +186,9 @@ def create_model(cfg: ModelConfig, *, num_classes: int, data_shape: tuple[int, .
         "name": cfg.name, "kwargs": kwargs, "source": source, "num_classes": num_classes,
         "input_shape": list(input_shape), "mean": mean, "std": std, "classes": list(classes), "task": task,
     }
-    return KDModel(net, meta)
+    model = KDModel(net, meta)
+    model._pooled_width = model.dry_run()  # a model too deep for its input size fails here, before training
+    return model
 
 
 def _input_shape(cfg: ModelConfig, data_shape: tuple[int, ...], kwargs: dict, timm_cfg: Any = None) -> list[int]:

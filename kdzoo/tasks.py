@@ -187,9 +187,12 @@ def apply_task(bundle: Any, task: str) -> Any:
     test_x, test_y = bundle.test_x, bundle.test_y
     if test_y is not None:
         ty = lut[test_y]
-        test_x, test_y = test_x[ty >= 0], ty[ty >= 0]
+        test_keep = (ty >= 0).nonzero().squeeze(1)
+        test_x = test_x[test_keep] if isinstance(test_x, torch.Tensor) else test_x.take(test_keep)
+        test_y = ty[test_keep]
+    kept_x = bundle.x[index] if isinstance(bundle.x, torch.Tensor) else bundle.x.take(index)  # files stay on disk
     return type(bundle)(
-        bundle.x if bool(keep.all()) else bundle.x[index], y[index], task=bundle.task, classes=names,
+        bundle.x if bool(keep.all()) else kept_x, y[index], task=bundle.task, classes=names,
         test_x=test_x, test_y=test_y, name=bundle.name, base_classes=list(bundle.classes), class_map=mapping,
         base_y=bundle.y.clone(), base_index=index,
     )

@@ -41,6 +41,10 @@ def teacher_key(config: RunConfig) -> str:
                  "test_fraction": d.test_fraction, "batch_size": d.batch_size, "shift_pixels": d.shift_pixels},
         "format": 2,  # 2: numbers canonical (15 == 15.0); format-1 teachers are trained once more
     }
+    if config.teacher_train.augment == "timm":  # only then do timm's transform settings shape the teacher
+        spec["data"].update(auto_augment=d.auto_augment, hflip=d.hflip, crop_scale=d.crop_scale)
+    if d.image_size is not None:  # the view of an image folder (older keys stay as they were)
+        spec["data"]["image_size"] = d.image_size
     return hashlib.sha256(json.dumps(canonical(spec), sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -53,7 +57,7 @@ def teacher_config(config: RunConfig) -> RunConfig:
     """The run config that trains the teacher: ``ce`` on every train label, selected on validation."""
     tt = config.teacher_train
     data = type(config.data)(**{**to_dict(config.data), "name": teacher_data_name(config), "labels_per_class": None,
-                                "augment": tt.augment})
+                                "augment": tt.augment, "mixup": 0.0, "cutmix": 0.0})  # the student's mixing is its own
     return RunConfig(student=config.teacher, teacher=None, strategy=[StrategySpec("ce")], data=data,
                      optim=tt.optim, train=TrainConfig(epochs=tt.epochs, seeds=[tt.seed]),
                      runtime=replace(config.runtime, loggers=[]),  # trackers follow the distillation, not the cached teacher
@@ -95,8 +99,8 @@ def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None
 
 
 def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, mean, std,
-                    log=print) -> KDModel | None:
-    """The run's teacher: from its checkpoint, from the cache, or trained now and cached.
+                    log=print, objects: Any = None) -> KDModel | None:
+    """The run's teacher: the caller's own module, from its checkpoint, from the cache, or trained now and cached.
 
     With ``teacher_data`` the teacher is built, trained and cached on that dataset; ``bundle`` and
     ``splits`` are the student's. Strategies that need the teacher's label space are checked
@@ -104,11 +108,22 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
     """
     if config.teacher is None:
         return None
+    if objects is not None and objects.teacher is not None:  # used as given: wrapped and frozen, never trained
+        from .data import to_float
+        from .trainer import freeze
+        from .user import wrap_module
+
+        t = config.teacher
+        model = wrap_module(objects.teacher, to_float(bundle.x[[0]]), name=t.name, classes=bundle.classes,
+                            task=bundle.task, input_size=t.input_size, mean=t.mean, std=t.std, **t.kwargs)
+        return freeze(model)
     t_bundle = bundle
     if config.teacher_data and config.teacher_data != config.data.name:
         from .data import channel_stats, load_dataset, make_splits
 
-        t_bundle = load_dataset(config.teacher_data, config.data.root, zoo)
+        from .engine import data_options
+
+        t_bundle = load_dataset(config.teacher_data, config.data.root, zoo, **data_options(config))
         mean, std = channel_stats(t_bundle, make_splits(t_bundle, replace(config.data, labels_per_class=None)).train)
     if config.teacher.checkpoint:
         model = load_teacher_file(config.teacher, t_bundle, zoo, mean, std)

@@ -25,7 +25,8 @@ from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import OptimConfig, RunConfig
 from .context import RunContext
-from .data import BatchPlan
+from .data import BatchPlan, StreamingPlan, is_random_augmentation
+from .user import USER_DATA
 from .errors import Interrupted, NonFiniteLoss
 from .gradient_paths import check_gradient_paths
 from .metrics import evaluate, primary_metric
@@ -98,12 +99,13 @@ class Trainer:
     Args:
         ctx: the run context (models, data, budget, run directory).
         stack: the strategy stack.
-        plan: the real-data batch plan, or ``None`` when the stack supplies its own data.
+        plan: the real-data batch plan (in memory or streamed: both give ``plan.batch(step)``), or
+            ``None`` when the stack supplies its own data.
         source: the stack's data source (``stack.data_source(ctx)``), if any.
         target_norm: regression target mean/std (metrics are reported in original units).
     """
 
-    def __init__(self, ctx: RunContext, stack: StrategyStack, plan: BatchPlan | None,
+    def __init__(self, ctx: RunContext, stack: StrategyStack, plan: BatchPlan | StreamingPlan | None,
                  target_norm: tuple[torch.Tensor, torch.Tensor] | None = None, source: Any = None) -> None:
         self.ctx, self.stack, self.plan = ctx, stack, plan
         self.cfg: RunConfig = ctx.config
@@ -158,7 +160,8 @@ class Trainer:
         ctx, need = self.ctx, self.needs.teacher
         eligible = (self.cfg.runtime.teacher_cache == "auto" and ctx.teacher is not None and need.any
                     and not need.features and self.source is None
-                    and self.plan is not None and self.cfg.data.augment == "none"
+                    and isinstance(self.plan, (BatchPlan, StreamingPlan)) and not is_random_augmentation(self.cfg.data)
+                    and ctx.bundle is not None and ctx.bundle.name != USER_DATA  # a user Dataset may augment
                     and self.teacher_dtype == torch.float32)
         if not eligible:
             return None

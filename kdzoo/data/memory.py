@@ -1,4 +1,4 @@
-"""Datasets held in memory, stratified splits, and the stateless batch plan.
+"""Datasets held in memory, stratified splits, and the stateless batch plan (the in-memory path).
 
 Every batch is a pure function of (run seed, micro-step), so a resumed run sees exactly the
 batches an uninterrupted run would have seen, with no sampler state to save.
@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import DataConfig
-from .errors import ConfigError
-from .strategy import Batch
+from ..config import DataConfig
+from ..errors import ConfigError
+from ..strategy import Batch
 
 
 @dataclass
@@ -57,7 +57,9 @@ class DatasetBundle:
 
 
 def to_float(x: Tensor) -> Tensor:
-    """Data-space float view of stored inputs."""
+    """Data-space float view of stored inputs (a file-backed view, e.g. an image folder, is read whole)."""
+    if not isinstance(x, Tensor):
+        x = x[np.arange(len(x))]
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
@@ -88,7 +90,7 @@ def cached_arrays(name: str, sources: list[Path | None], parse: Callable[[], tup
     import json
     import os
 
-    from .paths import cache_root
+    from ..paths import cache_root
 
     if any(s is None for s in sources):
         return parse()
@@ -156,108 +158,32 @@ def load_diabetes(arg: str | None, root: str | None) -> DatasetBundle:
                          task="regression", classes=["progression"], name="diabetes")
 
 
-def _torchvision(cls_name: str):
-    def load(arg: str | None, root: str | None) -> DatasetBundle:
-        import torchvision.datasets as tvd
-
-        if not root:
-            raise ConfigError(f"dataset {cls_name.lower()!r} needs --data-root (a local folder; kdzoo never downloads)")
-        cls = getattr(tvd, cls_name)
-        try:
-            train, test = cls(root, train=True, download=False), cls(root, train=False, download=False)
-        except RuntimeError as exc:
-            raise ConfigError(f"dataset {cls_name} not found under {root!r} ({str(exc).splitlines()[0]}); "
-                              f"kdzoo never downloads: place the files there first") from None
-
-        def arrays(ds: Any) -> tuple[Tensor, Tensor]:
-            data = torch.as_tensor(np.asarray(ds.data))
-            data = data.unsqueeze(1) if data.dim() == 3 else data.permute(0, 3, 1, 2)
-            return data.to(torch.uint8).contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
-
-        (x, y), (tx, ty) = arrays(train), arrays(test)
-        return DatasetBundle(x, y, classes=[str(c) for c in train.classes], test_x=tx, test_y=ty, name=cls_name.lower())
-
-    load.__doc__ = f"torchvision {cls_name} from a local --data-root (never downloaded)."
-    return load
-
-
-def load_imagefolder(arg: str | None, root: str | None) -> DatasetBundle:
-    """``imagefolder:PATH``: one sub-folder per class (with ``train/`` and ``test/`` if present)."""
-    from torchvision.datasets import ImageFolder
-
-    if not arg:
-        raise ConfigError("dataset 'imagefolder' needs a path: imagefolder:PATH")
-    path = Path(arg)
-    if not path.is_dir():
-        raise ConfigError(f"imagefolder path {arg!r} is not a directory")
-    split_dirs = (path / "train", path / "test")
-    has_splits = all(d.is_dir() for d in split_dirs)
-
-    def read(folder: Path, classes: list[str] | None, size: tuple[int, int] | None) -> tuple[Tensor, Tensor, list[str], tuple]:
-        try:
-            ds = ImageFolder(str(folder), allow_empty=True)
-        except (FileNotFoundError, OSError) as exc:  # no class sub-folders, or unreadable folder
-            raise ConfigError(f"imagefolder {str(folder)!r} holds no class folders with images "
-                              f"(expected {folder}/CLASS/IMAGE; {' '.join(str(exc).split())[:100]})") from None
-        if classes is not None and ds.classes != classes:
-            raise ConfigError(f"{folder}: classes {ds.classes} differ from train's {classes}")
-        xs, ys, mode = [], [], None
-        for file, label in ds.samples:
-            try:
-                img = ds.loader(file)
-            except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
-                raise ConfigError(f"imagefolder: cannot read image {file!r} ({type(exc).__name__}); "
-                                  "remove or replace it") from None
-            mode = mode or ("L" if img.mode in ("L", "1", "I", "I;16") else "RGB")
-            img = img.convert(mode)
-            size = size or (img.height, img.width)
-            if (img.height, img.width) != size:
-                img = img.resize((size[1], size[0]))
-            arr = torch.as_tensor(np.asarray(img, dtype=np.uint8).copy())
-            xs.append(arr[None] if arr.dim() == 2 else arr.permute(2, 0, 1))
-            ys.append(label)
-        if not xs:
-            raise ConfigError(f"imagefolder {str(folder)!r} holds no images")
-        return torch.stack(xs), torch.tensor(ys, dtype=torch.long), ds.classes, size
-
-    if has_splits:
-        x, y, classes, size = read(split_dirs[0], None, None)
-        tx, ty, _, _ = read(split_dirs[1], classes, size)
-        return DatasetBundle(x, y, classes=classes, test_x=tx, test_y=ty, name=f"imagefolder:{arg}")
-    x, y, classes, _ = read(path, None, None)
-    return DatasetBundle(x, y, classes=classes, name=f"imagefolder:{arg}")
-
-
-BUILTIN_DATASETS = {
-    "digits": (load_digits, "classification"),
-    "mnist5k": (load_mnist5k, "classification"),
-    "diabetes": (load_diabetes, "regression"),
-    "imagefolder": (load_imagefolder, "classification"),
-    "mnist": (_torchvision("MNIST"), "classification"),
-    "fashion-mnist": (_torchvision("FashionMNIST"), "classification"),
-    "cifar10": (_torchvision("CIFAR10"), "classification"),
-    "cifar100": (_torchvision("CIFAR100"), "classification"),
-}
 ALIASES = {"fashion_mnist": "fashion-mnist"}
 TAKES_ARG = {"imagefolder"}  # built-in datasets addressed as NAME:ARG
+TAKES_OPTIONS = {"imagefolder", "mnist", "fashion-mnist", "cifar10", "cifar100"}  # read from files: see .files
 
 
-def load_dataset(spec: str, root: str | None, zoo: Any) -> DatasetBundle:
+def load_dataset(spec: str, root: str | None, zoo: Any, **options: Any) -> DatasetBundle:
     """Resolve ``NAME``, ``NAME:ARG`` and an optional ``:TASK`` suffix (see :mod:`kdzoo.tasks`).
 
     Examples: ``mnist5k``, ``imagefolder:PATH``, ``mnist5k:parity``, ``digits:digits[0-4]``,
     ``mnist5k:classmap=map.yaml``.
+
+    Args:
+        options: for kdzoo's file datasets: ``download`` (fetch missing files with torchvision) and
+            ``image_size`` (``[H, W]`` view of an image folder); other loaders never see them.
     """
-    from .tasks import apply_task, split_spec
+    from ..tasks import apply_task, split_spec
 
     data_spec, task = split_spec(spec)
     name, _, arg = data_spec.partition(":")
     entry = zoo.dataset(ALIASES.get(name, name))
     if arg and entry.plugin == "kdzoo" and entry.name not in TAKES_ARG:  # e.g. a misspelt task: mnist5k:pairty
-        from .tasks import TASK_HELP
+        from ..tasks import TASK_HELP
 
         raise ConfigError(f"dataset {entry.name!r} takes no argument, and {arg!r} is no task (tasks: {TASK_HELP})")
-    bundle = entry.obj(arg or None, root)
+    takes_options = entry.plugin == "kdzoo" and entry.name in TAKES_OPTIONS
+    bundle = entry.obj(arg or None, root, **options) if takes_options else entry.obj(arg or None, root)
     bundle.name = bundle.name or data_spec
     if task is not None:
         bundle = apply_task(bundle, task)
@@ -356,7 +282,8 @@ def channel_stats(bundle: DatasetBundle, train: np.ndarray) -> tuple[list[float]
     """Per-channel mean and std of the train split in data space (images only)."""
     if bundle.x.dim() != 4:
         return None, None
-    x = to_float(bundle.x[torch.as_tensor(train[:5000])])
+    limit = 5000 if isinstance(bundle.x, Tensor) else 500  # files on disk: a sample of them is enough
+    x = to_float(bundle.x[torch.as_tensor(train[:limit])])
     return x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).clamp_min(1e-3).tolist()
 
 
@@ -400,16 +327,16 @@ class BatchPlan:
             start += take
         return torch.cat(out)
 
-    def batch(self, step: int) -> Batch:
-        """The micro-batch of micro-step ``step``."""
+    def select(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Which samples micro-step ``step`` holds: ``(index [B], labelled bool [B], targets)``.
+
+        Targets are ``long [B]`` class ids (``-1`` where unlabelled) or standardised ``float [B, T]``.
+        """
         lab = self._take(self.labelled, self.k_lab, step, 1)
         parts = [lab]
         if self.k_unlab:
             parts.append(self._take(self.unlabelled, self.k_unlab, step, 2))
         index = torch.cat(parts)
-        x = to_float(self.bundle.x[index])
-        if self.cfg.augment == "shift" and x.dim() == 4:
-            x = random_shift(x, self.cfg.shift_pixels, torch.Generator().manual_seed(hash((self.seed, 3, step)) & 0x7FFFFFFF))
         y = self.bundle.y[index].clone()
         if self.target_norm is not None:
             y = (y - self.target_norm[0]) / self.target_norm[1]
@@ -417,7 +344,22 @@ class BatchPlan:
         labelled[: len(lab)] = True
         if y.dim() == 1:
             y[~labelled] = -1
+        return index, labelled, y
+
+    def augment_seed(self, step: int) -> int:
+        """Seed of micro-step ``step``'s augmentation (a pure function of run seed and step)."""
+        return hash((self.seed, 3, step)) & 0x7FFFFFFF
+
+    def batch(self, step: int) -> Batch:
+        """The micro-batch of micro-step ``step``."""
+        index, labelled, y = self.select(step)
+        x = to_float(self.bundle.x[index])
+        if self.cfg.augment == "shift" and x.dim() == 4:
+            x = random_shift(x, self.cfg.shift_pixels, torch.Generator().manual_seed(self.augment_seed(step)))
         return Batch(x=x, y=y, labelled=labelled, index=index)
+
+    def close(self) -> None:
+        """Nothing to release (the streaming plan stops its workers here)."""
 
 
 def random_shift(x: Tensor, pixels: int, generator: torch.Generator) -> Tensor:

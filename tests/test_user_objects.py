@@ -1,0 +1,120 @@
+"""Your own nn.Module pair and torch Dataset through kdzoo.distill, for logit, feature and data-free strategies."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+import kdzoo
+from kdzoo.errors import ConfigError
+
+
+class Net(nn.Module):
+    """A plain PyTorch CNN (not a timm model): two conv blocks, pooled, then a linear classifier."""
+
+    def __init__(self, width=8, classes=10):
+        super().__init__()
+        self.block1 = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                                    nn.MaxPool2d(2))
+        self.block2 = nn.Sequential(nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(2 * width, classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.block2(self.block1(x))).flatten(1))
+
+
+class Digits(Dataset):
+    """scikit-learn's 8x8 digits as (image [1, 8, 8] in [0, 1], class id), with classes and targets."""
+
+    def __init__(self, part, parts=2):
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        keep = [i for i in range(len(d.target)) if i % parts == part]
+        self.images = torch.tensor(d.images[keep], dtype=torch.float32).unsqueeze(1) / 16
+        self.targets = [int(t) for t in d.target[keep]]
+        self.classes = [str(c) for c in range(10)]
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return self.images[i], self.targets[i]
+
+
+COMMON = {"train": {"steps": 6, "seeds": [0]}, "runtime": {"progress": False, "threads": 1},
+          "data": {"batch_size": 32, "num_workers": 0}}
+
+
+@pytest.fixture
+def trained_teacher():
+    torch.manual_seed(0)
+    return Net(width=8)
+
+
+def run(tmp_path, strategy, teacher, **extra):
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    config = dict(COMMON, strategy=strategy, out=str(tmp_path))
+    result = kdzoo.distill(config, teacher=teacher, student=Net(width=4), train=Digits(0), val=Digits(1),
+                           log=lambda *a: None, **extra)
+    for key, value in teacher.state_dict().items():  # used as given: never trained, BN statistics untouched
+        assert torch.equal(value, before[key]), key
+    assert all(not p.requires_grad for p in teacher.parameters())
+    return result
+
+
+def test_kd_with_user_modules_and_datasets(tmp_path, trained_teacher):
+    result = run(tmp_path, "kd", trained_teacher)
+    assert result.config.data.name == "user" and result.config.student.name == "user:Net"
+    assert 0 <= result.values()[0] <= 100 and result.teacher["meta"]["source"] == "user"
+
+
+def test_feature_strategy_resolves_layers_by_module_name(tmp_path, trained_teacher):
+    strategy = [{"name": "fitnet", "params": {"hint": "block2", "guided": "block1"}}]
+    result = run(tmp_path, strategy, trained_teacher)
+    assert result.teacher["meta"]["kwargs"]["feature_layers"] == ["block1", "block2"]  # found automatically
+    assert result.values()[0] >= 0
+    pooled = run(tmp_path, "pooled-feature", trained_teacher)  # pooled = the input of the classifier `fc`
+    assert pooled.values()[0] >= 0
+
+
+def test_data_free_strategy_with_user_modules(tmp_path, trained_teacher):
+    strategy = [{"name": "dafl", "params": {"ngf": 8, "nz": 16}}]
+    assert run(tmp_path, strategy, trained_teacher).values()[0] >= 0
+
+
+def test_user_dataloader_and_stratified_validation(tmp_path, trained_teacher):
+    loader = DataLoader(Digits(0), batch_size=16, shuffle=True)
+    config = dict(COMMON, strategy="kd", out=str(tmp_path))
+    result = kdzoo.distill(config, teacher=trained_teacher, student=Net(width=4), train=loader, test=Digits(1),
+                           log=lambda *a: None)
+    assert result.values()[0] >= 0
+
+
+def test_objects_of_the_wrong_kind_fail_with_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="expected a torch Dataset or DataLoader, got list"):
+        kdzoo.distill(dict(COMMON, strategy="ce"), student=Net(), train=[1, 2, 3])
+
+
+def test_own_dataloader_resumes_by_step_count_with_a_warning():
+    from kdzoo.user import UserLoaderPlan
+
+    said = []
+    loader = DataLoader(Digits(0), batch_size=100)
+    plan = UserLoaderPlan(loader, log=said.append)
+    assert [len(plan.batch(s).y) for s in range(10)][-2:] == [99, 100]  # 899 samples: cycles into epoch 2
+    assert not said
+    resumed = UserLoaderPlan(loader, log=said.append)
+    resumed.batch(7)
+    assert len(said) == 1 and "not exactly" in said[0] and "step 7" in said[0]
+
+
+def test_teacher_cache_is_off_for_user_data(tmp_path, trained_teacher, monkeypatch):
+    monkeypatch.setenv("KDZOO_CACHE", str(tmp_path / "cache"))
+    said = []
+    config = dict(COMMON, strategy="kd", out=str(tmp_path))
+    kdzoo.distill(config, teacher=trained_teacher, student=Net(width=4), train=Digits(0), val=Digits(1),
+                  log=said.append)
+    assert any("teacher-output cache off" in line for line in said)
+    assert not (tmp_path / "cache" / "teacher-outputs").exists()
