@@ -79,13 +79,13 @@ def test_data_free_run_never_reads_a_training_sample(name, tmp_path, monkeypatch
     def no_loader(*args, **kwargs):
         raise AssertionError("a training loader was built in data-free mode")
 
-    monkeypatch.setattr(engine, "BatchPlan", no_loader)
-    monkeypatch.setattr(kdzoo.data, "BatchPlan", no_loader)
+    monkeypatch.setattr(engine, "make_plan", no_loader)  # both data paths (in memory, streaming) start here
+    monkeypatch.setattr(kdzoo.data, "make_plan", no_loader)
     seen = {}
     prepare, run_seed = engine.prepare, engine.run_seed
 
-    def spy_prepare(config, zoo):
-        bundle, splits = prepare(config, zoo)
+    def spy_prepare(config, zoo, objects=None):
+        bundle, splits = prepare(config, zoo, objects)
         bundle.x = bundle.x.as_subclass(Spy)
         seen["splits"] = splits
         return bundle, splits
