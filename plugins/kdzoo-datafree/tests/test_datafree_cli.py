@@ -74,7 +74,7 @@ class Spy(torch.Tensor):
 @pytest.mark.parametrize("name", ["dafl", "deep-inversion"])
 def test_data_free_run_never_reads_a_training_sample(name, tmp_path, monkeypatch, capsys):
     import kdzoo.data
-    import kdzoo.engine as engine
+    import kdzoo.train.runs as engine
 
     def no_loader(*args, **kwargs):
         raise AssertionError("a training loader was built in data-free mode")

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ModelConfig
-from .errors import ConfigError, unknown
-from .strategy import Outputs, Requirement
+from ..config import ModelConfig
+from ..contract.errors import ConfigError, unknown
+from ..contract.strategy import Outputs, Requirement
 
 META_KEY = "kdzoo"
 
@@ -146,7 +146,7 @@ def create_model(cfg: ModelConfig, *, num_classes: int, data_shape: tuple[int, .
                  data_std: list[float] | None, classes: list[str], task: str, zoo: Any) -> KDModel:
     """Build a randomly initialised model for a dataset: a registered model by name, else a timm model.
 
-    Weights from a file are loaded by :func:`kdzoo.weights.create_with_weights` (kdzoo reads every
+    Weights from a file are loaded by :func:`kdzoo.models.weights.create_with_weights` (kdzoo reads every
     file itself; timm never opens one).
 
     Args:
@@ -215,12 +215,12 @@ def save_model(model: KDModel, path: str | Path, extra_meta: dict[str, Any] | No
 
     For a timm architecture, also write the folder ``path`` without its suffix (``student/``) that
     ``timm.create_model("local-dir:FOLDER", pretrained=True)`` loads without kdzoo
-    (:func:`kdzoo.weights.save_timm_folder`). Every file is written atomically (temporary file,
+    (:func:`kdzoo.models.weights.save_timm_folder`). Every file is written atomically (temporary file,
     then rename).
     """
     from safetensors.torch import save_file
 
-    from .checkpoint import atomic_path
+    from ..train.checkpoint import atomic_path
     from .weights import save_timm_folder
 
     path = Path(path)
@@ -245,7 +245,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     """Metadata of an exported model (from the safetensors header, else the ``.json`` beside it).
 
     ``path`` may also be an export folder (``student/``); the file is checked first
-    (:func:`kdzoo.weights.locate`).
+    (:func:`kdzoo.models.weights.locate`).
     """
     from .weights import read_kdzoo_meta
 
@@ -256,7 +256,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def read_state(path: str | Path, use_ema: bool = True) -> dict[str, Tensor]:
-    """Tensors of a weights file of any format :mod:`kdzoo.weights` accepts, read as data."""
+    """Tensors of a weights file of any format :mod:`kdzoo.models.weights` accepts, read as data."""
     from .weights import read_weights
 
     return read_weights(path, use_ema=use_ema).state

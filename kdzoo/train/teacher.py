@@ -1,4 +1,4 @@
-"""Teachers: loaded from a local weights file (read by kdzoo.weights), or trained once and cached.
+"""Teachers: loaded from a local weights file (read by kdzoo.models.weights), or trained once and cached.
 
 A trained teacher is cached under ``$KDZOO_CACHE`` (default ``~/.cache/kdzoo``) by a hash of
 everything that determines it: model and kwargs, dataset, split, training recipe.
@@ -19,11 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, to_dict
-from .data import DatasetBundle, Splits
-from .errors import Interrupted
-from .models import KDModel, load_model
-from .paths import cache_root
+from ..config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, to_dict
+from ..data import DatasetBundle, Splits
+from ..contract.errors import Interrupted
+from ..models.wrapper import KDModel, load_model
+from ..paths import cache_root
 
 
 def teacher_key(config: RunConfig) -> str:
@@ -66,8 +66,8 @@ def teacher_config(config: RunConfig) -> RunConfig:
 
 def load_teacher_file(cfg: ModelConfig, bundle: DatasetBundle, zoo: Any, mean, std) -> KDModel:
     """A teacher from ``cfg.checkpoint``: an exported kdzoo model, or weights of ``cfg.name`` in any
-    format :mod:`kdzoo.weights` accepts (checked and read by kdzoo, ``weights_only``)."""
-    from .weights import create_with_weights, read_kdzoo_meta
+    format :mod:`kdzoo.models.weights` accepts (checked and read by kdzoo, ``weights_only``)."""
+    from ..models.weights import create_with_weights, read_kdzoo_meta
 
     meta = read_kdzoo_meta(cfg.checkpoint, role="teacher checkpoint")
     if meta is not None:  # an export knows its own architecture, kwargs and normalisation
@@ -87,8 +87,8 @@ def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None
         ``(teacher, bundle, splits)``; the teacher is in eval mode without parameter gradients,
         or ``None`` when the config has no teacher.
     """
-    from .data import channel_stats
-    from .engine import prepare, setup_runtime
+    from ..data import channel_stats
+    from .runs import prepare, setup_runtime
     from .trainer import freeze
 
     device = setup_runtime(config)
@@ -109,9 +109,9 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
     if config.teacher is None:
         return None
     if objects is not None and objects.teacher is not None:  # used as given: wrapped and frozen, never trained
-        from .data import to_float
+        from ..data import to_float
         from .trainer import freeze
-        from .user import wrap_module
+        from ..user import wrap_module
 
         t = config.teacher
         model = wrap_module(objects.teacher, to_float(bundle.x[[0]]), name=t.name, classes=bundle.classes,
@@ -119,9 +119,9 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
         return freeze(model)
     t_bundle = bundle
     if config.teacher_data and config.teacher_data != config.data.name:
-        from .data import channel_stats, load_dataset, make_splits
+        from ..data import channel_stats, load_dataset, make_splits
 
-        from .engine import data_options
+        from .runs import data_options
 
         t_bundle = load_dataset(config.teacher_data, config.data.root, zoo, **data_options(config))
         mean, std = channel_stats(t_bundle, make_splits(t_bundle, replace(config.data, labels_per_class=None)).train)
@@ -139,8 +139,8 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
             return model
         if config.teacher_train.random_init:
             return _random_teacher(config, t_bundle, tconf, path, zoo, log)
-        from .data import make_splits
-        from .engine import run_seed
+        from ..data import make_splits
+        from .runs import run_seed
 
         run_dir = Path(tconf.out) / tconf.name
         resuming = (run_dir / "checkpoint.pt").exists()
@@ -189,8 +189,8 @@ def _random_teacher(config: RunConfig, t_bundle: DatasetBundle, tconf: RunConfig
     import torch
 
     from . import distributed
-    from .data import channel_stats, make_splits
-    from .models import create_model, save_model
+    from ..data import channel_stats, make_splits
+    from ..models.wrapper import create_model, save_model
 
     mean, std = channel_stats(t_bundle, make_splits(t_bundle, tconf.data).train)
     num_out = len(t_bundle.classes) if t_bundle.task == "classification" else t_bundle.y.shape[1]
@@ -209,7 +209,7 @@ def check_teacher_label_space(config: RunConfig, teacher_classes: list[str], bun
     """Refuse, before any training, strategies that need the teacher's label space when it differs."""
     if bundle.task != "classification" or list(teacher_classes) == list(bundle.classes):
         return
-    from .stack import check_label_space, check_specs, cross_task_alternatives
+    from ..zoo.stack import check_label_space, check_specs, cross_task_alternatives
 
     for cls, _ in check_specs(config.strategy, zoo):
         if cls.label_space == "same" and cls.requires_teacher:

@@ -12,7 +12,7 @@ Formats are recognised by content, not by suffix:
 
 Torch files are read with ``torch.load(weights_only=True)``; the only class allowed beyond tensors and
 plain data is ``argparse.Namespace`` (what timm's ``train.py`` stores), so nothing in a file ever runs.
-Every problem is one :class:`~kdzoo.errors.ConfigError` line naming the path, found before timm or
+Every problem is one :class:`~kdzoo.contract.errors.ConfigError` line naming the path, found before timm or
 training sees the file.
 """
 
@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .config import ModelConfig, RunConfig
-from .errors import ConfigError
+from ..config import ModelConfig, RunConfig
+from ..contract.errors import ConfigError
 
 META_KEY = "kdzoo"
 ACCEPTED = ("a kdzoo export, a state dict (.safetensors/.pt/.pth/.bin), a timm train.py checkpoint, "
@@ -385,7 +385,7 @@ def create_with_weights(cfg: ModelConfig, *, role: str = "checkpoint", **create_
         role: how messages name the checkpoint, e.g. ``"student checkpoint"``.
         create_kwargs: everything else :func:`~kdzoo.models.create_model` takes.
     """
-    from .models import create_model
+    from .wrapper import create_model
 
     if not cfg.checkpoint:
         return create_model(cfg, **create_kwargs)
@@ -410,8 +410,8 @@ def check_weight_files(config: RunConfig, zoo: Any) -> None:
         if cfg is not None and cfg.checkpoint:
             locate(cfg.checkpoint, role)
     if config.student.checkpoint:
-        from .stack import check_specs
-        from .strategy import Strategy
+        from ..zoo.stack import check_specs
+        from ..contract.strategy import Strategy
 
         for cls, _ in check_specs(config.strategy, zoo):
             if cls.init_student is not Strategy.init_student:
@@ -446,7 +446,7 @@ def save_timm_folder(model: Any, folder: str | Path, weights_file: str | Path) -
 
     import timm
 
-    from .checkpoint import atomic_path
+    from ..train.checkpoint import atomic_path
 
     meta = model.meta
     folder = Path(folder)
