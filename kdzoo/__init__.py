@@ -43,7 +43,7 @@ _LAZY = {
     "Distiller": "distiller", "DistillOutput": "distiller",
     "DatasetBundle": "data", "Splits": "data", "eval_chunks": "data", "load_dataset": "data", "to_float": "data",
     "KDModel": "models.wrapper", "read_class_map": "data.relabel", "validate_class_map": "data.relabel",
-    "task_teacher": "train.teacher",
+    "task_teacher": "train.runs",
 }
 
 

@@ -216,7 +216,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 def cmd_teacher(args: argparse.Namespace) -> int:
     from .config import make_config
     from .zoo.plugins import load_zoo
-    from .train.teacher import task_teacher
+    from .train.runs import task_teacher
 
     data = _config_data(args)
     if args.epochs is not None:

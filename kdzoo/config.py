@@ -585,3 +585,8 @@ def canonical(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def data_options(config: RunConfig) -> dict[str, Any]:
+    """Options for kdzoo's file datasets: downloads only when asked; an image folder's view size."""
+    return {"download": config.data.download, "image_size": config.data.image_size or config.student.input_size}

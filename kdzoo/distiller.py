@@ -115,7 +115,7 @@ class Distiller(nn.Module):
                               "optim": {"label_smoothing": label_smoothing}})
         members = check_specs(config.strategy, zoo, task)
         for cls, _ in members:
-            if cls.family == "data-free" or not cls.reads_train_data:
+            if not cls.reads_train_data:  # a data source replaces the training data (the data-free strategies)
                 raise ConfigError(f"strategy {cls.name!r} is data-free (it synthesises its own training data): "
                                   "engine-only, run it with `kdzoo distill`; Distiller takes logit, feature, "
                                   "init and cross-task strategies")

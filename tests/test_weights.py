@@ -11,7 +11,8 @@ import torch
 
 from kdzoo.cli import main
 from kdzoo.config import ModelConfig
-from kdzoo.models.weights import create_with_weights, model_name_from_file, read_weights
+from kdzoo.models.weights import model_name_from_file, read_weights
+from kdzoo.models.wrapper import create_with_weights
 
 CLASSES = [str(i) for i in range(10)]
 

@@ -393,7 +393,7 @@ def reference_result(ref: Reference) -> dict[str, Any] | None:
 def _run_reference(ref: Reference, zoo: Any, log) -> dict[str, Any]:
     """Compute one reference row with the task's (cached) teacher; written atomically, reused on re-runs."""
     from ..train.checkpoint import write_text
-    from ..train.teacher import task_teacher
+    from ..train.runs import task_teacher
 
     teacher, bundle, splits = task_teacher(ref.config, zoo, log=lambda *a, **k: None)
     result = dict(zoo.reference(ref.name).obj(teacher, bundle, splits))
@@ -406,7 +406,8 @@ def _run_reference(ref: Reference, zoo: Any, log) -> dict[str, Any]:
 
 def _prepare_teachers(cells: list[Cell], zoo: Any, log) -> None:
     """Train or load each distinct teacher once, before any cell (and any worker) needs it."""
-    from ..train.teacher import task_teacher, teacher_key
+    from ..train.runs import task_teacher
+    from ..train.teacher import teacher_key
 
     seen = set()
     for cell in cells:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ModelConfig
+from ..config import ModelConfig, RunConfig
 from ..contract.errors import ConfigError, unknown
 from ..contract.strategy import Outputs, Requirement
 
@@ -146,7 +146,7 @@ def create_model(cfg: ModelConfig, *, num_classes: int, data_shape: tuple[int, .
                  data_std: list[float] | None, classes: list[str], task: str, zoo: Any) -> KDModel:
     """Build a randomly initialised model for a dataset: a registered model by name, else a timm model.
 
-    Weights from a file are loaded by :func:`kdzoo.models.weights.create_with_weights` (kdzoo reads every
+    Weights from a file are loaded by :func:`create_with_weights` (kdzoo reads every
     file itself; timm never opens one).
 
     Args:
@@ -286,3 +286,40 @@ def verify_loaded(net: nn.Module, expected: dict[str, Tensor], path: str | Path)
             raise ConfigError(f"{str(path)!r}: tensor {key!r} has no place in the model (wrong architecture or kwargs?)")
         if actual[key].shape != value.shape or not torch.equal(actual[key].cpu(), value.to(actual[key].dtype)):
             raise ConfigError(f"{str(path)!r}: tensor {key!r} was not loaded as saved (timm dropped or adapted it)")
+
+
+# -- models with weights from a file (kdzoo.models.weights reads the files) -------------------------------
+def create_with_weights(cfg: ModelConfig, *, role: str = "checkpoint", **create_kwargs: Any):
+    """:func:`kdzoo.models.create_model`, then ``cfg.checkpoint`` loaded into it (if set).
+
+    Args:
+        cfg: the model's config; with a checkpoint, what the file says completes it
+            (:func:`with_file_defaults`).
+        role: how messages name the checkpoint, e.g. ``"student checkpoint"``.
+        create_kwargs: everything else :func:`~kdzoo.models.create_model` takes.
+    """
+    from .weights import load_into, model_name, read_weights, with_file_defaults
+
+    if not cfg.checkpoint:
+        return create_model(cfg, **create_kwargs)
+    weights = read_weights(cfg.checkpoint, use_ema=cfg.use_ema, role=role)
+    model = create_model(with_file_defaults(cfg, weights), **create_kwargs)
+    named = model_name(weights)
+    hint = f" (the file names {named!r})" if named and named != cfg.name else ""
+    load_into(model.net, weights, f"{role.split()[0]} {cfg.name!r}{hint} with kwargs {model.meta['kwargs']}")
+    model.meta["weights_from"] = f"{cfg.checkpoint} ({weights.kind})"
+    return model
+
+
+def check_student_weights(config: RunConfig, bundle: Any, zoo: Any) -> None:
+    """Read the student checkpoint (if any) and check it fits the student built for this data.
+
+    Runs right after the data are loaded, before a teacher is trained or a run directory exists.
+    """
+    if not config.student.checkpoint:
+        return
+    num_out = len(bundle.classes) if bundle.task == "classification" else bundle.y.shape[1]
+    with torch.random.fork_rng(devices=[]):  # building a throwaway student must not shift the run's random stream
+        create_with_weights(config.student, role="student checkpoint", num_classes=num_out,
+                            data_shape=bundle.sample_shape, data_mean=None, data_std=None, classes=bundle.classes,
+                            task=bundle.task, zoo=zoo)
