@@ -195,8 +195,9 @@ def test_rerun_with_nothing_changed_loads_nothing_and_a_new_default_reruns_only_
         return fail
 
     with monkeypatch.context() as m:
-        for module, name in ((kdzoo.train.runs, "distill"), (kdzoo.train.runs, "run_seed"), (kdzoo.models.wrapper, "load_model"),
-                             (kdzoo.data, "load_dataset"), (kdzoo.train.runs, "task_teacher"),
+        for module, name in ((kdzoo.train.runs, "distill"), (kdzoo.train.runs, "run_seed"),
+                             (kdzoo.models.wrapper, "load_model"), (kdzoo.data, "load_dataset"),
+                             (kdzoo.train.runs, "task_teacher"),
                              (kdzoo.train.teacher, "resolve_teacher"), (kdzoo.bench.metrics, "evaluate"),
                              (kdzoo.bench.metrics, "latency_ms")):
             m.setattr(module, name, forbidden(f"{module.__name__}.{name}"))

@@ -31,13 +31,13 @@ from .checkpoint import atomic_path, write_text
 from ..config import RunConfig, data_options, make_config, validate
 from ..contract.context import RunContext
 from ..data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
-                   steps_per_epoch, to_float)
+                    steps_per_epoch, to_float)
 from ..bench.effective import code_identity, effective_config
 from ..contract.errors import ConfigError, Interrupted
 from ..bench.metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from ..models.wrapper import KDModel, save_model
 from ..paths import (cache_root, check_out_dir, check_resumable, create_run_dir, remove_run_dir, sweep_temp_files,
-                    write_status)
+                     write_status)
 from ..zoo.stack import build_stack, check_specs
 from .trainer import Trainer
 from ..models.weights import check_weight_files

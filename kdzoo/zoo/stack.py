@@ -21,7 +21,8 @@ from ..config import StrategySpec, build
 from ..contract.context import RunContext
 from ..contract.errors import ConfigError, unknown
 from .plugins import dropped_label_message
-from ..contract.strategy import LABEL_TERM, Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy, label_weight_of
+from ..contract.strategy import (LABEL_TERM, Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy,
+                                 label_weight_of)
 
 # only when no installed strategy transfers across label spaces: what to install for one
 CROSS_TASK_HINT = ("use a cross-task strategy: class-mapped-kd (when the data's labels are a function of the "
