@@ -28,12 +28,12 @@ import numpy as np
 import torch
 
 from kdzoo.config import make_config
-from kdzoo.context import RunContext
+from kdzoo.contract.context import RunContext
 from kdzoo.data import build_train_transform, channel_stats, load_dataset, make_plan, make_splits, steps_per_epoch
-from kdzoo.models import create_model
-from kdzoo.plugins import load_zoo
-from kdzoo.stack import build_stack
-from kdzoo.trainer import Trainer
+from kdzoo.models.wrapper import create_model
+from kdzoo.zoo.plugins import load_zoo
+from kdzoo.zoo.stack import build_stack
+from kdzoo.train.trainer import Trainer
 
 
 def trainer_for(data: dict, zoo, bundle=None) -> tuple[Trainer, object]:

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from kdzoo.config import make_config
-from kdzoo.context import RunContext
+from kdzoo.contract.context import RunContext
 from kdzoo.data import BatchPlan, channel_stats, load_dataset, make_splits, steps_per_epoch, to_float
-from kdzoo.models import create_model
-from kdzoo.plugins import load_zoo
-from kdzoo.stack import build_stack
-from kdzoo.trainer import Trainer, freeze
+from kdzoo.models.wrapper import create_model
+from kdzoo.zoo.plugins import load_zoo
+from kdzoo.zoo.stack import build_stack
+from kdzoo.train.trainer import Trainer, freeze
 
 
 def setup(strategy: str, cache: str, teacher_state=None):

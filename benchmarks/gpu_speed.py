@@ -28,12 +28,12 @@ VARIANTS = {
 CHILD = r"""
 import json, sys, time, torch
 from kdzoo.config import make_config
-from kdzoo.context import RunContext
+from kdzoo.contract.context import RunContext
 from kdzoo.data import BatchPlan, DatasetBundle, make_splits, steps_per_epoch
-from kdzoo.models import create_model
-from kdzoo.plugins import load_zoo
-from kdzoo.stack import build_stack
-from kdzoo.trainer import Trainer
+from kdzoo.models.wrapper import create_model
+from kdzoo.zoo.plugins import load_zoo
+from kdzoo.zoo.stack import build_stack
+from kdzoo.train.trainer import Trainer
 opts, steps, batch, device = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 zoo = load_zoo()
 n = batch * 8

@@ -6,14 +6,14 @@ Prints the Markdown table shown in docs/user-guide.md ("How many seeds?"): for a
 difference of 0.5, 1, 2 and 3 standard deviations of the per-seed difference, the share of simulated
 experiments with 3, 5 and 10 seeds that the verdict (a one-sided paired t-test at α = 0.05, one
 comparison, no Holm correction) calls "beats". The first row (effect 0) is the false-positive rate.
-Every cell comes from :func:`kdzoo.metrics.verdict_power`.
+Every cell comes from :func:`kdzoo.bench.metrics.verdict_power`.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from kdzoo.metrics import verdict_power
+from kdzoo.bench.metrics import verdict_power
 
 EFFECTS_SD = (0.0, 0.5, 1.0, 2.0, 3.0)
 SEEDS = (3, 5, 10)

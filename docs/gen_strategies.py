@@ -5,7 +5,7 @@ Usage::
     python docs/gen_strategies.py           # rewrite docs/strategies.md
     python docs/gen_strategies.py --check   # exit 1 if docs/strategies.md is out of date
 
-Everything comes from the loaded plugins (``kdzoo.plugins.load_zoo``): each strategy's class
+Everything comes from the loaded plugins (``kdzoo.zoo.plugins.load_zoo``): each strategy's class
 attributes, its ``Config`` defaults and its presets, credited to the distribution that registered it.
 """
 
@@ -91,8 +91,8 @@ def render(zoo: Any = None) -> str:
     Returns:
         Markdown text ending with a newline.
     """
-    from kdzoo.plugins import load_zoo
-    from kdzoo.strategy import FAMILIES
+    from kdzoo.zoo.plugins import load_zoo
+    from kdzoo.contract.strategy import FAMILIES
 
     zoo = (zoo or load_zoo()).collect()
     entries = sorted(zoo.strategies.values(), key=lambda e: e.name)

@@ -31,18 +31,19 @@ import importlib
 from typing import Any
 
 from .config import ModelConfig, RunConfig, StrategySpec, bounded, load_yaml, make_config, param
-from .errors import ConfigError, KdzooError, NotApplicable, PluginError
-from .hookspecs import hookimpl
-from .plugins import load_zoo
+from .contract.errors import ConfigError, KdzooError, NotApplicable, PluginError
+from .contract.hookspecs import hookimpl
+from .zoo.plugins import load_zoo
 
 # name -> the submodule that defines it (imported on first access; each needs torch)
 _LAZY = {
     **dict.fromkeys(["Batch", "DataSource", "Needs", "NoParams", "Outputs", "Requirement", "Stage", "StepInfo",
-                     "Strategy", "alpha_blend", "masked_mean", "zero_like_graph"], "strategy"),
-    "RunContext": "context", "compare": "metrics", "embed": "metrics", "evaluate": "metrics",
+                     "Strategy", "alpha_blend", "masked_mean", "zero_like_graph"], "contract.strategy"),
+    "RunContext": "contract.context", "compare": "bench.metrics", "embed": "bench.metrics", "evaluate": "bench.metrics",
     "Distiller": "distiller", "DistillOutput": "distiller",
     "DatasetBundle": "data", "Splits": "data", "eval_chunks": "data", "load_dataset": "data", "to_float": "data",
-    "KDModel": "models", "read_class_map": "tasks", "validate_class_map": "tasks", "task_teacher": "teacher",
+    "KDModel": "models.wrapper", "read_class_map": "data.relabel", "validate_class_map": "data.relabel",
+    "task_teacher": "train.runs",
 }
 
 
@@ -61,27 +62,27 @@ def __dir__() -> list[str]:
 
 
 def distill(config=None, **kwargs):
-    """Run a distillation; see :func:`kdzoo.engine.distill`.
+    """Run a distillation; see :func:`kdzoo.train.runs.distill`.
 
     Besides config data, takes your own objects: ``teacher=``/``student=`` ``nn.Module``s and
     ``train=``/``val=``/``test=`` torch ``Dataset``s (or a ``DataLoader`` for train); see
     docs/own-models-and-data.md.
     """
-    from .engine import distill as _distill
+    from .train.runs import distill as _distill
 
     return _distill(config, **kwargs)
 
 
 def load_model(path, zoo=None):
     """Load an exported student or teacher (safetensors + metadata)."""
-    from .models import load_model as _load
+    from .models.wrapper import load_model as _load
 
     return _load(path, zoo or load_zoo())
 
 
 def version() -> str:
     """The installed kdzoo distribution's version."""
-    from .plugins import _version
+    from .zoo.plugins import _version
 
     return _version()
 

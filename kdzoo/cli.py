@@ -3,7 +3,7 @@
 
 Every error a user can cause prints one line (``kdzoo: error: ...``) and exits with code 2,
 before anything is written. ``--help``, ``--version``, the listings and shell completion import no
-torch: they read the listing cache (:mod:`kdzoo.listing`); machine output (``--json``, ``kdzoo
+torch: they read the listing cache (:mod:`kdzoo.zoo.listing`); machine output (``--json``, ``kdzoo
 teacher``) is alone on stdout, logs go to stderr.
 """
 
@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import Interrupted, KdzooError, error_line
+from .contract.errors import Interrupted, KdzooError, error_line
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".tar", ".ckpt")
 
@@ -196,14 +196,14 @@ def _weights_path(value: str) -> str | None:
 
 
 def _name_from_file(path: str, role: str) -> str:
-    from .weights import model_name_from_file
+    from .models.weights import model_name_from_file
 
     return model_name_from_file(path, role)
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from .config import make_config
-    from .engine import distill
+    from .train.runs import distill
 
     if args.resume:
         distill(None, resume=args.resume)
@@ -215,8 +215,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_teacher(args: argparse.Namespace) -> int:
     from .config import make_config
-    from .plugins import load_zoo
-    from .teacher import task_teacher
+    from .zoo.plugins import load_zoo
+    from .train.runs import task_teacher
 
     data = _config_data(args)
     if args.epochs is not None:
@@ -235,7 +235,7 @@ def _to_stderr(*args: Any, **kwargs: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .listing import listing
+    from .zoo.listing import listing
 
     snapshot = args.listing or listing()
     if args.command == "plugins":
@@ -259,9 +259,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .config import DataConfig
     from .data import load_dataset, make_splits
-    from .metrics import evaluate
-    from .models import load_model
-    from .plugins import load_zoo
+    from .bench.metrics import evaluate
+    from .models.wrapper import load_model
+    from .zoo.plugins import load_zoo
 
     zoo = load_zoo()
     model = load_model(args.model, zoo)
@@ -279,25 +279,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .engine import compare_runs
+    from .train.runs import compare_runs
 
     print(compare_runs(args.run_a, args.run_b))
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .bench.suite import run_bench
 
     if args.jobs < 1:
         raise KdzooError(f"--jobs must be >= 1, got {args.jobs}")
     suite = Path(args.suite).stem if args.suite.endswith((".yaml", ".yml")) else args.suite
     if args.list:
-        from .bench import list_cells
+        from .bench.suite import list_cells
 
         print(list_cells(args.suite, args.out or f"runs/bench-{suite}"))
         return 0
     results = run_bench(args.suite, args.out or f"runs/bench-{suite}", jobs=args.jobs, progress=not args.no_progress)
-    from .report import markdown
+    from .bench.report import markdown
 
     print(markdown(results))
     if results.get("failed"):
@@ -310,14 +310,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import open_report
+    from .bench.report import open_report
 
     print(open_report(args.bench_dir))
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .runindex import query
+    from .bench.runindex import query
 
     rows = query(args.kind, strategy=args.strategy, data=args.data, student=args.student)
     if args.json:
@@ -341,7 +341,7 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 def run_plugin_command(name: str, argv: list[str]) -> int:
     """Load the plugins, then parse ``argv`` with the command's own arguments and run it."""
-    from .plugins import load_zoo
+    from .zoo.plugins import load_zoo
 
     entry = load_zoo().collect().commands.get(name)
     if entry is None:
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("KDZOO_DEBUG") == "1"
     previous_debug = os.environ.get("KDZOO_DEBUG")
     if debug:
-        os.environ["KDZOO_DEBUG"] = "1"  # plugin loading (kdzoo.plugins) prints its tracebacks too
+        os.environ["KDZOO_DEBUG"] = "1"  # plugin loading (kdzoo.zoo.plugins) prints its tracebacks too
     try:
         snapshot = _snapshot(argv)
         parser = _parser(snapshot)
@@ -422,8 +422,8 @@ def _snapshot(argv: list[str]) -> dict[str, Any] | None:
     ``kdzoo --help``, the listings, completion and plugin commands need it; a built-in command such
     as ``distill`` does not, so a run never pays for building it.
     """
-    from .listing import listing
-    from .plugins import BUILTIN_COMMANDS
+    from .zoo.listing import listing
+    from .zoo.plugins import BUILTIN_COMMANDS
 
     first = next((a for a in argv if not a.startswith("-")), None)
     if "_ARGCOMPLETE" in os.environ or first is None or first not in BUILTIN_COMMANDS or first in (

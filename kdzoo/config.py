@@ -17,7 +17,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from .errors import ConfigError, unknown
+from .contract.errors import ConfigError, unknown
 
 
 def bounded(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
@@ -95,7 +95,7 @@ class ModelConfig:
         name: a timm model name (``test_resnet``) or a registered model (``lenet5``, ``mlp``).
         kwargs: keyword arguments for the model factory (``img_size``, ``patch_size``, widths...).
         checkpoint: weights to load: a kdzoo export, a state dict (``.safetensors``/``.pt``/``.pth``/
-            ``.bin``), a timm ``train.py`` checkpoint or a timm/HF folder (see :mod:`kdzoo.weights`).
+            ``.bin``), a timm ``train.py`` checkpoint or a timm/HF folder (see :mod:`kdzoo.models.weights`).
             For a teacher, ``None`` means "train one with ``kdzoo teacher`` settings and cache it";
             a student starts from these weights.
         use_ema: take a timm ``train.py`` checkpoint's EMA weights (``state_dict_ema``) when it has
@@ -585,3 +585,8 @@ def canonical(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def data_options(config: RunConfig) -> dict[str, Any]:
+    """Options for kdzoo's file datasets: downloads only when asked; an image folder's view size."""
+    return {"download": config.data.download, "image_size": config.data.image_size or config.student.input_size}

@@ -1,9 +1,9 @@
 """``kdzoo.Distiller``: any strategy stack of the zoo as one ``nn.Module`` for your own training loop.
 
-The distiller is built from the engine's own pieces: :func:`kdzoo.stack.build_stack` validates
+The distiller is built from the engine's own pieces: :func:`kdzoo.zoo.stack.build_stack` validates
 and instantiates the strategies (projectors and strategy state are its sub-modules), init
 strategies run in the constructor as ``kdzoo distill`` runs them before step 0, and every call
-goes through :class:`kdzoo.step.StepModule`, the module the engine's trainer trains. What the
+goes through :class:`kdzoo.train.step.StepModule`, the module the engine's trainer trains. What the
 engine does around it (the batch plan, the optimiser, the schedule, checkpoints, evaluation) is
 the caller's::
 
@@ -24,12 +24,12 @@ import torch
 from torch import Tensor, nn
 
 from .config import make_config
-from .context import RunContext
-from .errors import ConfigError
-from .models import KDModel
-from .stack import build_stack, check_specs
-from .step import StepModule, freeze, step_info, teacher_outputs
-from .strategy import Batch, Requirement
+from .contract.context import RunContext
+from .contract.errors import ConfigError
+from .models.wrapper import KDModel
+from .zoo.stack import build_stack, check_specs
+from .train.step import StepModule, freeze, step_info, teacher_outputs
+from .contract.strategy import Batch, Requirement
 
 
 @dataclass
@@ -108,14 +108,14 @@ class Distiller(nn.Module):
                  label_smoothing: float = 0.0, seed: int = 0, zoo: Any = None,
                  train_data: tuple[Tensor, Tensor] | None = None, **params: Any) -> None:
         super().__init__()
-        from .plugins import load_zoo
+        from .zoo.plugins import load_zoo
 
         zoo = zoo or load_zoo()
         config = make_config({"strategy": _member_specs(strategy, params), "label_weight": label_weight,
                               "optim": {"label_smoothing": label_smoothing}})
         members = check_specs(config.strategy, zoo, task)
         for cls, _ in members:
-            if cls.family == "data-free" or not cls.reads_train_data:
+            if not cls.reads_train_data:  # a data source replaces the training data (the data-free strategies)
                 raise ConfigError(f"strategy {cls.name!r} is data-free (it synthesises its own training data): "
                                   "engine-only, run it with `kdzoo distill`; Distiller takes logit, feature, "
                                   "init and cross-task strategies")
@@ -246,7 +246,7 @@ def _as_model(model: nn.Module | str, role: str, num_classes: int | None, classe
     if isinstance(model, KDModel):
         return model
     if isinstance(model, str) and os.path.exists(model):
-        from .models import load_model
+        from .models.wrapper import load_model
 
         return load_model(model, zoo)
     names = list(classes or [str(i) for i in range(num_classes or 0)])
@@ -255,7 +255,7 @@ def _as_model(model: nn.Module | str, role: str, num_classes: int | None, classe
             raise ConfigError(f"{role} model {model!r} by name needs num_classes= and input_shape= "
                               "(e.g. num_classes=10, input_shape=(1, 28, 28))")
         from .config import ModelConfig
-        from .models import create_model
+        from .models.wrapper import create_model
 
         return create_model(ModelConfig(name=model), num_classes=len(names), data_shape=tuple(input_shape),
                             data_mean=None, data_std=None, classes=names, task=task, zoo=zoo)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .contract.errors import ConfigError
 
 STATUS = "status.json"
 
@@ -95,7 +95,7 @@ def remove_run_dir(path: Path) -> None:
 
 def write_status(run_dir: Path, state: str, **extra: Any) -> None:
     """Record the run's state and owner (atomically)."""
-    from .checkpoint import write_text
+    from .train.checkpoint import write_text
 
     info = {"state": state, "pid": os.getpid(), "host": socket.gethostname(), "updated": time.time(), **extra}
     write_text(run_dir / STATUS, json.dumps(info, indent=2, default=str))

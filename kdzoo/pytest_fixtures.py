@@ -29,6 +29,6 @@ def kdzoo_isolated(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def zoo():
     """Every installed plugin, loaded once per session."""
-    from kdzoo.plugins import load_zoo
+    from kdzoo.zoo.plugins import load_zoo
 
     return load_zoo()

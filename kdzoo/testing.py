@@ -15,13 +15,13 @@ from typing import Any
 import torch
 
 from .config import DataConfig, ModelConfig, RunConfig, StrategySpec, TrainConfig
-from .context import RunContext
+from .contract.context import RunContext
 from .data import BatchPlan, DatasetBundle, make_splits
-from .models import create_model
-from .errors import PluginError
-from .plugins import Zoo, check_strategy_class, load_zoo
-from .stack import build_stack
-from .trainer import Trainer, freeze
+from .models.wrapper import create_model
+from .contract.errors import PluginError
+from .zoo.plugins import Zoo, check_strategy_class, load_zoo
+from .zoo.stack import build_stack
+from .train.trainer import Trainer, freeze
 
 
 SMOKE = "smoke"  # the preset that keeps a conformance run small

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError
-from .strategy import Batch
+from .contract.errors import ConfigError
+from .contract.strategy import Batch
 
 USER_DATA = "user"  # data.name of a run on user datasets
 
@@ -126,7 +126,7 @@ def wrap_module(module: nn.Module, sample: Tensor, *, name: str, classes: list[s
                 feature_layers: list[str] | None = None, classifier: str | None = None,
                 input_size: list[int] | None = None, mean: list[float] | None = None, std: list[float] | None = None):
     """A :class:`kdzoo.models.KDModel` around a user's module (``sample``: one data-space batch ``[1, ...]``)."""
-    from .models import KDModel
+    from .models.wrapper import KDModel
 
     shape = list(sample.shape[1:])
     if input_size and len(shape) == 3:

@@ -6,9 +6,9 @@ import multiprocessing as mp
 import pytest
 import yaml
 
-from kdzoo.bench import run_bench
+from kdzoo.bench.suite import run_bench
 from kdzoo.cli import main
-from kdzoo.errors import ConfigError
+from kdzoo.contract.errors import ConfigError
 
 SUITE = {
     "name": "tiny",
@@ -34,16 +34,16 @@ def write_suite(tmp_path, suite):
 @pytest.fixture
 def catalog_with_absent_strategy(monkeypatch):
     """registry.yaml lists a strategy whose plugin is not installed (a skip, not an error)."""
-    import kdzoo.registry
+    import kdzoo.zoo.registry
 
-    real = kdzoo.registry.load_registry
+    real = kdzoo.zoo.registry.load_registry
 
     def load():
         data = real()
         data.setdefault("strategies", {})["not-installed-strategy"] = {"plugin": "kdzoo-absent", "family": "logit"}
         return data
 
-    monkeypatch.setattr(kdzoo.registry, "load_registry", load)
+    monkeypatch.setattr(kdzoo.zoo.registry, "load_registry", load)
 
 
 def test_misspelt_strategy_in_a_suite_is_an_error_naming_close_matches(tmp_path):
@@ -88,8 +88,8 @@ def test_bench_runs_reuses_and_reruns_only_changed_cells(tmp_path, catalog_with_
 
 def test_same_split_order_and_student_init_across_strategies(tmp_path):
     results = run_bench(write_suite(tmp_path, dict(SUITE, seeds=[0])), tmp_path / "b", progress=False, log=lambda *a: None)
-    from kdzoo.bench import expand, load_suite
-    from kdzoo.plugins import load_zoo
+    from kdzoo.bench.suite import expand, load_suite
+    from kdzoo.zoo.plugins import load_zoo
 
     cells = expand(load_suite(str(tmp_path / "suite.yaml")), load_zoo(), tmp_path / "b")
     a, b = cells[0].config, cells[1].config
@@ -133,7 +133,7 @@ def test_bad_suite_and_jobs(tmp_path, capsys):
 
 
 def _write_many(args):
-    from kdzoo.runindex import record
+    from kdzoo.bench.runindex import record
 
     for i in range(15):
         record("run", f"/tmp/x{args}-{i}", {"i": i}, strategy="kd")
@@ -143,7 +143,7 @@ def test_run_index_loses_nothing_under_concurrent_writers(tmp_path, monkeypatch)
     monkeypatch.setenv("KDZOO_INDEX", str(tmp_path / "index.sqlite"))
     with mp.get_context("spawn").Pool(4) as pool:
         pool.map(_write_many, range(4))
-    from kdzoo.runindex import query
+    from kdzoo.bench.runindex import query
 
     assert len(query("run", strategy="kd")) == 60
 
@@ -153,9 +153,9 @@ def test_teacher_output_cache_is_exact_and_keyed_by_weights(tmp_path, zoo):
 
     from kdzoo.config import DataConfig, ModelConfig
     from kdzoo.data import load_dataset, make_splits, to_float
-    from kdzoo.models import create_model
-    from kdzoo.strategy import Requirement
-    from kdzoo.teacher_cache import TeacherOutputCache
+    from kdzoo.models.wrapper import create_model
+    from kdzoo.contract.strategy import Requirement
+    from kdzoo.train.teacher_cache import TeacherOutputCache
 
     bundle = load_dataset("digits", None, zoo)
     splits = make_splits(bundle, DataConfig(name="digits"))
@@ -208,7 +208,7 @@ class CountingReference:
 
 def test_hook_register_references_rows_are_computed_once_and_reused(tmp_path):
     import kdzoo
-    from kdzoo.plugins import load_zoo
+    from kdzoo.zoo.plugins import load_zoo
 
     class Plugin:
         @kdzoo.hookimpl
@@ -239,9 +239,9 @@ def test_hook_register_references_rows_are_computed_once_and_reused(tmp_path):
 
 
 def test_bad_references_entry_is_a_config_error(tmp_path):
-    from kdzoo.bench import expand_all, load_suite
-    from kdzoo.errors import ConfigError
-    from kdzoo.plugins import load_zoo
+    from kdzoo.bench.suite import expand_all, load_suite
+    from kdzoo.contract.errors import ConfigError
+    from kdzoo.zoo.plugins import load_zoo
 
     suite = json.loads(json.dumps(SUITE))
     suite["tasks"][0]["references"] = "teacher-feature-probe"

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from kdzoo.cli import _parser, main
-from kdzoo.listing import fingerprint, listing
+from kdzoo.zoo.listing import fingerprint, listing
 
 COMMAND = '''
 import kdzoo

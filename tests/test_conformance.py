@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from kdzoo.plugins import load_zoo
+from kdzoo.zoo.plugins import load_zoo
 from kdzoo.testing import check_strategy
 
 STRATEGIES = sorted(load_zoo().collect().strategies)

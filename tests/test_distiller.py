@@ -11,8 +11,8 @@ import kdzoo
 from kdzoo import ConfigError, Distiller
 from kdzoo.config import DataConfig, ModelConfig
 from kdzoo.data import BatchPlan, channel_stats, load_dataset, make_splits, steps_per_epoch
-from kdzoo.metrics import evaluate
-from kdzoo.models import create_model, save_model
+from kdzoo.bench.metrics import evaluate
+from kdzoo.models.wrapper import create_model, save_model
 
 SEED, STEPS, BATCH, LR = 3, 12, 32, 0.05
 

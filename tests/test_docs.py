@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdzoo.plugins import load_zoo
+from kdzoo.zoo.plugins import load_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -81,13 +81,13 @@ NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seve
 
 
 def test_the_hook_count_in_plugins_md_is_the_number_of_hooks():
-    match = re.search(r"`kdzoo/hookspecs.py`: (\w+) hooks", PLUGINS_MD.read_text())
+    match = re.search(r"`kdzoo/contract/hookspecs.py`: (\w+) hooks", PLUGINS_MD.read_text())
     assert match, "docs/plugins.md no longer states how many hooks there are"
     assert NUMBERS.get(match.group(1)) == len(hook_specs())
 
 
 def test_the_class_attribute_table_in_plugins_md_lists_exactly_the_strategy_class_attributes():
-    from kdzoo.strategy import Strategy
+    from kdzoo.contract.strategy import Strategy
 
     text = PLUGINS_MD.read_text()
     table = text[text.index("### Class attributes"):text.index("### Config and presets")]
@@ -121,8 +121,8 @@ def test_hook_register_strategies_example_in_docs_registers_a_credited_strategy(
 
 def test_hook_register_models_example_in_docs_builds_a_model_with_the_feature_api():
     from kdzoo.config import ModelConfig
-    from kdzoo.models import create_model
-    from kdzoo.strategy import Requirement
+    from kdzoo.models.wrapper import create_model
+    from kdzoo.contract.strategy import Requirement
     from kdzoo.testing import check_strategy
 
     zoo = zoo_with(doc_example("register_models"))
@@ -153,7 +153,7 @@ def test_hook_register_datasets_example_in_docs_loads_and_trains(tmp_path):
 def test_hook_register_references_example_in_docs_runs_in_a_bench(tmp_path):
     import yaml
 
-    from kdzoo.bench import run_bench
+    from kdzoo.bench.suite import run_bench
 
     zoo = load_zoo()
     assert zoo.add_plugin(doc_example("register_references"), "docs-example", "docs-example")

@@ -6,11 +6,11 @@ import json
 import pytest
 import yaml
 
-from kdzoo.bench import expand_all, list_cells, run_bench
+from kdzoo.bench.suite import expand_all, list_cells, run_bench
 from kdzoo.cli import main
 from kdzoo.config import make_config
-from kdzoo.effective import cell_key, effective_config
-from kdzoo.plugins import load_zoo
+from kdzoo.bench.effective import cell_key, effective_config
+from kdzoo.zoo.plugins import load_zoo
 
 SUITE = {
     "name": "keys",
@@ -101,11 +101,11 @@ def test_a_changed_preset_reruns_only_cells_using_that_strategy(tmp_path, monkey
 
 
 def test_a_changed_core_loss_reruns_every_cell(tmp_path, monkeypatch):
-    import kdzoo.effective
+    import kdzoo.bench.effective
 
     before = keys_by_variant(tmp_path)
-    real = kdzoo.effective._file_hash
-    monkeypatch.setattr(kdzoo.effective, "_file_hash",
+    real = kdzoo.bench.effective._file_hash
+    monkeypatch.setattr(kdzoo.bench.effective, "_file_hash",
                         lambda path: real(path) + ("-edited" if path.name == "losses.py" else ""))
     assert changed(before, keys_by_variant(tmp_path)) == {"ce", "kd", "dkd(preset=cpu)", "at"}
 
@@ -177,10 +177,10 @@ def test_strategy_param_needs_a_member_name_only_in_a_multi_member_stack(tmp_pat
 @pytest.mark.slow
 def test_rerun_with_nothing_changed_loads_nothing_and_a_new_default_reruns_only_its_cells(tmp_path, monkeypatch):
     import kdzoo.data
-    import kdzoo.engine
-    import kdzoo.metrics
-    import kdzoo.models
-    import kdzoo.teacher
+    import kdzoo.train.runs
+    import kdzoo.bench.metrics
+    import kdzoo.models.wrapper
+    import kdzoo.train.teacher
 
     suite = json.loads(json.dumps(SUITE))
     suite["tasks"][0]["strategies"] = ["ce", "kd"]
@@ -195,10 +195,11 @@ def test_rerun_with_nothing_changed_loads_nothing_and_a_new_default_reruns_only_
         return fail
 
     with monkeypatch.context() as m:
-        for module, name in ((kdzoo.engine, "distill"), (kdzoo.engine, "run_seed"), (kdzoo.models, "load_model"),
-                             (kdzoo.data, "load_dataset"), (kdzoo.teacher, "task_teacher"),
-                             (kdzoo.teacher, "resolve_teacher"), (kdzoo.metrics, "evaluate"),
-                             (kdzoo.metrics, "latency_ms")):
+        for module, name in ((kdzoo.train.runs, "distill"), (kdzoo.train.runs, "run_seed"),
+                             (kdzoo.models.wrapper, "load_model"), (kdzoo.data, "load_dataset"),
+                             (kdzoo.train.runs, "task_teacher"),
+                             (kdzoo.train.teacher, "resolve_teacher"), (kdzoo.bench.metrics, "evaluate"),
+                             (kdzoo.bench.metrics, "latency_ms")):
             m.setattr(module, name, forbidden(f"{module.__name__}.{name}"))
         logs = []
         results = run_bench(str(path), out, progress=False, log=logs.append)

@@ -3,8 +3,8 @@
 import pytest
 
 from kdzoo.config import ModelConfig
-from kdzoo.errors import ConfigError
-from kdzoo.models import create_model
+from kdzoo.contract.errors import ConfigError
+from kdzoo.models.wrapper import create_model
 from kdzoo.testing import check_strategy
 
 

@@ -11,8 +11,8 @@ import torch
 import kdzoo
 from kdzoo.config import DataConfig, ModelConfig
 from kdzoo.data import channel_stats, load_dataset, make_splits
-from kdzoo.models import create_model, save_model
-from kdzoo.plugins import load_zoo
+from kdzoo.models.wrapper import create_model, save_model
+from kdzoo.zoo.plugins import load_zoo
 
 STEPS = 6
 

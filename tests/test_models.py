@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from kdzoo.config import ModelConfig
-from kdzoo.errors import ConfigError
-from kdzoo.models import create_model, load_model, save_model
+from kdzoo.contract.errors import ConfigError
+from kdzoo.models.wrapper import create_model, load_model, save_model
 
 CLASSES = [str(i) for i in range(7)]
 
@@ -45,7 +45,7 @@ def test_timm_itself_loads_an_export_through_pretrained_cfg_overlay(zoo, tmp_pat
 
 def test_a_silently_dropped_head_is_an_error(zoo, tmp_path):
     """timm drops the classifier when the file's class count differs from the config: we refuse."""
-    from kdzoo.models import verify_loaded
+    from kdzoo.models.wrapper import verify_loaded
 
     model = build(zoo, "test_resnet")
     other = create_model(ModelConfig("test_resnet"), num_classes=7, data_shape=(1, 28, 28), data_mean=None,
@@ -64,7 +64,7 @@ def test_inputs_are_resized_and_channels_adapted_per_model(zoo):
 
 
 def test_outputs_match_plain_forward(zoo):
-    from kdzoo.strategy import Requirement
+    from kdzoo.contract.strategy import Requirement
 
     for name, kw in [("test_resnet", {}), ("lenet5", {}), ("test_vit", {"img_size": 28, "patch_size": 4})]:
         model = build(zoo, name, **kw).eval()

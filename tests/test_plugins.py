@@ -7,8 +7,8 @@ import textwrap
 import pytest
 
 from kdzoo.cli import main
-from kdzoo.errors import PluginError
-from kdzoo.plugins import load_zoo
+from kdzoo.contract.errors import PluginError
+from kdzoo.zoo.plugins import load_zoo
 
 THIRD_PARTY = '''
 from dataclasses import dataclass

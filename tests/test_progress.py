@@ -2,7 +2,7 @@
 
 import io
 
-from kdzoo.progress import PlainProgress, bench_progress
+from kdzoo.bench.progress import PlainProgress, bench_progress
 
 
 class Clock:

@@ -69,10 +69,10 @@ def test_in_repo_plugins_import_only_public_kdzoo_names(path):
 
 def test_the_walk_catches_private_imports_and_attributes(tmp_path):
     source = tmp_path / "careless.py"
-    source.write_text("import kdzoo\nfrom kdzoo.teacher import task_teacher\nfrom kdzoo import Strategy, _LAZY\n"
-                      "from kdzoo.losses import kd_loss\nx = kdzoo.strategy.Needs\ny = kdzoo.losses.kd_loss\n")
-    assert private_uses(source) == ["2: from kdzoo.teacher import ...", "3: from kdzoo import _LAZY",
-                                    "5: kdzoo.strategy"]
+    source.write_text("import kdzoo\nfrom kdzoo.train.teacher import task_teacher\nfrom kdzoo import Strategy, _LAZY\n"
+                      "from kdzoo.losses import kd_loss\nx = kdzoo.contract.strategy.Needs\ny = kdzoo.losses.kd_loss\n")
+    assert private_uses(source) == ["2: from kdzoo.train.teacher import ...", "3: from kdzoo import _LAZY",
+                                    "5: kdzoo.contract"]
 
 
 def test_every_public_name_resolves_without_importing_timm():

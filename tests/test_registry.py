@@ -4,7 +4,7 @@ from pathlib import Path
 
 import tomllib
 
-from kdzoo.registry import load_registry
+from kdzoo.zoo.registry import load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -154,7 +154,7 @@ def test_nonfinite_loss_stops_with_one_line_and_marks_the_run_failed(tmp_path, c
     assert status["state"] == "failed" and "NonFiniteLoss" in status["error"]
     assert_one_line_exit_2(main(["distill", "--resume", str(tmp_path / "nan")]), capsys.readouterr().err,
                            "cannot be resumed")
-    from kdzoo.runindex import query
+    from kdzoo.bench.runindex import query
 
     rows = [r for r in query("run") if r["path"] == str((tmp_path / "nan").resolve())]
     assert [r["state"] for r in rows] == ["failed"]
@@ -165,12 +165,12 @@ def test_nonfinite_loss_stops_with_one_line_and_marks_the_run_failed(tmp_path, c
 
 
 def test_unexpected_error_points_to_debug_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
-    import kdzoo.engine
+    import kdzoo.train.runs
 
     def boom(*a, **k):
         raise RuntimeError("something internal\nsecond line")
 
-    monkeypatch.setattr(kdzoo.engine, "prepare", boom)
+    monkeypatch.setattr(kdzoo.train.runs, "prepare", boom)
     assert main(NO_TEACHER + ["--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == ("kdzoo: internal error: RuntimeError: something internal second line "
@@ -245,7 +245,7 @@ def test_resume_sweeps_temp_files_left_by_a_killed_writer(tmp_path, capsys):
 
 def test_canonical_numbers_give_one_teacher_key():
     from kdzoo.config import make_config
-    from kdzoo.teacher import teacher_key
+    from kdzoo.train.teacher import teacher_key
 
     base = {"teacher": "mlp", "data": "digits"}
     keys = {teacher_key(make_config(dict(base, teacher_train=tt))) for tt in ({}, {"epochs": 15}, {"epochs": 15.0})}
@@ -293,7 +293,7 @@ def _children(pid: int) -> list[int]:
 def test_bench_killed_mid_cell_resumes_to_the_uninterrupted_numbers(tmp_path):
     """SIGKILL to the bench parent only, with --jobs 2: its workers notice and exit; the re-run
     resumes the interrupted cells and ends with the same metric columns as an uninterrupted bench."""
-    from kdzoo.bench import run_bench
+    from kdzoo.bench.suite import run_bench
 
     suite = tmp_path / "suite.yaml"
     suite.write_text(yaml.safe_dump(BENCH))
@@ -333,20 +333,20 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_failed_cell_makes_the_bench_exit_non_zero_and_is_retried(tmp_path, capsys, monkeypatch):
-    import kdzoo.engine
+    import kdzoo.train.runs
 
     suite = json.loads(json.dumps(BENCH))
     suite["tasks"][0].update(steps=3, strategies=["ce"])
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
-    real = kdzoo.engine.run_seed
+    real = kdzoo.train.runs.run_seed
 
     def fails(*a, **k):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(kdzoo.engine, "run_seed", fails)
+    monkeypatch.setattr(kdzoo.train.runs, "run_seed", fails)
     assert main(["bench", "--suite", str(path), "--out", str(tmp_path / "b"), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "1 bench cell(s) failed" in err and "RuntimeError: disk on fire" in err
-    monkeypatch.setattr(kdzoo.engine, "run_seed", real)
+    monkeypatch.setattr(kdzoo.train.runs, "run_seed", real)
     assert main(["bench", "--suite", str(path), "--out", str(tmp_path / "b"), "--no-progress"]) == 0

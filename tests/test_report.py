@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from kdzoo.plots import figures
-from kdzoo.report import aggregate, write_outputs
+from kdzoo.bench.plots import figures
+from kdzoo.bench.report import aggregate, write_outputs
 
 TASKS = ("fashion-all-labels", "fashion-100-labels-per-class")
 PAIR = "cnn(width=2.0,batchnorm=true) -> small-cnn(width=0.25)"

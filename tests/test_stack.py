@@ -7,10 +7,10 @@ import torch
 
 import kdzoo
 from kdzoo.config import StrategySpec
-from kdzoo.errors import ConfigError
-from kdzoo.plugins import load_zoo
-from kdzoo.stack import StrategyStack, check_label_space
-from kdzoo.strategy import DataSource, Needs, Requirement, Stage, Strategy
+from kdzoo.contract.errors import ConfigError
+from kdzoo.zoo.plugins import load_zoo
+from kdzoo.zoo.stack import StrategyStack, check_label_space
+from kdzoo.contract.strategy import DataSource, Needs, Requirement, Stage, Strategy
 
 
 def make(name, **attrs):
@@ -79,7 +79,7 @@ def test_label_space_mismatch_is_refused_with_a_hint():
 
 
 def test_duplicate_member_and_unknown_preset(zoo_with):
-    from kdzoo.stack import check_specs
+    from kdzoo.zoo.stack import check_specs
 
     zoo = zoo_with(make("a"))
     with pytest.raises(ConfigError, match="appears twice"):
@@ -89,7 +89,7 @@ def test_duplicate_member_and_unknown_preset(zoo_with):
 
 
 def test_invalid_strategy_name_is_reported_or_fatal_when_strict(zoo_with, capsys, monkeypatch):
-    from kdzoo.errors import PluginError
+    from kdzoo.contract.errors import PluginError
 
     monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
     zoo = zoo_with(make("Bad_Name"), make("good"))
@@ -167,7 +167,7 @@ def test_a_member_may_not_return_a_term_named_label():
 
 
 def test_a_label_space_mismatch_suggests_installed_strategies_that_allow_it(zoo_with):
-    from kdzoo.stack import cross_task_alternatives
+    from kdzoo.zoo.stack import cross_task_alternatives
 
     anywhere = make("anywhere-kd", label_space="any", requires_teacher=True)
     regression_only = make("anywhere-regression", label_space="any", requires_teacher=True,

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from kdzoo.errors import ConfigError
-from kdzoo.metrics import ALPHA, MIN_SEEDS, compare, holm, holm_correct, verdict_power
-from kdzoo.report import aggregate, markdown
+from kdzoo.contract.errors import ConfigError
+from kdzoo.bench.metrics import ALPHA, MIN_SEEDS, compare, holm, holm_correct, verdict_power
+from kdzoo.bench.report import aggregate, markdown
 
 
 def t_sf_df2(t: float) -> float:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from kdzoo.config import make_config
 from kdzoo.data import BatchPlan, StreamingPlan, load_dataset, make_plan, make_splits
-from kdzoo.errors import ConfigError
+from kdzoo.contract.errors import ConfigError
 
 
 def write_idx(path, array, gz=True):

@@ -1,4 +1,4 @@
-"""Teachers from local files (read by kdzoo.weights) and from kdzoo's cache."""
+"""Teachers from local files (read by kdzoo.models.weights) and from kdzoo's cache."""
 
 import json
 import struct

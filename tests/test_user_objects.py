@@ -6,7 +6,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import kdzoo
-from kdzoo.errors import ConfigError
+from kdzoo.contract.errors import ConfigError
 
 
 class Net(nn.Module):

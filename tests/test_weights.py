@@ -1,4 +1,4 @@
-"""Weights from anywhere (kdzoo.weights) and exports that plain timm loads."""
+"""Weights from anywhere (kdzoo.models.weights) and exports that plain timm loads."""
 
 import argparse
 import json
@@ -11,7 +11,8 @@ import torch
 
 from kdzoo.cli import main
 from kdzoo.config import ModelConfig
-from kdzoo.weights import create_with_weights, model_name_from_file, read_weights
+from kdzoo.models.weights import model_name_from_file, read_weights
+from kdzoo.models.wrapper import create_with_weights
 
 CLASSES = [str(i) for i in range(10)]
 
@@ -89,12 +90,12 @@ def trained_student(tmp_path_factory):
 
 def step0_accuracy(monkeypatch):
     """Patch the engine's trainer to record the student's test accuracy before its first step."""
-    import kdzoo.engine
-    from kdzoo.metrics import evaluate
+    import kdzoo.train.runs
+    from kdzoo.bench.metrics import evaluate
 
     seen = []
 
-    class Step0(kdzoo.engine.Trainer):
+    class Step0(kdzoo.train.runs.Trainer):
         def __init__(self, ctx, *args, **kwargs):
             b, s = ctx.bundle, ctx.splits
             x, y = (b.test_x, b.test_y) if s.official_test else (b.x, b.y)
@@ -102,7 +103,7 @@ def step0_accuracy(monkeypatch):
             ctx.student.train()
             super().__init__(ctx, *args, **kwargs)
 
-    monkeypatch.setattr(kdzoo.engine, "Trainer", Step0)
+    monkeypatch.setattr(kdzoo.train.runs, "Trainer", Step0)
     return seen
 
 
@@ -226,7 +227,7 @@ print(model.pretrained_cfg["label_names"])
 def test_export_is_a_folder_plain_timm_loads_with_the_right_preprocessing(zoo, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from kdzoo.models import load_model
+    from kdzoo.models.wrapper import load_model
 
     assert main(["distill", "--student", "test_resnet", "--data", "digits", "--steps", "2", "--no-progress",
                  "--out", str(tmp_path), "--name", "r"]) == 0

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..contract.errors import ConfigError
 from .memory import DatasetBundle
 
 # -- IDX (MNIST, Fashion-MNIST) ---------------------------------------------------------------------

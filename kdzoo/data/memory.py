@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from ..config import DataConfig
-from ..errors import ConfigError
-from ..strategy import Batch
+from ..contract.errors import ConfigError
+from ..contract.strategy import Batch
 
 
 @dataclass
@@ -164,7 +164,7 @@ TAKES_OPTIONS = {"imagefolder", "mnist", "fashion-mnist", "cifar10", "cifar100"}
 
 
 def load_dataset(spec: str, root: str | None, zoo: Any, **options: Any) -> DatasetBundle:
-    """Resolve ``NAME``, ``NAME:ARG`` and an optional ``:TASK`` suffix (see :mod:`kdzoo.tasks`).
+    """Resolve ``NAME``, ``NAME:ARG`` and an optional ``:TASK`` suffix (see :mod:`kdzoo.data.relabel`).
 
     Examples: ``mnist5k``, ``imagefolder:PATH``, ``mnist5k:parity``, ``digits:digits[0-4]``,
     ``mnist5k:classmap=map.yaml``.
@@ -173,13 +173,13 @@ def load_dataset(spec: str, root: str | None, zoo: Any, **options: Any) -> Datas
         options: for kdzoo's file datasets: ``download`` (fetch missing files with torchvision) and
             ``image_size`` (``[H, W]`` view of an image folder); other loaders never see them.
     """
-    from ..tasks import apply_task, split_spec
+    from .relabel import apply_task, split_spec
 
     data_spec, task = split_spec(spec)
     name, _, arg = data_spec.partition(":")
     entry = zoo.dataset(ALIASES.get(name, name))
     if arg and entry.plugin == "kdzoo" and entry.name not in TAKES_ARG:  # e.g. a misspelt task: mnist5k:pairty
-        from ..tasks import TASK_HELP
+        from .relabel import TASK_HELP
 
         raise ConfigError(f"dataset {entry.name!r} takes no argument, and {arg!r} is no task (tasks: {TASK_HELP})")
     takes_options = entry.plugin == "kdzoo" and entry.name in TAKES_OPTIONS

@@ -21,8 +21,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import DataConfig
-from ..errors import ConfigError
-from ..strategy import Batch
+from ..contract.errors import ConfigError
+from ..contract.strategy import Batch
 from .memory import BatchPlan, DatasetBundle, to_float
 
 STREAMED = {"mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder"}  # read from files: streamed by default

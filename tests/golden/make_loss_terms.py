@@ -74,7 +74,7 @@ def loss_terms(name: str, params: dict[str, Any] | None, models: dict | None, zo
 
 
 def main() -> int:
-    from kdzoo.plugins import load_zoo
+    from kdzoo.zoo.plugins import load_zoo
 
     # the trainer's teacher-output cache must start empty and stay out of the user's cache
     os.environ["KDZOO_CACHE"] = tempfile.mkdtemp(prefix="kdzoo-golden-")

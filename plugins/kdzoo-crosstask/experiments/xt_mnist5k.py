@@ -48,7 +48,7 @@ def run(base: dict, yaml_name: str, overrides: list[str], k: int, strategy: str,
         out: Path, name: str, zoo, commands: list[str]) -> dict:
     """One ``kdzoo distill`` run (or its finished summary)."""
     from kdzoo.config import make_config
-    from kdzoo.engine import distill
+    from kdzoo import distill
 
     sets = list(overrides) + sets_of(strategy, params) + (["teacher_train.random_init=true"] if random_teacher else [])
     cmd = (f"kdzoo distill -c plugins/kdzoo-crosstask/experiments/{yaml_name} --labels-per-class {k} "
@@ -73,7 +73,7 @@ def stats(summary: dict, which: str) -> tuple[float, float, dict[int, float]]:
 
 def probe(base: dict, overrides: list[str], k: int, random_teacher: bool, zoo) -> dict:
     from kdzoo.config import make_config
-    from kdzoo.teacher import task_teacher
+    from kdzoo import task_teacher
     from kdzoo_crosstask.probe import ncm_probe
 
     data = dict(base, strategy="ce")
@@ -86,8 +86,8 @@ def probe(base: dict, overrides: list[str], k: int, random_teacher: bool, zoo) -
 def main() -> None:
     import torch
 
-    from kdzoo.metrics import compare
-    from kdzoo.plugins import load_zoo
+    from kdzoo import compare
+    from kdzoo import load_zoo
 
     p = argparse.ArgumentParser()
     p.add_argument("--scenario", choices=sorted(SCENARIOS), required=True)

@@ -7,8 +7,8 @@ import pytest
 
 from kdzoo.config import DataConfig, make_config
 from kdzoo.data import load_dataset, make_splits
-from kdzoo.errors import ConfigError
-from kdzoo.tasks import read_class_map, resolve_task, split_spec, validate_class_map
+from kdzoo.contract.errors import ConfigError
+from kdzoo.data.relabel import read_class_map, resolve_task, split_spec, validate_class_map
 from kdzoo_crosstask.class_mapped_kd import ClassMappedKDConfig, resolve_map
 
 DIGITS = [str(i) for i in range(10)]
@@ -118,7 +118,7 @@ def test_teacher_cache_key_is_canonical_and_ignores_the_switches_left_at_their_d
     import json
 
     from kdzoo.config import canonical, to_dict
-    from kdzoo.teacher import teacher_config, teacher_key
+    from kdzoo.train.teacher import teacher_config, teacher_key
 
     config = make_config({"teacher": "lenet5", "data": "mnist5k"})
     d = config.data

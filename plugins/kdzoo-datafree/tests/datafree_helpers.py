@@ -7,18 +7,18 @@ from typing import Any
 import torch
 
 from kdzoo.config import DataConfig, ModelConfig, RunConfig, StrategySpec, TrainConfig
-from kdzoo.context import RunContext
+from kdzoo.contract.context import RunContext
 from kdzoo.data import make_splits
-from kdzoo.models import create_model
-from kdzoo.stack import build_stack
+from kdzoo.models.wrapper import create_model
+from kdzoo.zoo.stack import build_stack
 from kdzoo.testing import tiny_bundle
-from kdzoo.trainer import Trainer, freeze
+from kdzoo.train.trainer import Trainer, freeze
 
 
 def tiny_run(name: str, params: dict[str, Any] | None = None, *, steps: int = 4, teacher_bn: bool = True,
              zoo=None, run_dir=None, teacher=None) -> tuple[Trainer, RunContext]:
     """A trainer for ``name`` on 16x16 images: BN lenet5 teacher (frozen by the trainer), half lenet5 student."""
-    from kdzoo.plugins import load_zoo
+    from kdzoo.zoo.plugins import load_zoo
 
     zoo = zoo or load_zoo()
     bundle = tiny_bundle()

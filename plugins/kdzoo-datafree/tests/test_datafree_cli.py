@@ -73,19 +73,20 @@ class Spy(torch.Tensor):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["dafl", "deep-inversion"])
 def test_data_free_run_never_reads_a_training_sample(name, tmp_path, monkeypatch, capsys):
-    import kdzoo.data
-    import kdzoo.engine as engine
+    import kdzoo.train.runs as engine
 
-    def no_loader(*args, **kwargs):
-        raise AssertionError("a training loader was built in data-free mode")
+    prepare, run_seed, make_plan = engine.prepare, engine.run_seed, engine.make_plan
 
-    monkeypatch.setattr(engine, "make_plan", no_loader)  # both data paths (in memory, streaming) start here
-    monkeypatch.setattr(kdzoo.data, "make_plan", no_loader)
+    def no_loader(*args, **kwargs):  # the run driver builds every real-data batch plan through make_plan
+        if Spy.recording:
+            raise AssertionError("a training loader was built in data-free mode")
+        return make_plan(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "make_plan", no_loader)
     seen = {}
-    prepare, run_seed = engine.prepare, engine.run_seed
 
-    def spy_prepare(config, zoo, objects=None):
-        bundle, splits = prepare(config, zoo, objects)
+    def spy_prepare(config, zoo, *rest):
+        bundle, splits = prepare(config, zoo, *rest)
         bundle.x = bundle.x.as_subclass(Spy)
         seen["splits"] = splits
         return bundle, splits

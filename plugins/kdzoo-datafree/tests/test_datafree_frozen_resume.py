@@ -30,7 +30,7 @@ def test_conformance_and_presets(name, zoo, tmp_path):
         params = {"path": str(tmp_path / "set.pt")}
     check_strategy(name, params, zoo=zoo)
     from kdzoo.config import StrategySpec
-    from kdzoo.stack import resolve_params
+    from kdzoo.zoo.stack import resolve_params
 
     cls = zoo.strategy(name).obj
     assert set(PRESETS) <= set(cls.presets)

@@ -7,7 +7,7 @@ import torch
 
 from kdzoo import ConfigError
 from kdzoo.config import ModelConfig
-from kdzoo.models import create_model
+from kdzoo.models.wrapper import create_model
 from kdzoo_feature.attention import at_pairs
 from kdzoo_feature.fitnet import fitnet_pair
 from kdzoo_feature.layers import feature_layers
@@ -17,7 +17,7 @@ VIT = ModelConfig("test_vit", {"img_size": 28, "patch_size": 7})
 
 @pytest.fixture(scope="module")
 def models():
-    from kdzoo.plugins import load_zoo
+    from kdzoo.zoo.plugins import load_zoo
 
     zoo = load_zoo()
     torch.set_num_threads(1)

@@ -6,7 +6,7 @@ import torch
 
 from kdzoo.config import DataConfig, ModelConfig
 from kdzoo.data import make_splits
-from kdzoo.models import create_model
+from kdzoo.models.wrapper import create_model
 from kdzoo.testing import tiny_bundle
 from kdzoo_feature.probe import teacher_feature_probe
 

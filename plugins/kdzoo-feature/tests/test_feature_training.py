@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from kdzoo import ConfigError
-from kdzoo.checkpoint import load_checkpoint, save_checkpoint
+from kdzoo.train.checkpoint import load_checkpoint, save_checkpoint
 from kdzoo.cli import main
 from kdzoo.config import ModelConfig, make_config
-from kdzoo.context import RunContext
+from kdzoo.contract.context import RunContext
 from kdzoo.data import BatchPlan, make_splits
-from kdzoo.models import create_model
-from kdzoo.stack import build_stack
+from kdzoo.models.wrapper import create_model
+from kdzoo.zoo.stack import build_stack
 from kdzoo.testing import check_strategy, tiny_bundle
-from kdzoo.trainer import Trainer, freeze
+from kdzoo.train.trainer import Trainer, freeze
 
 VIT16 = ModelConfig("test_vit", {"img_size": 16, "patch_size": 4})
 PAIRS = {

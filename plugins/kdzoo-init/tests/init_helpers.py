@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from kdzoo.config import ModelConfig
-from kdzoo.models import create_model
+from kdzoo.models.wrapper import create_model
 
 CLASSES = [str(i) for i in range(10)]
 

@@ -100,7 +100,7 @@ def test_head_is_left_random_and_reported_when_label_spaces_differ(zoo, capsys):
 
 
 def create_student_with_classes(zoo, classes):
-    from kdzoo.models import create_model
+    from kdzoo.models.wrapper import create_model
 
     return create_model(ModelConfig("mlp", {"hidden": [16]}), num_classes=len(classes), data_shape=(1, 28, 28),
                         data_mean=None, data_std=None, classes=classes, task="classification", zoo=zoo)

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 if TYPE_CHECKING:
-    from .config import RunConfig
-    from .data import DatasetBundle, Splits
-    from .models import KDModel
-    from .plugins import Zoo
+    from ..config import RunConfig
+    from ..data import DatasetBundle, Splits
+    from ..models.wrapper import KDModel
+    from ..zoo.plugins import Zoo
 
 
 @dataclass

@@ -253,7 +253,7 @@ class Strategy(nn.Module):
         """Plain-data description for listings and docs."""
         import dataclasses
 
-        from .config import param_help, param_range
+        from ..config import param_help, param_range
 
         fields = dataclasses.fields(cls.Config)
         params = {f.name: _default_of(f) for f in fields}

@@ -1,4 +1,4 @@
-"""Teachers: loaded from a local weights file (read by kdzoo.weights), or trained once and cached.
+"""Teachers: loaded from a local weights file (read by kdzoo.models.weights), or trained once and cached.
 
 A trained teacher is cached under ``$KDZOO_CACHE`` (default ``~/.cache/kdzoo``) by a hash of
 everything that determines it: model and kwargs, dataset, split, training recipe.
@@ -14,16 +14,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, to_dict
-from .data import DatasetBundle, Splits
-from .errors import Interrupted
-from .models import KDModel, load_model
-from .paths import cache_root
+from ..config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, to_dict
+from ..data import DatasetBundle, Splits
+from ..contract.errors import Interrupted
+from ..models.wrapper import KDModel, load_model
+from ..paths import cache_root
+
+# (teacher config, its bundle, its full splits, zoo, run_dir=, resume=, log=) -> the run's result (falsy: not trained)
+TrainTeacher = Callable[..., Any]
 
 
 def teacher_key(config: RunConfig) -> str:
@@ -66,8 +69,9 @@ def teacher_config(config: RunConfig) -> RunConfig:
 
 def load_teacher_file(cfg: ModelConfig, bundle: DatasetBundle, zoo: Any, mean, std) -> KDModel:
     """A teacher from ``cfg.checkpoint``: an exported kdzoo model, or weights of ``cfg.name`` in any
-    format :mod:`kdzoo.weights` accepts (checked and read by kdzoo, ``weights_only``)."""
-    from .weights import create_with_weights, read_kdzoo_meta
+    format :mod:`kdzoo.models.weights` accepts (checked and read by kdzoo, ``weights_only``)."""
+    from ..models.weights import read_kdzoo_meta
+    from ..models.wrapper import create_with_weights
 
     meta = read_kdzoo_meta(cfg.checkpoint, role="teacher checkpoint")
     if meta is not None:  # an export knows its own architecture, kwargs and normalisation
@@ -77,41 +81,24 @@ def load_teacher_file(cfg: ModelConfig, bundle: DatasetBundle, zoo: Any, mean, s
                                data_mean=mean, data_std=std, classes=bundle.classes, task=bundle.task, zoo=zoo)
 
 
-def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None, DatasetBundle, Splits]:
-    """A run config's data and its frozen teacher on the run's device (trained and cached on first use).
-
-    For tools that need the teacher outside a distillation run (``kdzoo teacher``, bench teachers
-    and reference rows, probes); ``kdzoo.distill`` does the same inside the run.
-
-    Returns:
-        ``(teacher, bundle, splits)``; the teacher is in eval mode without parameter gradients,
-        or ``None`` when the config has no teacher.
-    """
-    from .data import channel_stats
-    from .engine import prepare, setup_runtime
-    from .trainer import freeze
-
-    device = setup_runtime(config)
-    bundle, splits = prepare(config, zoo)
-    mean, std = channel_stats(bundle, splits.train)
-    teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log)
-    return (None if teacher is None else freeze(teacher.to(device))), bundle, splits
-
-
 def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, mean, std,
-                    log=print, objects: Any = None) -> KDModel | None:
+                    log=print, objects: Any = None, *, train: TrainTeacher | None = None) -> KDModel | None:
     """The run's teacher: the caller's own module, from its checkpoint, from the cache, or trained now and cached.
 
     With ``teacher_data`` the teacher is built, trained and cached on that dataset; ``bundle`` and
     ``splits`` are the student's. Strategies that need the teacher's label space are checked
     against the teacher's classes before anything is trained.
+
+    Teacher code only resolves, loads and freezes: a teacher missing from the cache is trained by
+    ``train`` (the run driver's :func:`kdzoo.train.runs.train_teacher`), so this module never imports
+    the run driver.
     """
     if config.teacher is None:
         return None
     if objects is not None and objects.teacher is not None:  # used as given: wrapped and frozen, never trained
-        from .data import to_float
+        from ..data import to_float
         from .trainer import freeze
-        from .user import wrap_module
+        from ..user import wrap_module
 
         t = config.teacher
         model = wrap_module(objects.teacher, to_float(bundle.x[[0]]), name=t.name, classes=bundle.classes,
@@ -119,9 +106,8 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
         return freeze(model)
     t_bundle = bundle
     if config.teacher_data and config.teacher_data != config.data.name:
-        from .data import channel_stats, load_dataset, make_splits
-
-        from .engine import data_options
+        from ..config import data_options
+        from ..data import channel_stats, load_dataset, make_splits
 
         t_bundle = load_dataset(config.teacher_data, config.data.root, zoo, **data_options(config))
         mean, std = channel_stats(t_bundle, make_splits(t_bundle, replace(config.data, labels_per_class=None)).train)
@@ -139,17 +125,17 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
             return model
         if config.teacher_train.random_init:
             return _random_teacher(config, t_bundle, tconf, path, zoo, log)
-        from .data import make_splits
-        from .engine import run_seed
+        from ..data import make_splits
 
+        if train is None:
+            raise RuntimeError("resolve_teacher: a teacher must be trained but no train function was given")
         run_dir = Path(tconf.out) / tconf.name
         resuming = (run_dir / "checkpoint.pt").exists()
         log(f"teacher {config.teacher.name}: {'continuing' if resuming else 'training'} on the full train split of "
             f"{tconf.data.name} (cache key {tconf.name}) ...")
         full = make_splits(t_bundle, tconf.data)  # every train label, same train/val/test partition
         try:
-            result = run_seed(tconf, t_bundle, full, zoo, seed=tconf.train.seeds[0], run_dir=run_dir, teacher=None,
-                              resume=resuming, export_name="teacher.safetensors", log=log)
+            result = train(tconf, t_bundle, full, zoo, run_dir=run_dir, resume=resuming, log=log)
         except Interrupted as exc:
             exc.hint = "the teacher's training continues from it when you run the same command again"
             raise
@@ -189,8 +175,8 @@ def _random_teacher(config: RunConfig, t_bundle: DatasetBundle, tconf: RunConfig
     import torch
 
     from . import distributed
-    from .data import channel_stats, make_splits
-    from .models import create_model, save_model
+    from ..data import channel_stats, make_splits
+    from ..models.wrapper import create_model, save_model
 
     mean, std = channel_stats(t_bundle, make_splits(t_bundle, tconf.data).train)
     num_out = len(t_bundle.classes) if t_bundle.task == "classification" else t_bundle.y.shape[1]
@@ -209,7 +195,7 @@ def check_teacher_label_space(config: RunConfig, teacher_classes: list[str], bun
     """Refuse, before any training, strategies that need the teacher's label space when it differs."""
     if bundle.task != "classification" or list(teacher_classes) == list(bundle.classes):
         return
-    from .stack import check_label_space, check_specs, cross_task_alternatives
+    from ..zoo.stack import check_label_space, check_specs, cross_task_alternatives
 
     for cls, _ in check_specs(config.strategy, zoo):
         if cls.label_space == "same" and cls.requires_teacher:

@@ -91,7 +91,7 @@ def build_listing(zoo: Any) -> dict[str, Any]:
 
 def listing(zoo: Any = None) -> dict[str, Any]:
     """The snapshot for this installation: read from the cache, or built (loading every plugin) and cached."""
-    from .paths import cache_root
+    from ..paths import cache_root
 
     path = cache_root() / "listing" / f"{fingerprint()}.json"
     try:

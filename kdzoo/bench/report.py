@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import write_text
+from ..train.checkpoint import write_text
 from .metrics import ALPHA, MIN_SEEDS, compare, holm_correct, mean_std
 from .plots import plots
 
@@ -26,7 +26,7 @@ def _metric(rows: list[dict]) -> tuple[str, bool]:
 def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
     """Mean ± std per (task, pair, variant) and the paired verdict against ``ce``.
 
-    Each variant is compared with the ``ce`` row of its task and pair (:func:`kdzoo.metrics.compare`);
+    Each variant is compared with the ``ce`` row of its task and pair (:func:`kdzoo.bench.metrics.compare`);
     the p-values of all rows of one task are then Holm-corrected together, so the chance of any false
     "beats" in a task stays at 5%. Rows whose status starts with "not applicable" get no verdict.
     """
@@ -213,7 +213,7 @@ def open_report(bench_dir: str | Path) -> Path:
 
     The summary and its verdicts are recomputed from the per-cell rows.
     """
-    from .errors import ConfigError
+    from ..contract.errors import ConfigError
 
     path = Path(bench_dir) / "results.json"
     if not path.exists():

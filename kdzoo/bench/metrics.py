@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .data import eval_chunks
+from ..data import eval_chunks
 
 
 @torch.no_grad()
@@ -23,7 +23,7 @@ def embed(model: torch.nn.Module, x: Tensor, idx: np.ndarray, batch_size: int = 
     ``model`` is a ``KDModel``; it runs in eval mode (BN statistics never move) and its mode is
     restored. ``device`` defaults to the model's.
     """
-    from .strategy import Requirement
+    from ..contract.strategy import Requirement
 
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -257,7 +257,7 @@ def compare(a: Mapping[int, float], b: Mapping[int, float], higher_is_better: bo
     """
     seeds = tuple(sorted(set(a) & set(b)))
     if not seeds:
-        from .errors import ConfigError
+        from ..contract.errors import ConfigError
 
         raise ConfigError(f"no common seeds to compare: A has {sorted(a)}, B has {sorted(b)}; run both on the same seeds")
     sign = 1.0 if higher_is_better else -1.0

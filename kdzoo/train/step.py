@@ -1,4 +1,4 @@
-"""One training step's loss, shared by the engine's :class:`~kdzoo.trainer.Trainer` and :class:`kdzoo.Distiller`.
+"""One training step's loss, shared by the engine's :class:`~kdzoo.train.trainer.Trainer` and :class:`kdzoo.Distiller`.
 
 Both call the same three pieces, so a term logged by ``kdzoo distill`` is the term a user's own
 loop gets from the distiller: :func:`step_info` (where training is, stages included),
@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import KDModel
-from .stack import StrategyStack
-from .strategy import LABEL_TERM, Batch, Outputs, Requirement, StepInfo
+from ..models.wrapper import KDModel
+from ..zoo.stack import StrategyStack
+from ..contract.strategy import LABEL_TERM, Batch, Outputs, Requirement, StepInfo
 
 
 def freeze(model: nn.Module) -> nn.Module:

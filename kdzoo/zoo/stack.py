@@ -17,11 +17,12 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .config import StrategySpec, build
-from .context import RunContext
-from .errors import ConfigError, unknown
+from ..config import StrategySpec, build
+from ..contract.context import RunContext
+from ..contract.errors import ConfigError, unknown
 from .plugins import dropped_label_message
-from .strategy import LABEL_TERM, Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy, label_weight_of
+from ..contract.strategy import (LABEL_TERM, Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy,
+                                 label_weight_of)
 
 # only when no installed strategy transfers across label spaces: what to install for one
 CROSS_TASK_HINT = ("use a cross-task strategy: class-mapped-kd (when the data's labels are a function of the "

@@ -12,7 +12,7 @@ Formats are recognised by content, not by suffix:
 
 Torch files are read with ``torch.load(weights_only=True)``; the only class allowed beyond tensors and
 plain data is ``argparse.Namespace`` (what timm's ``train.py`` stores), so nothing in a file ever runs.
-Every problem is one :class:`~kdzoo.errors.ConfigError` line naming the path, found before timm or
+Every problem is one :class:`~kdzoo.contract.errors.ConfigError` line naming the path, found before timm or
 training sees the file.
 """
 
@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .config import ModelConfig, RunConfig
-from .errors import ConfigError
+from ..config import ModelConfig, RunConfig
+from ..contract.errors import ConfigError
 
 META_KEY = "kdzoo"
 ACCEPTED = ("a kdzoo export, a state dict (.safetensors/.pt/.pth/.bin), a timm train.py checkpoint, "
@@ -376,28 +376,6 @@ def load_into(net: nn.Module, weights: Weights, what: str) -> None:
     net.load_state_dict(weights.state, strict=False)  # only num_batches_tracked may be absent (check_fit allows it)
 
 
-def create_with_weights(cfg: ModelConfig, *, role: str = "checkpoint", **create_kwargs: Any):
-    """:func:`kdzoo.models.create_model`, then ``cfg.checkpoint`` loaded into it (if set).
-
-    Args:
-        cfg: the model's config; with a checkpoint, what the file says completes it
-            (:func:`with_file_defaults`).
-        role: how messages name the checkpoint, e.g. ``"student checkpoint"``.
-        create_kwargs: everything else :func:`~kdzoo.models.create_model` takes.
-    """
-    from .models import create_model
-
-    if not cfg.checkpoint:
-        return create_model(cfg, **create_kwargs)
-    weights = read_weights(cfg.checkpoint, use_ema=cfg.use_ema, role=role)
-    model = create_model(with_file_defaults(cfg, weights), **create_kwargs)
-    named = model_name(weights)
-    hint = f" (the file names {named!r})" if named and named != cfg.name else ""
-    load_into(model.net, weights, f"{role.split()[0]} {cfg.name!r}{hint} with kwargs {model.meta['kwargs']}")
-    model.meta["weights_from"] = f"{cfg.checkpoint} ({weights.kind})"
-    return model
-
-
 # -- a run's files, checked before anything is trained or written ---------------------------------------
 def check_weight_files(config: RunConfig, zoo: Any) -> None:
     """Static checks of a run's weight files: each exists and is of an accepted format.
@@ -410,27 +388,13 @@ def check_weight_files(config: RunConfig, zoo: Any) -> None:
         if cfg is not None and cfg.checkpoint:
             locate(cfg.checkpoint, role)
     if config.student.checkpoint:
-        from .stack import check_specs
-        from .strategy import Strategy
+        from ..zoo.stack import check_specs
+        from ..contract.strategy import Strategy
 
         for cls, _ in check_specs(config.strategy, zoo):
             if cls.init_student is not Strategy.init_student:
                 raise ConfigError(f"student.checkpoint and strategy {cls.name!r} both set the student's starting "
                                   f"weights; drop one (the checkpoint, or {cls.name!r} from the stack)")
-
-
-def check_student_weights(config: RunConfig, bundle: Any, zoo: Any) -> None:
-    """Read the student checkpoint (if any) and check it fits the student built for this data.
-
-    Runs right after the data are loaded, before a teacher is trained or a run directory exists.
-    """
-    if not config.student.checkpoint:
-        return
-    num_out = len(bundle.classes) if bundle.task == "classification" else bundle.y.shape[1]
-    with torch.random.fork_rng(devices=[]):  # building a throwaway student must not shift the run's random stream
-        create_with_weights(config.student, role="student checkpoint", num_classes=num_out,
-                            data_shape=bundle.sample_shape, data_mean=None, data_std=None, classes=bundle.classes,
-                            task=bundle.task, zoo=zoo)
 
 
 # -- export for timm users ----------------------------------------------------------------------------
@@ -446,7 +410,7 @@ def save_timm_folder(model: Any, folder: str | Path, weights_file: str | Path) -
 
     import timm
 
-    from .checkpoint import atomic_path
+    from ..train.checkpoint import atomic_path
 
     meta = model.meta
     folder = Path(folder)

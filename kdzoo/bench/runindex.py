@@ -15,7 +15,7 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS runs (
 
 
 def index_path() -> Path:
-    from .paths import cache_root
+    from ..paths import cache_root
 
     return Path(os.environ.get("KDZOO_INDEX") or cache_root() / "index.sqlite")
 

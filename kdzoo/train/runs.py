@@ -28,19 +28,20 @@ import yaml
 
 from . import distributed
 from .checkpoint import atomic_path, write_text
-from .config import RunConfig, make_config, validate
-from .context import RunContext
-from .data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
-                   steps_per_epoch, to_float)
-from .effective import code_identity, effective_config
-from .errors import ConfigError, Interrupted
-from .metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
-from .models import save_model
-from .paths import (cache_root, check_out_dir, check_resumable, create_run_dir, remove_run_dir, sweep_temp_files,
-                    write_status)
-from .stack import build_stack, check_specs
+from ..config import RunConfig, data_options, make_config, validate
+from ..contract.context import RunContext
+from ..data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
+                    steps_per_epoch, to_float)
+from ..bench.effective import code_identity, effective_config
+from ..contract.errors import ConfigError, Interrupted
+from ..bench.metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
+from ..models.wrapper import KDModel, save_model
+from ..paths import (cache_root, check_out_dir, check_resumable, create_run_dir, remove_run_dir, sweep_temp_files,
+                     write_status)
+from ..zoo.stack import build_stack, check_specs
 from .trainer import Trainer
-from .weights import check_student_weights, check_weight_files, create_with_weights
+from ..models.weights import check_weight_files
+from ..models.wrapper import check_student_weights, create_with_weights
 
 
 @dataclass
@@ -135,7 +136,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     num_out = len(bundle.classes) if task == "classification" else bundle.y.shape[1]
     torch.manual_seed(seed)
     if objects is not None and objects.student is not None:
-        from .user import student_copy, wrap_module
+        from ..user import student_copy, wrap_module
 
         s_cfg = config.student
         student = wrap_module(student_copy(objects.student), to_float(bundle.x[[0]]), name=s_cfg.name,
@@ -166,7 +167,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     source = stack.data_source(ctx)
     plan = None
     if source is None and objects is not None and _is_loader(objects.train):
-        from .user import UserLoaderPlan
+        from ..user import UserLoaderPlan
 
         plan = UserLoaderPlan(objects.train, log)
     elif source is None:  # a data source replaces the real training data: no loader is built
@@ -293,8 +294,8 @@ def prepare(config: RunConfig, zoo: Any, objects: Any = None) -> tuple[DatasetBu
     With ``objects`` (:class:`kdzoo.user.UserObjects`), the caller's datasets replace a named
     dataset and the caller's modules replace named models.
     """
-    from .data import ALIASES
-    from .user import user_bundle
+    from ..data import ALIASES
+    from ..user import user_bundle
 
     user_data = objects is not None and objects.has_data
     name = config.data.name.partition(":")[0]
@@ -320,9 +321,31 @@ def prepare(config: RunConfig, zoo: Any, objects: Any = None) -> tuple[DatasetBu
     return bundle, make_splits(bundle, config.data)
 
 
-def data_options(config: RunConfig) -> dict[str, Any]:
-    """Options for kdzoo's file datasets: downloads only when asked; an image folder's view size."""
-    return {"download": config.data.download, "image_size": config.data.image_size or config.student.input_size}
+def train_teacher(tconf: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, *, run_dir: Path, resume: bool,
+                  log=print) -> Any:
+    """Train a teacher missing from the cache as a plain run of its own (``teacher.resolve_teacher`` calls it)."""
+    return run_seed(tconf, bundle, splits, zoo, seed=tconf.train.seeds[0], run_dir=run_dir, teacher=None, resume=resume,
+                    export_name="teacher.safetensors", log=log)
+
+
+def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None, DatasetBundle, Splits]:
+    """A run config's data and its frozen teacher on the run's device (trained and cached on first use).
+
+    For tools that need the teacher outside a distillation run (``kdzoo teacher``, bench teachers
+    and reference rows, probes); ``kdzoo.distill`` does the same inside the run.
+
+    Returns:
+        ``(teacher, bundle, splits)``; the teacher is in eval mode without parameter gradients,
+        or ``None`` when the config has no teacher.
+    """
+    from .teacher import resolve_teacher
+    from .trainer import freeze
+
+    device = setup_runtime(config)
+    bundle, splits = prepare(config, zoo)
+    mean, std = channel_stats(bundle, splits.train)
+    teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, train=train_teacher)
+    return (None if teacher is None else freeze(teacher.to(device))), bundle, splits
 
 
 def augmentation_note(config: RunConfig, user_data: bool = False) -> str | None:
@@ -394,8 +417,8 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
     Returns:
         The per-seed results, with mean ± std helpers.
     """
-    from .plugins import load_zoo
-    from .user import from_python
+    from ..zoo.plugins import load_zoo
+    from ..user import from_python
 
     config, objects = from_python(config, teacher=teacher, student=student, train=train, val=val, test=test)
     if resume is not None:
@@ -433,7 +456,7 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
         mean, std = channel_stats(bundle, splits.train)
         from .teacher import resolve_teacher
 
-        teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, objects=objects)
+        teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, objects=objects, train=train_teacher)
         teacher_info = None
         if teacher is not None:
             teacher = teacher.to(device)
@@ -566,7 +589,7 @@ def _mark_failed(config: RunConfig, run_dir: Path, exc: BaseException) -> None:
 
 
 def _index(config: RunConfig, run_dir: Path, state: str, **fields: Any) -> None:
-    from .runindex import record
+    from ..bench.runindex import record
 
     info = {"seeds": config.train.seeds, **({"error": fields.pop("error")} if "error" in fields else {})}
     record("run", run_dir, info, state=state, strategy="+".join(x.name for x in config.strategy),
@@ -592,7 +615,7 @@ def compare_runs(a: str | Path, b: str | Path) -> str:
     """The project's paired verdict of run A against run B as one sentence.
 
     A one-sided paired t-test on the primary test metric (``test_best``) over the seeds both runs
-    have (:func:`kdzoo.metrics.compare`); one pair of runs, so no multiple-testing correction.
+    have (:func:`kdzoo.bench.metrics.compare`); one pair of runs, so no multiple-testing correction.
     """
     ra, rb = load_run(a), load_run(b)
     metric = ra["metric"]

@@ -25,8 +25,8 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .errors import PluginError, unknown
+from ..contract import hookspecs
+from ..contract.errors import PluginError, unknown
 
 
 class PluginLoadError(PluginError):
@@ -152,7 +152,7 @@ class Zoo:
         """Call every ``register_*`` hook once, crediting each item to its plugin."""
         if self._collected:
             return self
-        from .strategy import Strategy
+        from ..contract.strategy import Strategy
 
         self.strategies, self.models, self.datasets, self.references = {}, {}, {}, {}
         self.loggers, self.commands = {}, {}
@@ -293,14 +293,14 @@ def check_strategy_class(cls: type) -> None:
     """
     from torch import nn
 
-    from .config import build, check_defaults
-    from .errors import ConfigError
-    from .strategy import label_weight_of
+    from ..config import build, check_defaults
+    from ..contract.errors import ConfigError
+    from ..contract.strategy import label_weight_of
 
     for gone, instead in (("label_weight", "return it as term_weights()['label'] (kdzoo.alpha_blend for alpha)"),
                           ("teacher_grad", "remove it: the teacher's outputs are constants of the student's loss"),
                           ("smoke_params", "make it the 'smoke' preset")):
-        if any(gone in vars(klass) for klass in cls.__mro__[:-1] if klass.__module__ != "kdzoo.strategy"):
+        if any(gone in vars(klass) for klass in cls.__mro__[:-1] if klass.__module__ != "kdzoo.contract.strategy"):
             raise PluginError(f"strategy {cls.name!r} defines {gone!r}, which kdzoo no longer reads; {instead}")
 
     try:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import NotApplicable
-from .strategy import Batch, Outputs, Requirement, StepInfo
+from ..contract.errors import NotApplicable
+from ..contract.strategy import Batch, Outputs, Requirement, StepInfo
 
 if TYPE_CHECKING:
     from .trainer import Trainer

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from . import simple_models
-from .data import BUILTIN_DATASETS
-from .hookspecs import hookimpl
-from .strategy import Needs, Requirement, Strategy
+from ..models import simple as simple_models
+from ..data import BUILTIN_DATASETS
+from ..contract.hookspecs import hookimpl
+from ..contract.strategy import Needs, Requirement, Strategy
 
 
 class CE(Strategy):
@@ -50,7 +50,7 @@ def register_datasets(register):
 
 @hookimpl
 def register_loggers(register):
-    from .loggers import BUILTIN_LOGGERS
+    from ..train.loggers import BUILTIN_LOGGERS
 
     for name, (factory, package, description) in BUILTIN_LOGGERS.items():
         register(name, factory, requires=package, install="'kdzoo[trackers]'", description=description)

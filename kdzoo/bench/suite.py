@@ -4,7 +4,7 @@ A suite (in ``registry.yaml`` or a YAML file) is a list of tasks; a task names i
 budget, teacher/student pairs, strategy variants, seeds and step budget. Every (task, pair,
 variant, seed) is a *cell*: an ordinary ``kdzoo distill`` run whose directory is named by the hash
 of its effective config (each strategy's full parameters) and code (kdzoo/torch/timm versions, each
-member's distribution version and source hash; see :mod:`kdzoo.effective`), so a finished cell is
+member's distribution version and source hash; see :mod:`kdzoo.bench.effective`), so a finished cell is
 never run again and a change to a default, preset, plugin or loss re-runs exactly the cells it touches.
 Teachers are trained once per suite (kdzoo's teacher cache).
 """
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
+from ..config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
 from .effective import cell_key, versions
-from .errors import ConfigError, NotApplicable, unknown
+from ..contract.errors import ConfigError, NotApplicable, unknown
 
 NOT_APPLICABLE = "not applicable: "  # status prefix of a cell whose strategy cannot act on its pair: no verdict
 TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references"}
@@ -84,7 +84,7 @@ def pair_name(pair: dict) -> str:
 
 def load_suite(name_or_path: str) -> dict[str, Any]:
     """A suite by name from the shipped registry, or from a YAML file."""
-    from .registry import load_registry
+    from ..zoo.registry import load_registry
 
     if name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
         suite = load_yaml(name_or_path)
@@ -107,7 +107,7 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
     refs: list[Reference] = []
     ver = versions()
     installed = set(zoo.collect().strategies)
-    from .registry import load_registry
+    from ..zoo.registry import load_registry
 
     catalogued = set(load_registry().get("strategies", {}))
     for t_i, task in enumerate(suite.get("tasks") or []):
@@ -162,7 +162,7 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
 
 
 def _cell_key(config: RunConfig, zoo: Any, ver: dict[str, str], missing: list[str]) -> str:
-    """The key of a cell: its effective config and code (:func:`kdzoo.effective.cell_key`); a cell whose
+    """The key of a cell: its effective config and code (:func:`kdzoo.bench.effective.cell_key`); a cell whose
     strategy is not installed has no effective config, so its key is its config as written."""
     if not missing:
         return cell_key(config, zoo)
@@ -184,8 +184,8 @@ def _run_cell(config_data: dict) -> str:
     import shutil
 
     from .claims import Claim
-    from .engine import distill
-    from .paths import read_status, write_status
+    from ..train.runs import distill
+    from ..paths import read_status, write_status
 
     config = make_config(config_data)
     cell_dir = Path(config.out) / str(config.name)
@@ -221,7 +221,7 @@ def _run_cells(todo: list[Cell], jobs: int, bar, errors: dict[str, str], busy: l
     With workers, a SIGINT/SIGTERM to the bench stops every worker (each saves a checkpoint, then
     is killed if it does not exit within a grace period) before the bench itself stops.
     """
-    from .errors import Interrupted
+    from ..contract.errors import Interrupted
 
     def done(cell: Cell, outcome: str | BaseException) -> None:
         if isinstance(outcome, BaseException):
@@ -291,7 +291,7 @@ def _stop_workers(pool: ProcessPoolExecutor, grace_seconds: float = 20.0) -> Non
 
 def cell_summary(cell: Cell) -> dict[str, Any] | None:
     """A finished cell's seed summary; ``None`` while it has none (never run, interrupted, failed)."""
-    from .engine import read_seed_summary
+    from ..train.runs import read_seed_summary
 
     return read_seed_summary(Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "summary.json")
 
@@ -305,7 +305,7 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
         out: the bench directory (cells, results, report).
         jobs: cells run in this many worker processes (latency is measured serially afterwards).
     """
-    from .plugins import load_zoo
+    from ..zoo.plugins import load_zoo
     from .report import write_outputs
     from .runindex import record
 
@@ -366,7 +366,7 @@ def list_cells(suite_name: str, out: str | Path, zoo: Any = None) -> str:
 
     Nothing is trained or loaded: the suite is expanded and validated, and each cell's directory looked up.
     """
-    from .plugins import load_zoo
+    from ..zoo.plugins import load_zoo
 
     suite = load_suite(suite_name)
     cells, refs = expand_all(suite, zoo or load_zoo(), Path(out))
@@ -392,8 +392,8 @@ def reference_result(ref: Reference) -> dict[str, Any] | None:
 
 def _run_reference(ref: Reference, zoo: Any, log) -> dict[str, Any]:
     """Compute one reference row with the task's (cached) teacher; written atomically, reused on re-runs."""
-    from .checkpoint import write_text
-    from .teacher import task_teacher
+    from ..train.checkpoint import write_text
+    from ..train.runs import task_teacher
 
     teacher, bundle, splits = task_teacher(ref.config, zoo, log=lambda *a, **k: None)
     result = dict(zoo.reference(ref.name).obj(teacher, bundle, splits))
@@ -406,7 +406,8 @@ def _run_reference(ref: Reference, zoo: Any, log) -> dict[str, Any]:
 
 def _prepare_teachers(cells: list[Cell], zoo: Any, log) -> None:
     """Train or load each distinct teacher once, before any cell (and any worker) needs it."""
-    from .teacher import task_teacher, teacher_key
+    from ..train.runs import task_teacher
+    from ..train.teacher import teacher_key
 
     seen = set()
     for cell in cells:
@@ -429,10 +430,10 @@ def _timing_pass(cells: list[Cell], zoo: Any) -> dict[str, dict[str, float]]:
     """
     import torch
 
-    from .checkpoint import write_text
-    from .data import load_dataset, to_float
+    from ..train.checkpoint import write_text
+    from ..data import load_dataset, to_float
     from .metrics import latency_ms
-    from .models import load_model
+    from ..models.wrapper import load_model
 
     timings: dict[str, dict[str, float]] = {}
     samples: dict[tuple, Any] = {}
@@ -464,7 +465,7 @@ def _timing_pass(cells: list[Cell], zoo: Any) -> dict[str, dict[str, float]]:
 def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dict,
             refs: list[Reference] = ()) -> dict[str, Any]:
     """Per-cell rows plus per-variant aggregates with the paired verdict against ``ce``."""
-    from .registry import load_registry
+    from ..zoo.registry import load_registry
 
     catalog = load_registry().get("strategies", {})
     ref_rows = []

@@ -23,16 +23,16 @@ from torch import nn
 
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import OptimConfig, RunConfig
-from .context import RunContext
-from .data import BatchPlan, StreamingPlan, is_random_augmentation
-from .user import USER_DATA
-from .errors import Interrupted, NonFiniteLoss
+from ..config import OptimConfig, RunConfig
+from ..contract.context import RunContext
+from ..data import BatchPlan, StreamingPlan, is_random_augmentation
+from ..user import USER_DATA
+from ..contract.errors import Interrupted, NonFiniteLoss
 from .gradient_paths import check_gradient_paths
-from .metrics import evaluate, primary_metric
-from .stack import StrategyStack
+from ..bench.metrics import evaluate, primary_metric
+from ..zoo.stack import StrategyStack
 from .step import StepModule, freeze, step_info, teacher_outputs
-from .strategy import Batch, Outputs, StepInfo
+from ..contract.strategy import Batch, Outputs, StepInfo
 
 
 def build_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -153,7 +153,7 @@ class Trainer:
         self.eval_every = self.cfg.train.eval_every or max(1, min(spe, math.ceil(ctx.total_steps / 20)))
         self.ckpt_every = self.cfg.train.checkpoint_every or self.eval_every
         self._signal: int | None = None
-        self.loggers: list[Any] = []  # experiment trackers (kdzoo.loggers), rank 0 only
+        self.loggers: list[Any] = []  # experiment trackers (kdzoo.train.loggers), rank 0 only
 
     def _teacher_cache(self):
         """A :class:`TeacherOutputCache` when the teacher's inputs repeat exactly every epoch."""
@@ -165,7 +165,7 @@ class Trainer:
                     and self.teacher_dtype == torch.float32)
         if not eligible:
             return None
-        from .paths import cache_root
+        from ..paths import cache_root
         from .teacher_cache import TeacherOutputCache
 
         cache = None
@@ -419,7 +419,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
         except ValueError:
             if i == len(lines) - 1:
                 break
-            from .errors import ConfigError
+            from ..contract.errors import ConfigError
 
             raise ConfigError(f"{str(path)!r} line {i + 1} is not JSON (damaged metrics log); cannot resume") from None
         if record.get("step", 0) <= step:

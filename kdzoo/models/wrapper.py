@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ModelConfig
-from .errors import ConfigError, unknown
-from .strategy import Outputs, Requirement
+from ..config import ModelConfig, RunConfig
+from ..contract.errors import ConfigError, unknown
+from ..contract.strategy import Outputs, Requirement
 
 META_KEY = "kdzoo"
 
@@ -146,7 +146,7 @@ def create_model(cfg: ModelConfig, *, num_classes: int, data_shape: tuple[int, .
                  data_std: list[float] | None, classes: list[str], task: str, zoo: Any) -> KDModel:
     """Build a randomly initialised model for a dataset: a registered model by name, else a timm model.
 
-    Weights from a file are loaded by :func:`kdzoo.weights.create_with_weights` (kdzoo reads every
+    Weights from a file are loaded by :func:`create_with_weights` (kdzoo reads every
     file itself; timm never opens one).
 
     Args:
@@ -215,12 +215,12 @@ def save_model(model: KDModel, path: str | Path, extra_meta: dict[str, Any] | No
 
     For a timm architecture, also write the folder ``path`` without its suffix (``student/``) that
     ``timm.create_model("local-dir:FOLDER", pretrained=True)`` loads without kdzoo
-    (:func:`kdzoo.weights.save_timm_folder`). Every file is written atomically (temporary file,
+    (:func:`kdzoo.models.weights.save_timm_folder`). Every file is written atomically (temporary file,
     then rename).
     """
     from safetensors.torch import save_file
 
-    from .checkpoint import atomic_path
+    from ..train.checkpoint import atomic_path
     from .weights import save_timm_folder
 
     path = Path(path)
@@ -245,7 +245,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     """Metadata of an exported model (from the safetensors header, else the ``.json`` beside it).
 
     ``path`` may also be an export folder (``student/``); the file is checked first
-    (:func:`kdzoo.weights.locate`).
+    (:func:`kdzoo.models.weights.locate`).
     """
     from .weights import read_kdzoo_meta
 
@@ -256,7 +256,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def read_state(path: str | Path, use_ema: bool = True) -> dict[str, Tensor]:
-    """Tensors of a weights file of any format :mod:`kdzoo.weights` accepts, read as data."""
+    """Tensors of a weights file of any format :mod:`kdzoo.models.weights` accepts, read as data."""
     from .weights import read_weights
 
     return read_weights(path, use_ema=use_ema).state
@@ -286,3 +286,40 @@ def verify_loaded(net: nn.Module, expected: dict[str, Tensor], path: str | Path)
             raise ConfigError(f"{str(path)!r}: tensor {key!r} has no place in the model (wrong architecture or kwargs?)")
         if actual[key].shape != value.shape or not torch.equal(actual[key].cpu(), value.to(actual[key].dtype)):
             raise ConfigError(f"{str(path)!r}: tensor {key!r} was not loaded as saved (timm dropped or adapted it)")
+
+
+# -- models with weights from a file (kdzoo.models.weights reads the files) -------------------------------
+def create_with_weights(cfg: ModelConfig, *, role: str = "checkpoint", **create_kwargs: Any):
+    """:func:`kdzoo.models.create_model`, then ``cfg.checkpoint`` loaded into it (if set).
+
+    Args:
+        cfg: the model's config; with a checkpoint, what the file says completes it
+            (:func:`with_file_defaults`).
+        role: how messages name the checkpoint, e.g. ``"student checkpoint"``.
+        create_kwargs: everything else :func:`~kdzoo.models.create_model` takes.
+    """
+    from .weights import load_into, model_name, read_weights, with_file_defaults
+
+    if not cfg.checkpoint:
+        return create_model(cfg, **create_kwargs)
+    weights = read_weights(cfg.checkpoint, use_ema=cfg.use_ema, role=role)
+    model = create_model(with_file_defaults(cfg, weights), **create_kwargs)
+    named = model_name(weights)
+    hint = f" (the file names {named!r})" if named and named != cfg.name else ""
+    load_into(model.net, weights, f"{role.split()[0]} {cfg.name!r}{hint} with kwargs {model.meta['kwargs']}")
+    model.meta["weights_from"] = f"{cfg.checkpoint} ({weights.kind})"
+    return model
+
+
+def check_student_weights(config: RunConfig, bundle: Any, zoo: Any) -> None:
+    """Read the student checkpoint (if any) and check it fits the student built for this data.
+
+    Runs right after the data are loaded, before a teacher is trained or a run directory exists.
+    """
+    if not config.student.checkpoint:
+        return
+    num_out = len(bundle.classes) if bundle.task == "classification" else bundle.y.shape[1]
+    with torch.random.fork_rng(devices=[]):  # building a throwaway student must not shift the run's random stream
+        create_with_weights(config.student, role="student checkpoint", num_classes=num_out,
+                            data_shape=bundle.sample_shape, data_mean=None, data_std=None, classes=bundle.classes,
+                            task=bundle.task, zoo=zoo)

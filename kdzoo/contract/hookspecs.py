@@ -71,9 +71,9 @@ def register_loggers(register):
 
     :param register: ``register(name, factory, *, requires=None, description="...")``; ``requires``
         names a package the logger imports (checked before the run directory exists); ``factory(ctx)`` gets a
-        :class:`kdzoo.loggers.LoggerContext` (run directory, seed, runs root, tracking URI, config) and
+        :class:`kdzoo.train.loggers.LoggerContext` (run directory, seed, runs root, tracking URI, config) and
         returns an object with ``start(params)``, ``log(metrics, step)``, ``artifact(path)`` and
-        ``finish(status)`` (:class:`kdzoo.loggers.RunLogger`), called on rank 0 where the trainer
+        ``finish(status)`` (:class:`kdzoo.train.loggers.RunLogger`), called on rank 0 where the trainer
         writes ``metrics.jsonl``.
     :returns: nothing; call ``register`` once per logger.
     """

@@ -27,8 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, StrategySpec, canonical, to_dict
-from .stack import check_specs
+from ..config import RunConfig, StrategySpec, canonical, to_dict
+from ..zoo.stack import check_specs
 
 CORE_DISTRIBUTION = "kdzoo"
 _HASHES: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> sha256: a re-run hashes nothing twice
@@ -111,10 +111,10 @@ def member_code(name: str, zoo: Any) -> dict[str, str]:
     the core losses (``kdzoo/losses.py``), which any strategy may share.
     """
     entry = zoo.strategy(name)
-    core = Path(__file__).parent
+    core = Path(__file__).parent.parent
     if entry.distribution == CORE_DISTRIBUTION:
         module = sys.modules[entry.obj.__module__]
-        roots = [Path(module.__file__), core / "strategy.py"]
+        roots = [Path(module.__file__), core / "contract" / "strategy.py"]
     else:
         root = _package_root(entry.obj.__module__)
         roots = [root] if root is not None else []

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError
+from ..contract.errors import ConfigError
 
 TASK_RE = re.compile(r"^(?P<data>.+?):(?P<task>parity|mod\d+|ge\d+|(?:digits|classes)\[[^\]]*\]|classmap=.+)$")
 TASK_HELP = "parity, modN, geN, digits[0-4], classes[a,b], classmap=FILE"

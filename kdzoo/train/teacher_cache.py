@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import DatasetBundle, to_float
-from .models import KDModel
-from .strategy import Outputs, Requirement
+from ..data import DatasetBundle, to_float
+from ..models.wrapper import KDModel
+from ..contract.strategy import Outputs, Requirement
 
 
 def _digest_tensor(h: "hashlib._Hash", t: Tensor) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import ConfigError
+from ..contract.errors import ConfigError
 
 
 class RunLogger(Protocol):
@@ -71,7 +71,7 @@ def flat_params(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def open_loggers(config: Any, zoo: Any, run_dir: Path, seed: int) -> list[RunLogger]:
     """The loggers ``runtime.loggers`` names, started with the flattened config."""
-    from .config import to_dict
+    from ..config import to_dict
 
     names = list(config.runtime.loggers)
     if not names:
