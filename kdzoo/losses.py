@@ -125,6 +125,61 @@ def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, tem
     return alpha * tckd + beta * nckd
 
 
+def pearson_correlation(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+    """Row-wise Pearson correlation: the cosine of the mean-centred rows (DIST's definition).
+
+    Args:
+        a: ``[N, M]``.
+        b: ``[N, M]``.
+        eps: added to the product of the norms (the authors' ``1e-8``).
+
+    Returns:
+        ``[N]``, the correlation of ``a[i]`` with ``b[i]``.
+    """
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+
+
+def dist_terms(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """DIST's two relation losses, each ``T^2``-scaled (Huang et al., NeurIPS 2022, arXiv:2205.10536).
+
+    With ``Y = softmax(z / T)`` row-wise, the inter-class loss is ``1 - mean_i rho(Y_s[i, :], Y_t[i, :])``
+    (each sample's class distribution, correlated across classes) and the intra-class loss
+    ``1 - mean_k rho(Y_s[:, k], Y_t[:, k])`` (each class's scores, correlated across the batch);
+    ``rho`` is :func:`pearson_correlation`. As the authors' ``DIST`` module (hunto/DIST_KD).
+
+    Args:
+        student_logits: ``[B, K]``.
+        teacher_logits: ``[B, K]`` (detached here).
+        temperature: ``T > 0``.
+
+    Returns:
+        ``(inter, intra)``, two scalars.
+    """
+    t = temperature
+    y_s = F.softmax(student_logits / t, dim=1)
+    y_t = F.softmax(teacher_logits.detach() / t, dim=1)
+    inter = (1.0 - pearson_correlation(y_s, y_t).mean()) * t ** 2
+    intra = (1.0 - pearson_correlation(y_s.t(), y_t.t()).mean()) * t ** 2
+    return inter, intra
+
+
+def dist_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, beta: float = 1.0,
+              gamma: float = 1.0) -> Tensor:
+    """DIST, ``beta * inter + gamma * intra`` (arXiv:2205.10536); see :func:`dist_terms`.
+
+    Args:
+        student_logits: ``[B, K]``.
+        teacher_logits: ``[B, K]`` (detached here).
+        temperature: ``T > 0``.
+        beta: inter-class weight.
+        gamma: intra-class weight.
+    """
+    inter, intra = dist_terms(student_logits, teacher_logits, temperature)
+    return beta * inter + gamma * intra
+
+
 def pseudo_label_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Cross-entropy to the teacher's argmax (Hinton et al.'s hard targets, arXiv:1503.02531), batch mean.
 
@@ -473,9 +528,10 @@ def adi_competition_loss(student_logits: Tensor, teacher_logits: Tensor, tempera
 
 
 __all__ = [
-    "activation_loss", "adi_competition_loss", "at_loss", "attention_map", "bn_statistic_loss", "class_mapped_kd_loss",
-    "class_mapped_probs", "dkd_loss", "dkd_terms", "hint_loss", "image_l2_loss", "information_entropy_loss", "kd_loss",
-    "l1_discrepancy", "local_classifier_kd_loss", "logit_mse_loss", "one_hot_loss", "pairwise_distances",
-    "pool_to_common_size", "pooled_feature_loss", "pseudo_label_loss", "rkd_angle_loss", "rkd_distance_loss",
-    "semihard_triplets", "similarity_matrix", "sp_loss", "triplet_relation_loss", "tv_loss",
+    "activation_loss", "adi_competition_loss", "at_loss", "attention_map", "bn_statistic_loss",
+    "class_mapped_kd_loss", "class_mapped_probs", "dist_loss", "dist_terms", "dkd_loss", "dkd_terms", "hint_loss",
+    "image_l2_loss", "information_entropy_loss", "kd_loss", "l1_discrepancy", "local_classifier_kd_loss",
+    "logit_mse_loss", "one_hot_loss", "pairwise_distances", "pearson_correlation", "pool_to_common_size",
+    "pooled_feature_loss", "pseudo_label_loss", "rkd_angle_loss", "rkd_distance_loss", "semihard_triplets",
+    "similarity_matrix", "sp_loss", "triplet_relation_loss", "tv_loss",
 ]

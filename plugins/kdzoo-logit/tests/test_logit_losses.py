@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kdzoo.testing import check_strategy
-from kdzoo.losses import dkd_terms, kd_loss
+from kdzoo.losses import dist_loss, dist_terms, dkd_terms, kd_loss
 
 
 def softmax(v):
@@ -57,7 +57,39 @@ def test_dkd_plus_kd_sum_decomposition():
     assert kd.item() == pytest.approx((tckd + (1 - pt) * nckd).item(), rel=1e-4)
 
 
-@pytest.mark.parametrize("name", ["kd", "pseudo-label", "dkd", "regression-kd"])
+def pearson(u, v):
+    """Pearson's r of two lists, from its textbook definition."""
+    mu, mv = sum(u) / len(u), sum(v) / len(v)
+    cov = sum((a - mu) * (b - mv) for a, b in zip(u, v))
+    return cov / (math.sqrt(sum((a - mu) ** 2 for a in u)) * math.sqrt(sum((b - mv) ** 2 for b in v)))
+
+
+def test_dist_terms_by_hand():
+    """DIST (arXiv:2205.10536, Eqs. 5-7): 1 - mean Pearson over rows (inter) and over columns (intra), times T^2."""
+    s = [[1.0, 2.0, 0.5, -1.0], [0.0, -1.0, 1.0, 2.0], [3.0, 0.2, -0.4, 0.1]]
+    t = [[2.0, 0.0, 1.0, -2.0], [1.0, 1.0, -2.0, 0.5], [2.5, 1.0, 0.0, -1.0]]
+    T = 4.0
+    ys = [softmax([x / T for x in row]) for row in s]
+    yt = [softmax([x / T for x in row]) for row in t]
+    inter = 1 - sum(pearson(ys[i], yt[i]) for i in range(3)) / 3
+    intra = 1 - sum(pearson([ys[i][k] for i in range(3)], [yt[i][k] for i in range(3)]) for k in range(4)) / 4
+    got_inter, got_intra = dist_terms(torch.tensor(s), torch.tensor(t), T)
+    assert got_inter.item() == pytest.approx(inter * T * T, rel=1e-4)
+    assert got_intra.item() == pytest.approx(intra * T * T, rel=1e-4)
+    got = dist_loss(torch.tensor(s), torch.tensor(t), T, beta=2.0, gamma=0.5)
+    assert got.item() == pytest.approx((2.0 * inter + 0.5 * intra) * T * T, rel=1e-4)
+
+
+def test_dist_of_identical_logits_is_zero_and_gradient_skips_teacher():
+    s = torch.randn(5, 6, requires_grad=True)
+    t = s.detach().clone().requires_grad_(True)
+    inter, intra = dist_terms(s, t, 1.0)
+    (inter + intra).backward()
+    assert inter.item() == pytest.approx(0.0, abs=1e-6) and intra.item() == pytest.approx(0.0, abs=1e-6)
+    assert t.grad is None and s.grad is not None
+
+
+@pytest.mark.parametrize("name", ["kd", "pseudo-label", "dkd", "regression-kd", "dist"])
 def test_conformance(name):
     check_strategy(name)
 
@@ -65,3 +97,5 @@ def test_conformance(name):
 def test_presets_resolve():
     check_strategy("dkd", preset="cpu")
     check_strategy("kd", preset="soft-only")
+    check_strategy("dist", preset="cpu")
+    check_strategy("dist", preset="paper")
