@@ -30,7 +30,24 @@ def _soft_target_kl(student_logits: Tensor, target_probs: Tensor, temperature: f
     return F.kl_div(log_p_s, target_probs, reduction="batchmean")
 
 
-def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+def standardize_logits(logits: Tensor, eps: float = 1e-7) -> Tensor:
+    """Logit standardization: each row z-scored, ``(z - mean(z)) / (std(z) + eps)``.
+
+    Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024, arXiv:2403.01427
+    (the authors' ``normalize``: ``torch.std``, i.e. with Bessel's correction, and ``eps = 1e-7``).
+    Dividing the result by the base temperature ``T`` gives the paper's ``Z(z; tau)``.
+
+    Args:
+        logits: ``[B, K]``.
+        eps: added to the standard deviation.
+
+    Returns:
+        ``[B, K]``, each row of zero mean and unit (unbiased) standard deviation.
+    """
+    return (logits - logits.mean(-1, keepdim=True)) / (logits.std(-1, keepdim=True) + eps)
+
+
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, standardize: bool = False) -> Tensor:
     """Hinton KD: ``T^2 * KL(softmax(t/T) || softmax(s/T))``, averaged over the batch.
 
     Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network", arXiv:1503.02531; the
@@ -40,11 +57,14 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) 
     Args:
         student_logits: ``[B, K]``.
         teacher_logits: ``[B, K]`` (detached here).
-        temperature: softening temperature ``T > 0``.
+        temperature: softening temperature ``T > 0`` (the base temperature with ``standardize``).
+        standardize: z-score both models' logits first (:func:`standardize_logits`, arXiv:2403.01427).
 
     Returns:
         A scalar.
     """
+    if standardize:
+        student_logits, teacher_logits = standardize_logits(student_logits), standardize_logits(teacher_logits)
     p_t = F.softmax(teacher_logits.detach() / temperature, dim=-1)
     return _soft_target_kl(student_logits, p_t, temperature) * temperature ** 2
 
@@ -79,7 +99,7 @@ def class_mapped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, class_m
 
 
 def dkd_terms(student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
-              temperature: float) -> tuple[Tensor, Tensor]:
+              temperature: float, standardize: bool = False) -> tuple[Tensor, Tensor]:
     """Decoupled KD's two terms, TCKD and NCKD, each ``T^2``-scaled and averaged over the batch.
 
     Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022, arXiv:2203.08679. TCKD is the KL of
@@ -90,11 +110,14 @@ def dkd_terms(student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
         student_logits: ``[B, K]``.
         teacher_logits: ``[B, K]`` (detached here).
         target: ``[B]`` class ids.
-        temperature: ``T > 0``.
+        temperature: ``T > 0`` (the base temperature with ``standardize``).
+        standardize: z-score both models' logits first (:func:`standardize_logits`, arXiv:2403.01427).
 
     Returns:
         ``(tckd, nckd)``, two scalars.
     """
+    if standardize:
+        student_logits, teacher_logits = standardize_logits(student_logits), standardize_logits(teacher_logits)
     t = temperature
     teacher_logits = teacher_logits.detach()
     gt = F.one_hot(target, student_logits.shape[-1]).bool()
@@ -110,7 +133,7 @@ def dkd_terms(student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
 
 
 def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, temperature: float = 4.0,
-             alpha: float = 1.0, beta: float = 8.0) -> Tensor:
+             alpha: float = 1.0, beta: float = 8.0, standardize: bool = False) -> Tensor:
     """Decoupled KD, ``alpha * TCKD + beta * NCKD`` (arXiv:2203.08679; the paper's warm-up is the caller's).
 
     Args:
@@ -120,8 +143,9 @@ def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, tem
         temperature: ``T > 0``.
         alpha: TCKD weight.
         beta: NCKD weight.
+        standardize: z-score both models' logits first (arXiv:2403.01427).
     """
-    tckd, nckd = dkd_terms(student_logits, teacher_logits, target, temperature)
+    tckd, nckd = dkd_terms(student_logits, teacher_logits, target, temperature, standardize)
     return alpha * tckd + beta * nckd
 
 
@@ -533,5 +557,5 @@ __all__ = [
     "image_l2_loss", "information_entropy_loss", "kd_loss", "l1_discrepancy", "local_classifier_kd_loss",
     "logit_mse_loss", "one_hot_loss", "pairwise_distances", "pearson_correlation", "pool_to_common_size",
     "pooled_feature_loss", "pseudo_label_loss", "rkd_angle_loss", "rkd_distance_loss", "semihard_triplets",
-    "similarity_matrix", "sp_loss", "triplet_relation_loss", "tv_loss",
+    "similarity_matrix", "sp_loss", "standardize_logits", "triplet_relation_loss", "tv_loss",
 ]

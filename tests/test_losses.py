@@ -163,6 +163,57 @@ def test_dkd_terms_and_loss_by_loops():
                  rel=1e-4)
 
 
+def zscore(v: list[float]) -> list[float]:
+    """Logit standardization of one sample (arXiv:2403.01427): ``(z - mean) / (sample std + 1e-7)``."""
+    m = sum(v) / len(v)
+    sd = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+    return [(x - m) / (sd + 1e-7) for x in v]
+
+
+def test_standardize_logits_and_standardized_kd_dkd_by_loops():
+    got = losses.standardize_logits(S_LOGITS)
+    want = [x for s in S_LOGITS.tolist() for x in zscore(s)]
+    assert got.flatten().tolist() == pytest.approx(want, rel=1e-5, abs=1e-6)
+    temperature, alpha, beta = 2.0, 1.0, 8.0
+    kd = tckd = nckd = 0.0
+    for s, t, y in zip(S_LOGITS.tolist(), T_LOGITS.tolist(), TARGET.tolist()):
+        zs, zt = [x / temperature for x in zscore(s)], [x / temperature for x in zscore(t)]
+        ps, pt = softmax(zs), softmax(zt)
+        kd += kl(pt, ps)
+        tckd += kl([pt[y], 1 - pt[y]], [ps[y], 1 - ps[y]])
+        others = [k for k in range(len(s)) if k != y]
+        nckd += kl(softmax([zt[k] for k in others]), softmax([zs[k] for k in others]))
+    kd, tckd, nckd = (v / len(TARGET) * temperature ** 2 for v in (kd, tckd, nckd))
+    assert close(losses.kd_loss(S_LOGITS, T_LOGITS, temperature, standardize=True), kd)
+    got_t, got_n = losses.dkd_terms(S_LOGITS, T_LOGITS, TARGET, temperature, standardize=True)
+    assert close(got_t, tckd, rel=1e-4) and close(got_n, nckd, rel=1e-4)
+    assert close(losses.dkd_loss(S_LOGITS, T_LOGITS, TARGET, temperature, alpha, beta, standardize=True),
+                 alpha * tckd + beta * nckd, rel=1e-4)
+
+
+def pearson(u: list[float], v: list[float]) -> float:
+    mu, mv = sum(u) / len(u), sum(v) / len(v)
+    cov = sum((a - mu) * (b - mv) for a, b in zip(u, v))
+    return cov / (math.sqrt(sum((a - mu) ** 2 for a in u)) * math.sqrt(sum((b - mv) ** 2 for b in v)))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_dist_terms_and_loss_by_loops(temperature):
+    """DIST (arXiv:2205.10536): 1 - mean Pearson over samples (inter) and classes (intra) of softmax(z/T), x T^2."""
+    ys = [softmax([x / temperature for x in s]) for s in S_LOGITS.tolist()]
+    yt = [softmax([x / temperature for x in t]) for t in T_LOGITS.tolist()]
+    b, k = len(ys), len(ys[0])
+    inter = (1 - sum(pearson(ys[i], yt[i]) for i in range(b)) / b) * temperature ** 2
+    intra = (1 - sum(pearson([ys[i][c] for i in range(b)], [yt[i][c] for i in range(b)]) for c in range(k)) / k)
+    intra *= temperature ** 2
+    got_inter, got_intra = losses.dist_terms(S_LOGITS, T_LOGITS, temperature)
+    assert close(got_inter, inter, rel=1e-4) and close(got_intra, intra, rel=1e-4)
+    assert close(losses.dist_loss(S_LOGITS, T_LOGITS, temperature, 2.0, 3.0), 2.0 * inter + 3.0 * intra, rel=1e-4)
+    rows = losses.pearson_correlation(S_LOGITS, T_LOGITS)
+    assert rows.tolist() == pytest.approx([pearson(s, t) for s, t in zip(S_LOGITS.tolist(), T_LOGITS.tolist())],
+                                          rel=1e-5)
+
+
 def test_pseudo_label_loss_is_cross_entropy_to_the_teachers_argmax():
     expected = 0.0
     for s, t in zip(S_LOGITS.tolist(), T_LOGITS.tolist()):
