@@ -385,6 +385,46 @@ def sp_loss(student: Tensor, teacher: Tensor) -> Tensor:
     return diff.pow(2).sum() / (b * b)
 
 
+def contrast_scores(embedding: Tensor, rows: Tensor, temperature: float) -> Tensor:
+    """CRD's unnormalised scores ``exp(<m_j, v> / T)`` of one embedding against memory rows.
+
+    Tian, Krishnan & Isola, "Contrastive Representation Distillation", ICLR 2020, arXiv:1910.10699
+    (RepDistiller's ``ContrastMemory``; divide by the constant ``Z`` to get ``P(j | v)``).
+
+    Args:
+        embedding: ``[B, D]`` L2-normalised embeddings ``v``.
+        rows: ``[B, K + 1, D]`` memory rows per sample, the positive first (detached here).
+        temperature: ``T`` (0.07 in the paper).
+
+    Returns:
+        ``[B, K + 1]``.
+    """
+    return torch.exp(torch.bmm(rows.detach(), embedding.unsqueeze(2)).squeeze(2) / temperature)
+
+
+def nce_contrast_loss(probs: Tensor, n_data: int, eps: float = 1e-7) -> Tensor:
+    """CRD's NCE loss (arXiv:1910.10699, Eqs. 18-19; RepDistiller's ``ContrastLoss``).
+
+    With ``K`` negatives drawn uniformly from ``N`` data (noise ``P_n = 1 / N``) and
+    ``P`` the normalised scores, ``h = P / (P + K / N)``; the loss is
+    ``-(sum_b log h(positive_b) + sum_{b,k} log(1 - h(negative_bk))) / B``, with ``1 - h`` written
+    ``(K / N) / (P + K / N + eps)`` as the authors' code.
+
+    Args:
+        probs: ``[B, K + 1]`` normalised scores ``P(j | v)``, column 0 the positive.
+        n_data: ``N``, the number of memory rows (the training set's size).
+        eps: the authors' ``1e-7``.
+
+    Returns:
+        A scalar.
+    """
+    m_pn = (probs.shape[1] - 1) / float(n_data)
+    pos, neg = probs[:, 0], probs[:, 1:]
+    log_d1 = torch.log(pos / (pos + m_pn + eps))
+    log_d0 = torch.log(m_pn / (neg + m_pn + eps))
+    return -(log_d1.sum() + log_d0.sum()) / probs.shape[0]
+
+
 def semihard_triplets(emb: Tensor, labels: Tensor, ids: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor]:
     """Indices ``(a, p, n)`` of every semi-hard triplet, ``0 < d_an - d_ap <= margin`` (REFILLED's miner).
 
@@ -553,9 +593,10 @@ def adi_competition_loss(student_logits: Tensor, teacher_logits: Tensor, tempera
 
 __all__ = [
     "activation_loss", "adi_competition_loss", "at_loss", "attention_map", "bn_statistic_loss",
-    "class_mapped_kd_loss", "class_mapped_probs", "dist_loss", "dist_terms", "dkd_loss", "dkd_terms", "hint_loss",
-    "image_l2_loss", "information_entropy_loss", "kd_loss", "l1_discrepancy", "local_classifier_kd_loss",
-    "logit_mse_loss", "one_hot_loss", "pairwise_distances", "pearson_correlation", "pool_to_common_size",
-    "pooled_feature_loss", "pseudo_label_loss", "rkd_angle_loss", "rkd_distance_loss", "semihard_triplets",
-    "similarity_matrix", "sp_loss", "standardize_logits", "triplet_relation_loss", "tv_loss",
+    "class_mapped_kd_loss", "class_mapped_probs", "contrast_scores", "dist_loss", "dist_terms", "dkd_loss",
+    "dkd_terms", "hint_loss", "image_l2_loss", "information_entropy_loss", "kd_loss", "l1_discrepancy",
+    "local_classifier_kd_loss", "logit_mse_loss", "nce_contrast_loss", "one_hot_loss", "pairwise_distances",
+    "pearson_correlation", "pool_to_common_size", "pooled_feature_loss", "pseudo_label_loss", "rkd_angle_loss",
+    "rkd_distance_loss", "semihard_triplets", "similarity_matrix", "sp_loss", "standardize_logits",
+    "triplet_relation_loss", "tv_loss",
 ]

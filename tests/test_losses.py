@@ -460,6 +460,22 @@ def test_adi_competition_loss_by_loops():
     assert close(losses.adi_competition_loss(S_LOGITS, T_LOGITS, temperature), expected)
 
 
+def test_crd_contrast_scores_and_nce_loss_by_loops():
+    """CRD (arXiv:1910.10699): scores exp(<m_j, v>/T); NCE with h = P / (P + K/N), the authors' eps placement."""
+    b, k, d, n_data, temperature, z = 3, 4, 5, 50, 0.5, 7.0
+    v = F.normalize(fixed(b, d, seed=11), dim=1)
+    rows = F.normalize(fixed(b, k + 1, d, seed=12), dim=2)
+    scores = losses.contrast_scores(v, rows, temperature)
+    want = [[math.exp(dot(rows[i, j].tolist(), v[i].tolist()) / temperature) for j in range(k + 1)] for i in range(b)]
+    assert scores.flatten().tolist() == pytest.approx([x for r in want for x in r], rel=1e-5)
+    noise, eps, total = k / n_data, 1e-7, 0.0
+    for r in want:
+        p = [x / z for x in r]
+        total += math.log(p[0] / (p[0] + noise + eps))
+        total += sum(math.log(noise / (q + noise + eps)) for q in p[1:])
+    assert close(losses.nce_contrast_loss(scores / z, n_data), -total / b)
+
+
 def test_every_public_loss_has_a_test_here():
     source = Path(__file__).read_text()
     untested = [name for name in losses.__all__ if f"losses.{name}(" not in source]
