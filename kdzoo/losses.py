@@ -317,6 +317,37 @@ def pooled_feature_loss(student: Tensor, teacher: Tensor, kind: str = "mse", pro
     return F.mse_loss(student, teacher)
 
 
+def hcl_loss(student: list[Tensor], teacher: list[Tensor], levels: tuple[int, ...] = (4, 2, 1)) -> Tensor:
+    """ReviewKD's hierarchical context loss (Chen et al., "Distilling Knowledge via Knowledge Review",
+    CVPR 2021, arXiv:2104.09044; the authors' ``hcl``, as in mdistiller).
+
+    Per pair, the MSE of the full maps (weight 1) plus the MSE of both maps average-pooled to
+    ``l x l`` for each ``l`` in ``levels`` smaller than the map's height, with weights halving
+    (1/2, 1/4, ...), divided by the sum of the weights used; the pairs' losses are summed.
+
+    Args:
+        student: maps ``[B, C, H, W]`` (the fused student features, already at the teacher's size).
+        teacher: maps of the same shapes (detached here).
+        levels: pooled sizes (4, 2, 1 in the paper).
+
+    Returns:
+        A scalar.
+    """
+    total = student[0].new_zeros(())
+    for fs, ft in zip(student, teacher):
+        ft = ft.detach()
+        loss, weight, weights = F.mse_loss(fs, ft), 1.0, 1.0
+        for size in levels:
+            if size >= fs.shape[2]:
+                continue
+            weight /= 2.0
+            loss = loss + F.mse_loss(F.adaptive_avg_pool2d(fs, (size, size)),
+                                     F.adaptive_avg_pool2d(ft, (size, size))) * weight
+            weights += weight
+        total = total + loss / weights
+    return total
+
+
 # -- relations within a batch -------------------------------------------------------------------------
 def pairwise_distances(e: Tensor, eps: float = 1e-12) -> Tensor:
     """Euclidean distance matrix ``[B, B]`` of ``e [B, D]`` with an exact zero diagonal."""
@@ -594,7 +625,7 @@ def adi_competition_loss(student_logits: Tensor, teacher_logits: Tensor, tempera
 __all__ = [
     "activation_loss", "adi_competition_loss", "at_loss", "attention_map", "bn_statistic_loss",
     "class_mapped_kd_loss", "class_mapped_probs", "contrast_scores", "dist_loss", "dist_terms", "dkd_loss",
-    "dkd_terms", "hint_loss", "image_l2_loss", "information_entropy_loss", "kd_loss", "l1_discrepancy",
+    "dkd_terms", "hcl_loss", "hint_loss", "image_l2_loss", "information_entropy_loss", "kd_loss", "l1_discrepancy",
     "local_classifier_kd_loss", "logit_mse_loss", "nce_contrast_loss", "one_hot_loss", "pairwise_distances",
     "pearson_correlation", "pool_to_common_size", "pooled_feature_loss", "pseudo_label_loss", "rkd_angle_loss",
     "rkd_distance_loss", "semihard_triplets", "similarity_matrix", "sp_loss", "standardize_logits",

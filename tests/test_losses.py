@@ -476,6 +476,30 @@ def test_crd_contrast_scores_and_nce_loss_by_loops():
     assert close(losses.nce_contrast_loss(scores / z, n_data), -total / b)
 
 
+def test_hcl_loss_by_loops():
+    """ReviewKD's HCL (arXiv:2104.09044): full MSE + 4x4/2x2/1x1 pooled MSEs (sizes < H) weighted 1/2, 1/4, 1/8."""
+    pairs = [(fixed(2, 3, 8, 8, seed=21), fixed(2, 3, 8, 8, seed=22)),
+             (fixed(2, 2, 2, 2, seed=23), fixed(2, 2, 2, 2, seed=24)),
+             (fixed(2, 4, 1, 1, seed=25), fixed(2, 4, 1, 1, seed=26))]
+
+    def mse(a, b):
+        flat_a = [x for sample in a for ch in sample for row in ch for x in row]
+        flat_b = [x for sample in b for ch in sample for row in ch for x in row]
+        return sum((x - y) ** 2 for x, y in zip(flat_a, flat_b)) / len(flat_a)
+
+    def pool(m, size):
+        return [[adaptive_avg_pool(ch, size, size) for ch in sample] for sample in m]
+
+    expected = 0.0
+    for fs, ft in pairs:
+        a, b, h = fs.tolist(), ft.tolist(), fs.shape[2]
+        used = [size for size in (4, 2, 1) if size < h]
+        weights = [0.5 ** (i + 1) for i in range(len(used))]
+        loss = mse(a, b) + sum(w * mse(pool(a, size), pool(b, size)) for w, size in zip(weights, used))
+        expected += loss / (1 + sum(weights))
+    assert close(losses.hcl_loss([p[0] for p in pairs], [p[1] for p in pairs]), expected)
+
+
 def test_every_public_loss_has_a_test_here():
     source = Path(__file__).read_text()
     untested = [name for name in losses.__all__ if f"losses.{name}(" not in source]
