@@ -2,8 +2,8 @@
 
 ``resnet8`` ... ``resnet110``, ``resnet8x4``, ``resnet32x4``, ``resnet50-cifar``, ``wrn-16-1`` ... ``wrn-40-2``,
 ``vgg8-cifar``/``vgg11-cifar``/``vgg13-cifar``, ``mobilenetv2-cifar``, ``shufflev1``, ``shufflev2``
-(:mod:`kdzoo_cifar.models`; ``REPDISTILLER_NAMES`` maps them to RepDistiller's names); the recipes that pair them are the ``cifar100-mdistiller`` suite of
-``registry.yaml``.
+(:mod:`kdzoo_cifar.models`; ``REPDISTILLER_NAMES`` maps them to RepDistiller's names); the recipes that
+pair them are the ``cifar100-mdistiller`` suite of ``registry.yaml``.
 """
 
 from __future__ import annotations

@@ -449,8 +449,9 @@ def factories() -> dict[str, tuple[Any, str]]:
                                                                      _chans(input_shape)), "CIFAR ResNet-8, 4x wide")
     out["resnet32x4"] = (lambda num_classes, input_shape: CifarResNet(32, [32, 64, 128, 256], num_classes,
                                                                       _chans(input_shape)), "CIFAR ResNet-32, 4x wide")
-    out["resnet50-cifar"] = (lambda num_classes, input_shape: CifarResNetV2([3, 4, 6, 3], num_classes, _chans(input_shape)),
-                       "ResNet-50 (bottlenecks) with a 3x3 CIFAR stem")
+    out["resnet50-cifar"] = (lambda num_classes, input_shape: CifarResNetV2([3, 4, 6, 3], num_classes,
+                                                                            _chans(input_shape)),
+                             "ResNet-50 (bottlenecks) with a 3x3 CIFAR stem")
     for name, (depth, k) in WRNS.items():
         out[name] = (lambda num_classes, input_shape, d=depth, w=k: WideResNet(d, w, num_classes, _chans(input_shape)),
                      f"wide ResNet WRN-{depth}-{k}")
@@ -458,8 +459,9 @@ def factories() -> dict[str, tuple[Any, str]]:
         out[f"{name}-cifar"] = (lambda num_classes, input_shape, c=cfg: CifarVGG(c, num_classes, _chans(input_shape),
                                                                                  input_shape[-1]),
                                 f"VGG-{name[3:]} with batch norm (RepDistiller's {name})")
-    out["mobilenetv2-cifar"] = (lambda num_classes, input_shape: CifarMobileNetV2(6, 0.5, num_classes, _chans(input_shape)),
-                          "MobileNetV2, width 0.5, expansion 6 (RepDistiller's mobile_half)")
+    out["mobilenetv2-cifar"] = (lambda num_classes, input_shape: CifarMobileNetV2(6, 0.5, num_classes,
+                                                                                  _chans(input_shape)),
+                                "MobileNetV2, width 0.5, expansion 6 (RepDistiller's mobile_half)")
     out["shufflev1"] = (lambda num_classes, input_shape: ShuffleNetV1(num_classes, _chans(input_shape)),
                         "ShuffleNetV1, groups 3")
     out["shufflev2"] = (lambda num_classes, input_shape: ShuffleNetV2(num_classes, _chans(input_shape)),
