@@ -57,3 +57,53 @@ def test_each_pair_stores_its_published_accuracies_and_the_recipe_is_mdistillers
             assert set(published) == methods, key
     students = {p["student"]["name"] for t in suite["tasks"] if t["name"] == "heterogeneous" for p in t["pairs"]}
     assert students == {"shufflev1", "shufflev2", "mobilenetv2-cifar"}
+
+
+def write_tiny_cifar100(root, n_train=60, n_test=20, classes=5):
+    """A CIFAR-100 root in torchvision's python layout (``cifar-100-python/{train,test,meta}``), random pixels."""
+    import hashlib
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"class{i}" for i in range(classes)]
+    for split, n in (("train", n_train), ("test", n_test)):
+        entry = {"data": rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8),
+                 "fine_labels": [i % classes for i in range(n)], "coarse_labels": [0] * n}
+        (folder / split).write_bytes(pickle.dumps(entry))
+    (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": names, "coarse_label_names": ["all"]}))
+    return {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in ("train", "test", "meta")}
+
+
+def test_one_step_at_batch_2_on_a_tiny_cifar100_root(tmp_path, monkeypatch):
+    """CI's check of the kit end to end: data from a CIFAR-format root, the kit's models, kd/crd/reviewkd."""
+    from torchvision.datasets import CIFAR100
+
+    md5 = write_tiny_cifar100(tmp_path / "cifar")
+    monkeypatch.setattr(CIFAR100, "train_list", [["train", md5["train"]]])  # torchvision checks the files' md5
+    monkeypatch.setattr(CIFAR100, "test_list", [["test", md5["test"]]])
+    monkeypatch.setattr(CIFAR100, "meta", dict(CIFAR100.meta, md5=md5["meta"]))
+    for strategy in ("kd", "crd", "reviewkd"):
+        args = ["distill", "--teacher", "resnet32x4", "--student", "resnet8x4", "--strategy", strategy,
+                "--data", "cifar100", "--data-root", str(tmp_path / "cifar"), "--steps", "1", "--threads", "1",
+                "--no-progress", "--out", str(tmp_path / "runs"), "--name", strategy,
+                "--set", "data.batch_size=2", "--set", "teacher_train.epochs=0.05", "--set", "data.val_fraction=0.2"]
+        assert main(args) == 0
+        summary = (tmp_path / "runs" / strategy / "seed-0" / "summary.json")
+        assert summary.exists()
+
+
+def test_cifar_kit_benchmark_one_step_at_batch_2_for_one_pair():
+    """benchmarks/cifar_kit.py on one pair's rows (the full sweep is the script itself)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "cifar_kit.py"
+    spec = importlib.util.spec_from_file_location("cifar_kit", path)
+    kit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kit)
+    assert kit.main(["--steps", "1", "--batch", "2", "--n", "1000", "--threads", "1", "--device", "cpu",
+                     "--only", "resnet56 -> resnet20"]) == 0
