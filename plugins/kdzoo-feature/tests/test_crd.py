@@ -77,6 +77,25 @@ def test_crd_refuses_a_distiller_without_a_training_set(zoo):
         kdzoo.Distiller("lenet5", "lenet5", "crd", num_classes=4, input_shape=(1, 16, 16), zoo=zoo)
 
 
+def test_crd_refuses_a_training_batch_without_indices_but_not_the_probes_copy(zoo):
+    import copy
+
+    run = tiny_run("crd", zoo=zoo)
+    crd = run.stack.members[0]
+    b = 4
+    student = kdzoo.Outputs(pooled=torch.randn(b, run.ctx.student.num_features))
+    teacher = kdzoo.Outputs(pooled=torch.randn(b, run.ctx.teacher.num_features))
+    batch = kdzoo.Batch(x=torch.zeros(b, 1), y=None, labelled=torch.zeros(b, dtype=torch.bool),
+                        index=torch.tensor([3, -1, 5, 7]))
+    with pytest.raises(ConfigError, match=r"^crd: a training batch has samples without a dataset index"):
+        crd(batch, student, teacher, None)
+    probe = copy.deepcopy(crd)  # as the gradient-path probe: synthetic samples, no bank update for them
+    before = probe.memory_s.clone()
+    assert torch.isfinite(probe(batch, student, teacher, None)["crd"])
+    assert torch.equal(probe.memory_s[[0, 1, 2, 4, 6]], before[[0, 1, 2, 4, 6]])
+    assert not torch.equal(probe.memory_s[[3, 5, 7]], before[[3, 5, 7]])
+
+
 def test_crd_memory_bank_is_checkpointed_and_resumes_exactly(zoo, tmp_path):
     specs = [{"name": "crd", "preset": "smoke"}]
     whole, _, whole_stack = make_trainer(zoo, specs, total_steps=4)

@@ -16,7 +16,8 @@ Negatives are drawn from a generator seeded with ``(seed, rank, draw count)``; t
 two banks and the ``Z`` constants are buffers, so the strategy's ``state_dict`` (the checkpoint)
 resumes exactly. Under DDP the embeddings and indices of every rank are gathered before the bank
 update and ``Z`` is averaged over ranks, so every rank holds the same banks. A run whose batches
-are synthetic (a data-free member in the stack) or that has no training set is refused when built.
+are synthetic (a data-free member in the stack) or that has no training set is refused when built,
+and a training batch with samples of index -1 (your own DataLoader) when it arrives.
 
 The terms are :func:`kdzoo.losses.contrast_scores` and :func:`kdzoo.losses.nce_contrast_loss`.
 """
@@ -105,6 +106,7 @@ class CRD(kdzoo.Strategy):
         self.register_buffer("memory_t", torch.rand(self.n_data, config.feat_dim, generator=g) * 2 * stdv - stdv)
         self.register_buffer("z", torch.full((2,), -1.0))  # Z of the student's and the teacher's scores
         self.register_buffer("draws", torch.zeros((), dtype=torch.long))
+        self._built_as = id(self)  # a deep copy (the trainer's gradient-path probe) has another id
 
     def needs(self) -> kdzoo.Needs:
         return kdzoo.Needs(kdzoo.Requirement(logits=True, pooled=True), kdzoo.Requirement(pooled=True))
@@ -125,9 +127,12 @@ class CRD(kdzoo.Strategy):
                                     f"samples of the memory bank")
         v_s = F.normalize(self.embed_s(student.pooled.flatten(1)), dim=1)
         v_t = F.normalize(self.embed_t(teacher.pooled.detach().flatten(1)), dim=1)
-        # index < 0 (no dataset sample) only reaches here from the trainer's gradient-path probe, the
-        # constructor having refused synthetic data: such samples address row 0 and never update a bank
         known = index >= 0
+        if not bool(known.all()) and id(self) == self._built_as:
+            raise kdzoo.ConfigError("crd: a training batch has samples without a dataset index (Batch.index -1, e.g. "
+                                    "your own DataLoader); its memory bank needs stable indices")
+        # only a deep copy gets here with index -1: the trainer's gradient-path probe, whose synthetic samples
+        # address row 0 and update no bank of the run
         idx = self.sample(index.clamp_min(0))
         d = self.config.feat_dim
         rows_t = self.memory_t[idx.view(-1)].view(len(index), -1, d)
