@@ -4,7 +4,8 @@ arXiv:2205.10536.
 KL matches the teacher's class probabilities exactly; DIST asks only for the same *relations*, by
 Pearson correlation (invariant to shift and scale): with ``Y = softmax(z / T)``,
 
-``loss = ce_weight * CE + beta * T^2 (1 - mean_i rho(Y_s[i,:], Y_t[i,:])) + gamma * T^2 (1 - mean_k rho(Y_s[:,k], Y_t[:,k]))``,
+``loss = ce_weight * CE + beta * inter + gamma * intra`` with
+``inter = T^2 (1 - mean_i rho(Y_s[i, :], Y_t[i, :]))`` and ``intra = T^2 (1 - mean_k rho(Y_s[:, k], Y_t[:, k]))``:
 
 the inter-class relation (each sample's ranking of the classes) and the intra-class relation (each
 class's scores across the batch). Defaults are the authors' ImageNet setting (``beta = gamma = 1``,
