@@ -30,7 +30,24 @@ def _soft_target_kl(student_logits: Tensor, target_probs: Tensor, temperature: f
     return F.kl_div(log_p_s, target_probs, reduction="batchmean")
 
 
-def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+def standardize_logits(logits: Tensor, eps: float = 1e-7) -> Tensor:
+    """Logit standardization: each row z-scored, ``(z - mean(z)) / (std(z) + eps)``.
+
+    Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024, arXiv:2403.01427
+    (the authors' ``normalize``: ``torch.std``, i.e. with Bessel's correction, and ``eps = 1e-7``).
+    Dividing the result by the base temperature ``T`` gives the paper's ``Z(z; tau)``.
+
+    Args:
+        logits: ``[B, K]``.
+        eps: added to the standard deviation.
+
+    Returns:
+        ``[B, K]``, each row of zero mean and unit (unbiased) standard deviation.
+    """
+    return (logits - logits.mean(-1, keepdim=True)) / (logits.std(-1, keepdim=True) + eps)
+
+
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, standardize: bool = False) -> Tensor:
     """Hinton KD: ``T^2 * KL(softmax(t/T) || softmax(s/T))``, averaged over the batch.
 
     Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network", arXiv:1503.02531; the
@@ -40,11 +57,14 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) 
     Args:
         student_logits: ``[B, K]``.
         teacher_logits: ``[B, K]`` (detached here).
-        temperature: softening temperature ``T > 0``.
+        temperature: softening temperature ``T > 0`` (the base temperature with ``standardize``).
+        standardize: z-score both models' logits first (:func:`standardize_logits`, arXiv:2403.01427).
 
     Returns:
         A scalar.
     """
+    if standardize:
+        student_logits, teacher_logits = standardize_logits(student_logits), standardize_logits(teacher_logits)
     p_t = F.softmax(teacher_logits.detach() / temperature, dim=-1)
     return _soft_target_kl(student_logits, p_t, temperature) * temperature ** 2
 
@@ -79,7 +99,7 @@ def class_mapped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, class_m
 
 
 def dkd_terms(student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
-              temperature: float) -> tuple[Tensor, Tensor]:
+              temperature: float, standardize: bool = False) -> tuple[Tensor, Tensor]:
     """Decoupled KD's two terms, TCKD and NCKD, each ``T^2``-scaled and averaged over the batch.
 
     Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022, arXiv:2203.08679. TCKD is the KL of
@@ -90,11 +110,14 @@ def dkd_terms(student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
         student_logits: ``[B, K]``.
         teacher_logits: ``[B, K]`` (detached here).
         target: ``[B]`` class ids.
-        temperature: ``T > 0``.
+        temperature: ``T > 0`` (the base temperature with ``standardize``).
+        standardize: z-score both models' logits first (:func:`standardize_logits`, arXiv:2403.01427).
 
     Returns:
         ``(tckd, nckd)``, two scalars.
     """
+    if standardize:
+        student_logits, teacher_logits = standardize_logits(student_logits), standardize_logits(teacher_logits)
     t = temperature
     teacher_logits = teacher_logits.detach()
     gt = F.one_hot(target, student_logits.shape[-1]).bool()
@@ -110,7 +133,7 @@ def dkd_terms(student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
 
 
 def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, temperature: float = 4.0,
-             alpha: float = 1.0, beta: float = 8.0) -> Tensor:
+             alpha: float = 1.0, beta: float = 8.0, standardize: bool = False) -> Tensor:
     """Decoupled KD, ``alpha * TCKD + beta * NCKD`` (arXiv:2203.08679; the paper's warm-up is the caller's).
 
     Args:
@@ -120,9 +143,65 @@ def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, tem
         temperature: ``T > 0``.
         alpha: TCKD weight.
         beta: NCKD weight.
+        standardize: z-score both models' logits first (arXiv:2403.01427).
     """
-    tckd, nckd = dkd_terms(student_logits, teacher_logits, target, temperature)
+    tckd, nckd = dkd_terms(student_logits, teacher_logits, target, temperature, standardize)
     return alpha * tckd + beta * nckd
+
+
+def pearson_correlation(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+    """Row-wise Pearson correlation: the cosine of the mean-centred rows (DIST's definition).
+
+    Args:
+        a: ``[N, M]``.
+        b: ``[N, M]``.
+        eps: added to the product of the norms (the authors' ``1e-8``).
+
+    Returns:
+        ``[N]``, the correlation of ``a[i]`` with ``b[i]``.
+    """
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+
+
+def dist_terms(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """DIST's two relation losses, each ``T^2``-scaled (Huang et al., NeurIPS 2022, arXiv:2205.10536).
+
+    With ``Y = softmax(z / T)`` row-wise, the inter-class loss is ``1 - mean_i rho(Y_s[i, :], Y_t[i, :])``
+    (each sample's class distribution, correlated across classes) and the intra-class loss
+    ``1 - mean_k rho(Y_s[:, k], Y_t[:, k])`` (each class's scores, correlated across the batch);
+    ``rho`` is :func:`pearson_correlation`. As the authors' ``DIST`` module (hunto/DIST_KD).
+
+    Args:
+        student_logits: ``[B, K]``.
+        teacher_logits: ``[B, K]`` (detached here).
+        temperature: ``T > 0``.
+
+    Returns:
+        ``(inter, intra)``, two scalars.
+    """
+    t = temperature
+    y_s = F.softmax(student_logits / t, dim=1)
+    y_t = F.softmax(teacher_logits.detach() / t, dim=1)
+    inter = (1.0 - pearson_correlation(y_s, y_t).mean()) * t ** 2
+    intra = (1.0 - pearson_correlation(y_s.t(), y_t.t()).mean()) * t ** 2
+    return inter, intra
+
+
+def dist_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, beta: float = 1.0,
+              gamma: float = 1.0) -> Tensor:
+    """DIST, ``beta * inter + gamma * intra`` (arXiv:2205.10536); see :func:`dist_terms`.
+
+    Args:
+        student_logits: ``[B, K]``.
+        teacher_logits: ``[B, K]`` (detached here).
+        temperature: ``T > 0``.
+        beta: inter-class weight.
+        gamma: intra-class weight.
+    """
+    inter, intra = dist_terms(student_logits, teacher_logits, temperature)
+    return beta * inter + gamma * intra
 
 
 def pseudo_label_loss(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
@@ -238,6 +317,37 @@ def pooled_feature_loss(student: Tensor, teacher: Tensor, kind: str = "mse", pro
     return F.mse_loss(student, teacher)
 
 
+def hcl_loss(student: list[Tensor], teacher: list[Tensor], levels: tuple[int, ...] = (4, 2, 1)) -> Tensor:
+    """ReviewKD's hierarchical context loss (Chen et al., "Distilling Knowledge via Knowledge Review",
+    CVPR 2021, arXiv:2104.09044; the authors' ``hcl``, as in mdistiller).
+
+    Per pair, the MSE of the full maps (weight 1) plus the MSE of both maps average-pooled to
+    ``l x l`` for each ``l`` in ``levels`` smaller than the map's height, with weights halving
+    (1/2, 1/4, ...), divided by the sum of the weights used; the pairs' losses are summed.
+
+    Args:
+        student: maps ``[B, C, H, W]`` (the fused student features, already at the teacher's size).
+        teacher: maps of the same shapes (detached here).
+        levels: pooled sizes (4, 2, 1 in the paper).
+
+    Returns:
+        A scalar.
+    """
+    total = student[0].new_zeros(())
+    for fs, ft in zip(student, teacher):
+        ft = ft.detach()
+        loss, weight, weights = F.mse_loss(fs, ft), 1.0, 1.0
+        for size in levels:
+            if size >= fs.shape[2]:
+                continue
+            weight /= 2.0
+            loss = loss + F.mse_loss(F.adaptive_avg_pool2d(fs, (size, size)),
+                                     F.adaptive_avg_pool2d(ft, (size, size))) * weight
+            weights += weight
+        total = total + loss / weights
+    return total
+
+
 # -- relations within a batch -------------------------------------------------------------------------
 def pairwise_distances(e: Tensor, eps: float = 1e-12) -> Tensor:
     """Euclidean distance matrix ``[B, B]`` of ``e [B, D]`` with an exact zero diagonal."""
@@ -304,6 +414,46 @@ def sp_loss(student: Tensor, teacher: Tensor) -> Tensor:
     b = student.shape[0]
     diff = similarity_matrix(teacher.detach().float()) - similarity_matrix(student)
     return diff.pow(2).sum() / (b * b)
+
+
+def contrast_scores(embedding: Tensor, rows: Tensor, temperature: float) -> Tensor:
+    """CRD's unnormalised scores ``exp(<m_j, v> / T)`` of one embedding against memory rows.
+
+    Tian, Krishnan & Isola, "Contrastive Representation Distillation", ICLR 2020, arXiv:1910.10699
+    (RepDistiller's ``ContrastMemory``; divide by the constant ``Z`` to get ``P(j | v)``).
+
+    Args:
+        embedding: ``[B, D]`` L2-normalised embeddings ``v``.
+        rows: ``[B, K + 1, D]`` memory rows per sample, the positive first (detached here).
+        temperature: ``T`` (0.07 in the paper).
+
+    Returns:
+        ``[B, K + 1]``.
+    """
+    return torch.exp(torch.bmm(rows.detach(), embedding.unsqueeze(2)).squeeze(2) / temperature)
+
+
+def nce_contrast_loss(probs: Tensor, n_data: int, eps: float = 1e-7) -> Tensor:
+    """CRD's NCE loss (arXiv:1910.10699, Eqs. 18-19; RepDistiller's ``ContrastLoss``).
+
+    With ``K`` negatives drawn uniformly from ``N`` data (noise ``P_n = 1 / N``) and
+    ``P`` the normalised scores, ``h = P / (P + K / N)``; the loss is
+    ``-(sum_b log h(positive_b) + sum_{b,k} log(1 - h(negative_bk))) / B``, with ``1 - h`` written
+    ``(K / N) / (P + K / N + eps)`` as the authors' code.
+
+    Args:
+        probs: ``[B, K + 1]`` normalised scores ``P(j | v)``, column 0 the positive.
+        n_data: ``N``, the number of memory rows (the training set's size).
+        eps: the authors' ``1e-7``.
+
+    Returns:
+        A scalar.
+    """
+    m_pn = (probs.shape[1] - 1) / float(n_data)
+    pos, neg = probs[:, 0], probs[:, 1:]
+    log_d1 = torch.log(pos / (pos + m_pn + eps))
+    log_d0 = torch.log(m_pn / (neg + m_pn + eps))
+    return -(log_d1.sum() + log_d0.sum()) / probs.shape[0]
 
 
 def semihard_triplets(emb: Tensor, labels: Tensor, ids: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -473,9 +623,11 @@ def adi_competition_loss(student_logits: Tensor, teacher_logits: Tensor, tempera
 
 
 __all__ = [
-    "activation_loss", "adi_competition_loss", "at_loss", "attention_map", "bn_statistic_loss", "class_mapped_kd_loss",
-    "class_mapped_probs", "dkd_loss", "dkd_terms", "hint_loss", "image_l2_loss", "information_entropy_loss", "kd_loss",
-    "l1_discrepancy", "local_classifier_kd_loss", "logit_mse_loss", "one_hot_loss", "pairwise_distances",
-    "pool_to_common_size", "pooled_feature_loss", "pseudo_label_loss", "rkd_angle_loss", "rkd_distance_loss",
-    "semihard_triplets", "similarity_matrix", "sp_loss", "triplet_relation_loss", "tv_loss",
+    "activation_loss", "adi_competition_loss", "at_loss", "attention_map", "bn_statistic_loss",
+    "class_mapped_kd_loss", "class_mapped_probs", "contrast_scores", "dist_loss", "dist_terms", "dkd_loss",
+    "dkd_terms", "hcl_loss", "hint_loss", "image_l2_loss", "information_entropy_loss", "kd_loss", "l1_discrepancy",
+    "local_classifier_kd_loss", "logit_mse_loss", "nce_contrast_loss", "one_hot_loss", "pairwise_distances",
+    "pearson_correlation", "pool_to_common_size", "pooled_feature_loss", "pseudo_label_loss", "rkd_angle_loss",
+    "rkd_distance_loss", "semihard_triplets", "similarity_matrix", "sp_loss", "standardize_logits",
+    "triplet_relation_loss", "tv_loss",
 ]

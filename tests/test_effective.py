@@ -60,7 +60,8 @@ def test_two_spellings_of_one_config_are_one_cell(tmp_path):
     zoo = load_zoo()
     plain = make_config({"strategy": "kd", "train": {"epochs": 15}})
     spelled = make_config({"strategy": [{"name": "kd", "params": {"temperature": 4.0}}], "train": {"epochs": 15.0}})
-    assert effective_config(plain, zoo)["strategy"] == [{"name": "kd", "params": {"temperature": 4.0, "alpha": 0.9}}]
+    assert effective_config(plain, zoo)["strategy"] == [
+        {"name": "kd", "params": {"temperature": 4.0, "alpha": 0.9, "logit_standardize": False}}]
     assert cell_key(plain, zoo) == cell_key(spelled, zoo)
     assert cell_key(plain, zoo) != cell_key(make_config({"strategy": "kd", "train": {"epochs": 16}}), zoo)
 
@@ -137,7 +138,8 @@ def test_run_directory_records_the_effective_config_and_reruns_it_exactly(tmp_pa
                  "--labels-per-class", "10", "--steps", "6", "--seeds", "0,1", "--name", "first",
                  "--set", "strategy.temperature=2", *common]) == 0
     recorded = yaml.safe_load((runs / "first" / "config.yaml").read_text())
-    assert recorded["strategy"] == [{"name": "kd", "params": {"temperature": 2.0, "alpha": 0.9}}]
+    assert recorded["strategy"] == [
+        {"name": "kd", "params": {"temperature": 2.0, "alpha": 0.9, "logit_standardize": False}}]
     assert recorded["train"]["seeds"] == [0, 1] and recorded["runtime"]["progress"] is False
     assert "out" not in recorded and "name" not in recorded
     derived = yaml.safe_load((runs / "first" / "effective.yaml").read_text())

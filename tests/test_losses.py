@@ -163,6 +163,57 @@ def test_dkd_terms_and_loss_by_loops():
                  rel=1e-4)
 
 
+def zscore(v: list[float]) -> list[float]:
+    """Logit standardization of one sample (arXiv:2403.01427): ``(z - mean) / (sample std + 1e-7)``."""
+    m = sum(v) / len(v)
+    sd = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+    return [(x - m) / (sd + 1e-7) for x in v]
+
+
+def test_standardize_logits_and_standardized_kd_dkd_by_loops():
+    got = losses.standardize_logits(S_LOGITS)
+    want = [x for s in S_LOGITS.tolist() for x in zscore(s)]
+    assert got.flatten().tolist() == pytest.approx(want, rel=1e-5, abs=1e-6)
+    temperature, alpha, beta = 2.0, 1.0, 8.0
+    kd = tckd = nckd = 0.0
+    for s, t, y in zip(S_LOGITS.tolist(), T_LOGITS.tolist(), TARGET.tolist()):
+        zs, zt = [x / temperature for x in zscore(s)], [x / temperature for x in zscore(t)]
+        ps, pt = softmax(zs), softmax(zt)
+        kd += kl(pt, ps)
+        tckd += kl([pt[y], 1 - pt[y]], [ps[y], 1 - ps[y]])
+        others = [k for k in range(len(s)) if k != y]
+        nckd += kl(softmax([zt[k] for k in others]), softmax([zs[k] for k in others]))
+    kd, tckd, nckd = (v / len(TARGET) * temperature ** 2 for v in (kd, tckd, nckd))
+    assert close(losses.kd_loss(S_LOGITS, T_LOGITS, temperature, standardize=True), kd)
+    got_t, got_n = losses.dkd_terms(S_LOGITS, T_LOGITS, TARGET, temperature, standardize=True)
+    assert close(got_t, tckd, rel=1e-4) and close(got_n, nckd, rel=1e-4)
+    assert close(losses.dkd_loss(S_LOGITS, T_LOGITS, TARGET, temperature, alpha, beta, standardize=True),
+                 alpha * tckd + beta * nckd, rel=1e-4)
+
+
+def pearson(u: list[float], v: list[float]) -> float:
+    mu, mv = sum(u) / len(u), sum(v) / len(v)
+    cov = sum((a - mu) * (b - mv) for a, b in zip(u, v))
+    return cov / (math.sqrt(sum((a - mu) ** 2 for a in u)) * math.sqrt(sum((b - mv) ** 2 for b in v)))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_dist_terms_and_loss_by_loops(temperature):
+    """DIST (arXiv:2205.10536): 1 - mean Pearson over samples (inter) and classes (intra) of softmax(z/T), x T^2."""
+    ys = [softmax([x / temperature for x in s]) for s in S_LOGITS.tolist()]
+    yt = [softmax([x / temperature for x in t]) for t in T_LOGITS.tolist()]
+    b, k = len(ys), len(ys[0])
+    inter = (1 - sum(pearson(ys[i], yt[i]) for i in range(b)) / b) * temperature ** 2
+    intra = (1 - sum(pearson([ys[i][c] for i in range(b)], [yt[i][c] for i in range(b)]) for c in range(k)) / k)
+    intra *= temperature ** 2
+    got_inter, got_intra = losses.dist_terms(S_LOGITS, T_LOGITS, temperature)
+    assert close(got_inter, inter, rel=1e-4) and close(got_intra, intra, rel=1e-4)
+    assert close(losses.dist_loss(S_LOGITS, T_LOGITS, temperature, 2.0, 3.0), 2.0 * inter + 3.0 * intra, rel=1e-4)
+    rows = losses.pearson_correlation(S_LOGITS, T_LOGITS)
+    assert rows.tolist() == pytest.approx([pearson(s, t) for s, t in zip(S_LOGITS.tolist(), T_LOGITS.tolist())],
+                                          rel=1e-5)
+
+
 def test_pseudo_label_loss_is_cross_entropy_to_the_teachers_argmax():
     expected = 0.0
     for s, t in zip(S_LOGITS.tolist(), T_LOGITS.tolist()):
@@ -407,6 +458,46 @@ def test_adi_competition_loss_by_loops():
         js += 0.5 * kl(m, p) + 0.5 * kl(m, q)
     expected = 1 - min(max(js / 5, 0.0), 1.0)
     assert close(losses.adi_competition_loss(S_LOGITS, T_LOGITS, temperature), expected)
+
+
+def test_crd_contrast_scores_and_nce_loss_by_loops():
+    """CRD (arXiv:1910.10699): scores exp(<m_j, v>/T); NCE with h = P / (P + K/N), the authors' eps placement."""
+    b, k, d, n_data, temperature, z = 3, 4, 5, 50, 0.5, 7.0
+    v = F.normalize(fixed(b, d, seed=11), dim=1)
+    rows = F.normalize(fixed(b, k + 1, d, seed=12), dim=2)
+    scores = losses.contrast_scores(v, rows, temperature)
+    want = [[math.exp(dot(rows[i, j].tolist(), v[i].tolist()) / temperature) for j in range(k + 1)] for i in range(b)]
+    assert scores.flatten().tolist() == pytest.approx([x for r in want for x in r], rel=1e-5)
+    noise, eps, total = k / n_data, 1e-7, 0.0
+    for r in want:
+        p = [x / z for x in r]
+        total += math.log(p[0] / (p[0] + noise + eps))
+        total += sum(math.log(noise / (q + noise + eps)) for q in p[1:])
+    assert close(losses.nce_contrast_loss(scores / z, n_data), -total / b)
+
+
+def test_hcl_loss_by_loops():
+    """ReviewKD's HCL (arXiv:2104.09044): full MSE + 4x4/2x2/1x1 pooled MSEs (sizes < H) weighted 1/2, 1/4, 1/8."""
+    pairs = [(fixed(2, 3, 8, 8, seed=21), fixed(2, 3, 8, 8, seed=22)),
+             (fixed(2, 2, 2, 2, seed=23), fixed(2, 2, 2, 2, seed=24)),
+             (fixed(2, 4, 1, 1, seed=25), fixed(2, 4, 1, 1, seed=26))]
+
+    def mse(a, b):
+        flat_a = [x for sample in a for ch in sample for row in ch for x in row]
+        flat_b = [x for sample in b for ch in sample for row in ch for x in row]
+        return sum((x - y) ** 2 for x, y in zip(flat_a, flat_b)) / len(flat_a)
+
+    def pool(m, size):
+        return [[adaptive_avg_pool(ch, size, size) for ch in sample] for sample in m]
+
+    expected = 0.0
+    for fs, ft in pairs:
+        a, b, h = fs.tolist(), ft.tolist(), fs.shape[2]
+        used = [size for size in (4, 2, 1) if size < h]
+        weights = [0.5 ** (i + 1) for i in range(len(used))]
+        loss = mse(a, b) + sum(w * mse(pool(a, size), pool(b, size)) for w, size in zip(weights, used))
+        expected += loss / (1 + sum(weights))
+    assert close(losses.hcl_loss([p[0] for p in pairs], [p[1] for p in pairs]), expected)
 
 
 def test_every_public_loss_has_a_test_here():

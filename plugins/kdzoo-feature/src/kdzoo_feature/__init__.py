@@ -2,7 +2,9 @@
 
 Strategies (each returns only its feature term; the trainer adds the hard-label term and ``+kd``
 composes Hinton KD): ``fitnet`` (hint stage, then KD), ``at`` (attention transfer) and
-``pooled-feature`` (pre-logit matching). The teacher-feature probe
+``pooled-feature`` (pre-logit matching), ``crd`` (contrastive representation distillation with
+memory banks over dataset indices), ``reviewkd`` (knowledge review: ABF fusion across stages and
+the hierarchical context loss). The teacher-feature probe
 (:func:`kdzoo_feature.probe.teacher_feature_probe`) is a reference row, not a strategy: registered as
 ``teacher-feature-probe`` for ``kdzoo bench`` (``references:`` in a suite task).
 """
@@ -12,10 +14,12 @@ from __future__ import annotations
 import kdzoo
 
 from .attention import AttentionTransfer
+from .crd import CRD
 from .fitnet import FitNet
 from .pooled import PooledFeature
+from .reviewkd import ReviewKD
 
-STRATEGIES = (FitNet, AttentionTransfer, PooledFeature)
+STRATEGIES = (FitNet, AttentionTransfer, PooledFeature, CRD, ReviewKD)
 
 
 @kdzoo.hookimpl
@@ -38,4 +42,4 @@ def register_references(register):
              description="logistic regression on the frozen teacher's pooled features, with the student's labels")
 
 
-__all__ = ["AttentionTransfer", "FitNet", "PooledFeature", "STRATEGIES", "teacher_feature_probe_row"]
+__all__ = ["AttentionTransfer", "CRD", "FitNet", "PooledFeature", "ReviewKD", "STRATEGIES", "teacher_feature_probe_row"]

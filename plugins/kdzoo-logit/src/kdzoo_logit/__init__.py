@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import kdzoo
 
+from .dist import DIST
 from .dkd import DKD
 from .kd import KD
 from .pseudo_label import PseudoLabel
 from .regression_kd import RegressionKD
 
-STRATEGIES = (KD, PseudoLabel, DKD, RegressionKD)
+STRATEGIES = (KD, PseudoLabel, DKD, RegressionKD, DIST)
 
 
 @kdzoo.hookimpl

@@ -1,0 +1,23 @@
+"""kdzoo-cifar: RepDistiller's CIFAR architectures as registered models, through the ``kdzoo`` entry point.
+
+``resnet8`` ... ``resnet110``, ``resnet8x4``, ``resnet32x4``, ``resnet50-cifar``, ``wrn-16-1`` ... ``wrn-40-2``,
+``vgg8-cifar``/``vgg11-cifar``/``vgg13-cifar``, ``mobilenetv2-cifar``, ``shufflev1``, ``shufflev2``
+(:mod:`kdzoo_cifar.models`; ``REPDISTILLER_NAMES`` maps them to RepDistiller's names); the recipes that
+pair them are the ``cifar100-mdistiller`` suite of ``registry.yaml``.
+"""
+
+from __future__ import annotations
+
+import kdzoo
+
+from .models import REPDISTILLER_NAMES, factories
+
+
+@kdzoo.hookimpl
+def register_models(register):
+    for name, (factory, description) in factories().items():
+        register(name, factory, features="the stage outputs RepDistiller's is_feat returns; pooled pre-logits",
+                 description=description)
+
+
+__all__ = ["REPDISTILLER_NAMES", "factories"]
