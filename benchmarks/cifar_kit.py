@@ -28,7 +28,7 @@ def rows(pattern: str | None):
     from pathlib import Path
 
     from kdzoo.bench import expand_all, load_suite
-    from kdzoo.plugins import load_zoo
+    from kdzoo.zoo.plugins import load_zoo
 
     cells, _ = expand_all(load_suite("cifar100-mdistiller"), load_zoo(), Path("/nonexistent"))
     seen, out = set(), []
@@ -46,12 +46,12 @@ def rows(pattern: str | None):
 def run_row(config, steps: int, batch: int, n: int, device: str) -> dict:
     import torch
 
-    from kdzoo.context import RunContext
+    from kdzoo.contract.context import RunContext
     from kdzoo.data import BatchPlan, DatasetBundle, make_splits, steps_per_epoch
     from kdzoo.models import create_model
-    from kdzoo.plugins import load_zoo
-    from kdzoo.stack import build_stack
-    from kdzoo.trainer import Trainer
+    from kdzoo.zoo.plugins import load_zoo
+    from kdzoo.zoo.stack import build_stack
+    from kdzoo.train.trainer import Trainer
 
     zoo = load_zoo()
     g = torch.Generator().manual_seed(0)

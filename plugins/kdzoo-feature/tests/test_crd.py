@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import kdzoo
 from kdzoo import ConfigError
-from kdzoo.checkpoint import load_checkpoint, save_checkpoint
+from kdzoo.train.checkpoint import load_checkpoint, save_checkpoint
 from kdzoo.testing import check_strategy, tiny_run
 
 from test_feature_training import make_trainer
