@@ -123,3 +123,21 @@ def test_parameter_count_and_stage_shapes(name):
 def test_feature_strategies_train_on_the_kit(name, zoo):
     """One pair of the kit, 1-channel 16x16 tiny data: the feature strategies find their layers and train."""
     check_strategy(name, zoo=zoo, teacher=ModelConfig("resnet32x4"), student=ModelConfig("resnet8x4"))
+
+
+# Parameter counts at 100 classes of RepDistiller's own model files (github.com/HobbitLong/RepDistiller,
+# commit b84f547c5db6a35318d4671d7d5c4de74c822403, models/*.py, `model_dict[name](num_classes=100)`),
+# counted by instantiating them; the numbers are facts about that commit, not code taken from it.
+REPDISTILLER_COUNTS = {
+    "resnet8": 83_892, "resnet14": 181_108, "resnet20": 278_324, "resnet32": 472_756, "resnet44": 667_188,
+    "resnet56": 861_620, "resnet110": 1_736_564, "resnet8x4": 1_233_540, "resnet32x4": 7_433_860,
+    "ResNet50": 23_705_252, "wrn_16_1": 180_916, "wrn_16_2": 703_284, "wrn_40_1": 569_780, "wrn_40_2": 2_255_156,
+    "vgg8": 3_965_028, "vgg11": 9_277_284, "vgg13": 9_462_180, "MobileNetV2": 812_836, "ShuffleV1": 949_258,
+    "ShuffleV2": 1_355_528,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPDISTILLER_NAMES))
+def test_parameter_count_equals_repdistillers_model_file(name):
+    net = factories()[name][0](num_classes=100, input_shape=[3, 32, 32])
+    assert sum(p.numel() for p in net.parameters()) == REPDISTILLER_COUNTS[REPDISTILLER_NAMES[name]]
