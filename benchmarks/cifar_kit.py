@@ -27,7 +27,7 @@ def rows(pattern: str | None):
     """``(task, pair, variant, config)`` of each distinct row of the suite, seed 0."""
     from pathlib import Path
 
-    from kdzoo.bench import expand_all, load_suite
+    from kdzoo.bench.suite import expand_all, load_suite
     from kdzoo.zoo.plugins import load_zoo
 
     cells, _ = expand_all(load_suite("cifar100-mdistiller"), load_zoo(), Path("/nonexistent"))

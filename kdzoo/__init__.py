@@ -16,6 +16,7 @@ Groups of names:
     errors     ``KdzooError``, ``ConfigError``, ``NotApplicable``, ``PluginError``.
     runs       ``distill``, ``make_config``, ``load_yaml``, ``RunConfig``, ``ModelConfig``, ``StrategySpec``,
                ``load_zoo``, ``load_model``, ``KDModel``, ``task_teacher``, ``version``.
+    models     ``StagedNet`` (timm's feature API for a plugin's own staged networks).
     own loop   ``Distiller``, ``DistillOutput`` (any non-data-free stack as one ``nn.Module``), ``losses``.
     data       ``DatasetBundle``, ``Splits``, ``load_dataset``, ``to_float``, ``eval_chunks``,
                ``read_class_map``, ``validate_class_map``.
@@ -42,7 +43,8 @@ _LAZY = {
     "RunContext": "contract.context", "compare": "bench.metrics", "embed": "bench.metrics", "evaluate": "bench.metrics",
     "Distiller": "distiller", "DistillOutput": "distiller",
     "DatasetBundle": "data", "Splits": "data", "eval_chunks": "data", "load_dataset": "data", "to_float": "data",
-    "KDModel": "models.wrapper", "read_class_map": "data.relabel", "validate_class_map": "data.relabel",
+    "KDModel": "models.wrapper", "StagedNet": "models.simple",
+    "read_class_map": "data.relabel", "validate_class_map": "data.relabel",
     "task_teacher": "train.runs",
 }
 
@@ -90,8 +92,8 @@ def version() -> str:
 __all__ = [
     "Batch", "ConfigError", "DataSource", "DatasetBundle", "DistillOutput", "Distiller", "KDModel", "KdzooError",
     "ModelConfig", "Needs", "NoParams", "NotApplicable", "Outputs", "PluginError", "Requirement", "RunConfig",
-    "RunContext", "Splits", "Stage", "StepInfo", "Strategy", "StrategySpec", "alpha_blend", "bounded", "compare",
-    "distill", "embed", "eval_chunks", "evaluate", "hookimpl", "load_dataset", "load_model", "load_yaml", "load_zoo",
+    "RunContext", "Splits", "Stage", "StagedNet", "StepInfo", "Strategy", "StrategySpec", "alpha_blend", "bounded",
+    "compare", "distill", "embed", "eval_chunks", "evaluate", "hookimpl", "load_dataset", "load_model", "load_yaml", "load_zoo",
     "losses", "make_config", "masked_mean", "param", "read_class_map", "task_teacher", "to_float",
     "validate_class_map", "version", "zero_like_graph",
 ]

@@ -24,8 +24,17 @@ def _resolve(indices: list[int] | int | None, n: int) -> list[int]:
     return out
 
 
-class _FeatureAPI(nn.Module):
-    """Shared timm-style plumbing: subclasses define ``stages``, ``pre_head`` and ``fc``."""
+class StagedNet(nn.Module):
+    """timm's feature API for a network cut into ``stages``, a ``pre_head`` and an ``fc``.
+
+    Subclasses (kdzoo's ``linear``/``mlp``/``lenet5``, a plugin's own models) define the three parts
+    plus ``feature_info`` and ``num_features``; strategies then treat them like timm models.
+
+    Attributes:
+        stages: the feature stages; ``forward_intermediates`` returns their outputs.
+        pre_head: last stage output -> pooled feature ``[B, num_features]``.
+        fc: the classifier.
+    """
 
     stages: nn.ModuleList
     feature_info: list[dict]
@@ -56,7 +65,7 @@ class _FeatureAPI(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-class Linear(_FeatureAPI):
+class Linear(StagedNet):
     """Multinomial logistic regression (or linear regression) on the raw, flattened input."""
 
     def __init__(self, num_classes: int, input_shape: tuple[int, ...]) -> None:
@@ -71,7 +80,7 @@ class Linear(_FeatureAPI):
         raise ValueError("model 'linear' has no intermediate features (use pooled/logit strategies)")
 
 
-class MLP(_FeatureAPI):
+class MLP(StagedNet):
     """Fully connected net on the flattened input; each hidden layer is a feature stage.
 
     Args:
@@ -101,7 +110,7 @@ class MLP(_FeatureAPI):
         self.feature_info = [dict(num_chs=h, reduction=1, module=f"stages.{i}") for i, h in enumerate(hidden)]
 
 
-class LeNet5(_FeatureAPI):
+class LeNet5(StagedNet):
     """LeNet-5 (LeCun et al. 1998): two conv stages, then 120-84 fully connected layers.
 
     Args:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from kdzoo.bench import load_suite
+from kdzoo.bench.suite import load_suite
 from kdzoo.cli import main
 
 # (teacher, student) -> method -> published top-1 (%) (RepDistiller README; DKD: mdistiller README;

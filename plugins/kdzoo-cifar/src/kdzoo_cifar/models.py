@@ -16,20 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def _resolve(indices: list[int] | int | None, n: int) -> list[int]:
-    if indices is None:
-        return list(range(n))
-    if isinstance(indices, int):
-        return list(range(n - indices, n))
-    out = [i + n if i < 0 else i for i in indices]
-    bad = [i for i in out if not 0 <= i < n]
-    if bad:
-        raise IndexError(f"feature index {bad[0]} out of range; this model has {n} feature stages (0..{n - 1})")
-    return out
+import kdzoo
 
 
-class CifarNet(nn.Module):
+class CifarNet(kdzoo.StagedNet):
     """timm's feature API over ``stages`` (feature maps), ``pre_head`` (pooling) and ``fc``.
 
     Attributes:
@@ -44,31 +34,6 @@ class CifarNet(nn.Module):
         self.feature_info = [dict(num_chs=c, reduction=r, module=f"stages.{i}")
                              for i, (c, r) in enumerate(zip(channels, reductions))]
         self.num_features = num_features
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        for stage in self.stages:
-            x = stage(x)
-        return x
-
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = self.pre_head(x)
-        return x if pre_logits else self.fc(x)
-
-    def forward_intermediates(self, x: Tensor, indices: list[int] | int | None = None, intermediates_only: bool = False,
-                              **_: object) -> tuple[Tensor, list[Tensor]] | list[Tensor]:
-        wanted = _resolve(indices, len(self.stages))
-        inter = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in wanted:
-                inter.append(x)
-        return inter if intermediates_only else (x, inter)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def _pool() -> nn.Sequential:
