@@ -262,3 +262,22 @@ def test_a_strategy_with_no_gradient_path_to_the_student_is_not_applicable_not_f
         "trainable parameter of the student: student 'linear' has no features to match (its features are its input)")
     assert results["failed"] == []
     assert not any(e.get("vs_ce") for e in results["summary"] if e["variant"] == "pooled-feature")
+
+
+def test_published_numbers_of_a_pair_stand_beside_the_measured_ones(tmp_path):
+    """A suite's `published:` numbers (e.g. mdistiller's table) appear in a "paper" column: the teacher
+    row gets the paper's teacher, `ce` the paper's student trained alone, every other row its own."""
+    suite = json.loads(json.dumps(SUITE))
+    suite["seeds"] = [0]
+    suite["tasks"][0]["strategies"] = ["ce", "kd"]
+    suite["tasks"][0]["pairs"][0]["published"] = {"teacher": 79.42, "student": 72.5, "kd": 73.33}
+    out = tmp_path / "b"
+    run_bench(write_suite(tmp_path, suite), out, progress=False, log=lambda *a: None)
+    lines = (out / "results.md").read_text().splitlines()
+    header = [c.strip() for c in lines[2].strip("|").split("|")]
+    paper = header.index("paper")
+    cells = {row[2]: row[paper] for row in ([c.strip() for c in line.strip("|").split("|")] for line in lines[4:7])}
+    assert cells == {"teacher": "79.42", "ce": "72.50", "kd": "73.33"}
+    # a suite without published numbers has no such column
+    run_bench(write_suite(tmp_path, dict(SUITE, seeds=[0])), tmp_path / "plain", progress=False, log=lambda *a: None)
+    assert "paper" not in (tmp_path / "plain" / "results.md").read_text().splitlines()[2]

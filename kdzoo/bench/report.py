@@ -62,6 +62,8 @@ def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
             teacher = ok[0].get("teacher_test") or {}
             if metric in teacher:
                 entry["teacher"] = teacher[metric]
+            if members[0].get("published"):  # a paper's number for this row, shown beside the measured one
+                entry["published"] = members[0]["published"]
             base = [r for r in rows if r["task"] == task and r["pair"] == pair and r["variant"] == "ce" and r.get("status") == "ok"]
             not_applicable = any(str(r.get("status", "")).startswith("not applicable") for r in members)
             if variant != "ce" and base and not not_applicable:
@@ -126,7 +128,8 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 
 COLUMNS = [("task", "task"), ("pair", "teacher -> student"), ("variant", "strategy"), ("seeds", "seeds"),
-           ("best", "test (val-selected)"), ("last", "test (last)"), ("verdict", "vs ce"), ("agreement", "agree %"),
+           ("best", "test (val-selected)"), ("paper", "paper"), ("last", "test (last)"), ("verdict", "vs ce"),
+           ("agreement", "agree %"),
            ("test_best_ece", "ECE"), ("student_params", "params"), ("flops", "FLOPs"), ("latency_ms", "ms/img"),
            ("ms_per_step", "train CPU ms/step"), ("extra_params", "extra params")]
 
@@ -138,7 +141,8 @@ def table_rows(summary: list[dict]) -> list[dict[str, str]]:
         metric = e.get("metric", "acc")
         if "teacher" in e and (e["task"], e["pair"]) not in teachers_done:
             teachers_done.add((e["task"], e["pair"]))
-            rows.append({"task": e["task"], "pair": e["pair"], "variant": "teacher", "best": _fmt(e["teacher"])})
+            rows.append({"task": e["task"], "pair": e["pair"], "variant": "teacher", "best": _fmt(e["teacher"]),
+                         "paper": _fmt((e.get("published") or {}).get("teacher"))})
         if e.get("kind") == "reference":
             rows.append({"task": e["task"], "pair": e["pair"], "variant": e["variant"],
                          "best": _fmt(e.get("test_best_acc")) if e["status"] == "ok" else e["status"],
@@ -148,7 +152,7 @@ def table_rows(summary: list[dict]) -> list[dict[str, str]]:
         rows.append({
             "task": e["task"], "pair": e["pair"], "variant": e["variant"], "seeds": str(e["seeds"]),
             "best": _fmt(e.get(f"test_best_{metric}")) if e["status"] == "ok" else e["status"],
-            "last": _fmt(e.get(f"test_last_{metric}")), "verdict": verdict, "agreement": _fmt(e.get("agreement")),
+            "paper": _fmt((e.get("published") or {}).get("row")), "last": _fmt(e.get(f"test_last_{metric}")), "verdict": verdict, "agreement": _fmt(e.get("agreement")),
             "test_best_ece": _fmt(e.get("test_best_ece"), 3), "student_params": _fmt(e.get("student_params")),
             "flops": _fmt(e.get("flops")), "latency_ms": _fmt(e.get("latency_ms"), 3),
             "ms_per_step": _fmt(_mean(e.get("ms_per_step")), 1), "extra_params": _fmt(e.get("extra_params")),
@@ -156,10 +160,16 @@ def table_rows(summary: list[dict]) -> list[dict[str, str]]:
     return rows
 
 
+def columns(rows: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """The table's columns: "paper" only when a suite stores published numbers for some row."""
+    return [c for c in COLUMNS if c[0] != "paper" or any(r.get("paper") for r in rows)]
+
+
 def markdown(results: dict[str, Any]) -> str:
     rows = table_rows(results["summary"])
-    head = "| " + " | ".join(t for _, t in COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
-    body = "".join("| " + " | ".join(r.get(k, "") for k, _ in COLUMNS) + " |\n" for r in rows)
+    cols = columns(rows)
+    head = "| " + " | ".join(t for _, t in cols) + " |\n|" + "---|" * len(cols) + "\n"
+    body = "".join("| " + " | ".join(r.get(k, "") for k, _ in cols) + " |\n" for r in rows)
     note = (f"\nMean ± std over seeds. {verdict_note(results['summary'])} '(reference)' rows are one "
             "measurement on the frozen teacher with the same labels (e.g. a probe on its features); their params "
             "and ms/img include the teacher.\n")
@@ -169,11 +179,12 @@ def markdown(results: dict[str, Any]) -> str:
 def html_report(results: dict[str, Any], images: dict[str, tuple[str, bytes]]) -> str:
     """One self-contained page: per task a heading, its table and its plots (images inlined as data URIs)."""
     rows = table_rows(results["summary"])
-    head = "".join(f"<th>{html.escape(t)}</th>" for _, t in COLUMNS)
+    cols = columns(rows)
+    head = "".join(f"<th>{html.escape(t)}</th>" for _, t in cols)
     sections = []
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     for i, task in enumerate(tasks):
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(r.get(k, ''))}</td>" for k, _ in COLUMNS) + "</tr>"
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(r.get(k, ''))}</td>" for k, _ in cols) + "</tr>"
                        for r in rows if r["task"] == task)
         imgs = "".join(f'<img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(b).decode()}">'
                        for n, (t, b) in images.items() if t == task)

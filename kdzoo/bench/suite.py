@@ -39,6 +39,7 @@ class Cell:
     config: RunConfig
     key: str
     missing: list[str] = field(default_factory=list)  # strategies that are not installed
+    published: dict[str, float] | None = None  # a paper's numbers for this row: {"row": %, "teacher": %}
 
     @property
     def label(self) -> str:
@@ -71,6 +72,17 @@ def variant_name(members: list[dict]) -> str:
         args = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
         parts.append(f"{m['name']}({args})" if args else m["name"])
     return "+".join(parts)
+
+
+def published_numbers(pair: dict, members: list[dict]) -> dict[str, float] | None:
+    """A pair's published top-1 (``published: {teacher: 79.42, student: 72.50, kd: 73.33, ...}`` in a
+    suite) for one row: ``ce`` is the paper's student trained alone; other rows by their stack's names."""
+    published = pair.get("published")
+    if not isinstance(published, dict):
+        return None
+    row = "student" if [m["name"] for m in members] == ["ce"] else "+".join(m["name"] for m in members)
+    return {k: float(v) for k, v in (("row", published.get(row)), ("teacher", published.get("teacher")))
+            if isinstance(v, (int, float))} or None
 
 
 def pair_name(pair: dict) -> str:
@@ -155,7 +167,8 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                     config = make_config(data)
                     key = _cell_key(config, zoo, ver, missing)
                     config.out, config.name = str(out / "cells"), key
-                    cells.append(Cell(tname, pair_name(pair), variant_name(members), seed, config, key, missing))
+                    cells.append(Cell(tname, pair_name(pair), variant_name(members), seed, config, key, missing,
+                                      published_numbers(pair, members)))
     if not cells:
         raise ConfigError(f"suite {suite.get('name')!r} has no cells")
     return cells, refs
@@ -487,6 +500,8 @@ def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dic
     for cell in cells:
         row = {"task": cell.task, "pair": cell.pair, "variant": cell.variant, "seed": cell.seed, "key": cell.key,
                "teacher": cell.config.teacher.name if cell.config.teacher else None, "student": cell.config.student.name}
+        if cell.published:
+            row["published"] = cell.published
         summary = cell_summary(cell)
         if cell.missing:
             hints = [catalog.get(m, {}).get("plugin", "the plugin providing it") for m in cell.missing]
