@@ -77,7 +77,8 @@ def test_config_file_with_overrides_and_listing(tmp_path, capsys):
     import yaml
 
     resolved = yaml.safe_load((tmp_path / "runs" / "x" / "config.yaml").read_text())
-    assert resolved["strategy"] == [{"name": "kd", "params": {"temperature": 2.0, "alpha": 0.5}}]  # full params
+    assert resolved["strategy"] == [{"name": "kd", "params": {"temperature": 2.0, "alpha": 0.5,
+                                                                   "logit_standardize": False}}]  # full params
     assert "out" not in resolved and "name" not in resolved  # re-runnable anywhere as it is
     assert resolved["optim"]["lr"] == 0.01
     summary = json.loads((tmp_path / "runs" / "x" / "summary.json").read_text())
