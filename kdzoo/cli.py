@@ -129,20 +129,26 @@ def _stack_completer(names: list[str]):
     return complete
 
 
+def _model_section(data: dict[str, Any], role: str, value: str) -> dict[str, Any]:
+    """``--teacher``/``--student`` over the config's section: a model name, or a weights file or folder
+    (then the name comes from the file unless the config gives one)."""
+    section = dict(data[role]) if isinstance(data.get(role), dict) else {}
+    path = _weights_path(value)
+    if path:
+        section["checkpoint"] = path
+        if not section.get("name"):
+            section["name"] = _name_from_file(path, f"{role} checkpoint")
+    else:
+        section["name"] = value
+    return section
+
+
 def _config_data(args: argparse.Namespace) -> dict[str, Any]:
     from .config import load_yaml
 
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}
     if args.teacher:
-        teacher = dict(data.get("teacher") or {}) if isinstance(data.get("teacher"), dict) else {}
-        path = _weights_path(args.teacher)
-        if path:
-            teacher["checkpoint"] = path
-            if not teacher.get("name"):
-                teacher["name"] = _name_from_file(path, "teacher checkpoint")
-        else:
-            teacher["name"] = args.teacher
-        data["teacher"] = teacher
+        data["teacher"] = _model_section(data, "teacher", args.teacher)
     section = lambda key: data.setdefault(key, {}) if isinstance(data.get(key, {}), dict) else data[key]  # noqa: E731
     if args.data:
         section("data")["name"] = args.data
@@ -155,15 +161,7 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
     if args.no_progress:
         section("runtime")["progress"] = False
     if getattr(args, "student", None):
-        student = dict(data.get("student")) if isinstance(data.get("student"), dict) else {}
-        path = _weights_path(args.student)
-        if path:
-            student["checkpoint"] = path
-            if not student.get("name"):
-                student["name"] = _name_from_file(path, "student checkpoint")
-        else:
-            student["name"] = args.student
-        data["student"] = student
+        data["student"] = _model_section(data, "student", args.student)
     if getattr(args, "strategy", None):
         data["strategy"] = args.strategy
     if getattr(args, "labels_per_class", None) is not None:
