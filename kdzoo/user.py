@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .contract.errors import ConfigError
+from .contract.errors import ConfigError, MissingOutput
 from .contract.strategy import Batch
 
 USER_DATA = "user"  # data.name of a run on user datasets
@@ -58,8 +58,8 @@ class HookedNet(nn.Module):
         handles = [modules[n].register_forward_hook(lambda m, i, o, n=n: captured.__setitem__(n, o)) for n in names]
         if pooled:
             if self.classifier_name is None:
-                raise NotImplementedError(f"{type(self.module).__name__} has no classifier module (no nn.Linear); "
-                                          "name one with classifier=")
+                raise MissingOutput(f"{type(self.module).__name__} has no classifier module (no nn.Linear) to take "
+                                    "pooled features from; name one with classifier=")
             handles.append(modules[self.classifier_name].register_forward_pre_hook(
                 lambda m, args: captured.__setitem__("__pooled__", args[0])))
         try:

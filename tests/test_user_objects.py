@@ -118,3 +118,17 @@ def test_teacher_cache_is_off_for_user_data(tmp_path, trained_teacher, monkeypat
                   log=said.append)
     assert any("teacher-output cache off" in line for line in said)
     assert not (tmp_path / "cache" / "teacher-outputs").exists()
+
+
+def test_pooled_features_of_a_module_without_classifier_are_a_one_line_user_error():
+    """A user's module with no nn.Linear cannot give the pooled feature a strategy asks for: a
+    ConfigError (one line, exit 2 through the CLI), not an internal NotImplementedError."""
+    import torch
+    from torch import nn
+
+    from kdzoo import ConfigError
+    from kdzoo.user import HookedNet
+
+    net = HookedNet(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(1)), [], None)
+    with pytest.raises(ConfigError, match="has no classifier module .* name one with classifier="):
+        net._run(torch.zeros(1, 1, 8, 8), [], pooled=True)

@@ -21,6 +21,11 @@ class NotApplicable(ConfigError):
     """
 
 
+class MissingOutput(ConfigError):
+    """A model cannot give an output a strategy asks for (e.g. the pooled feature of a user's module
+    that has no classifier layer); a user error, reported in one line."""
+
+
 class PluginError(KdzooError):
     """A plugin failed to load or registered something invalid."""
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig, RunConfig
-from ..contract.errors import ConfigError, unknown
+from ..contract.errors import ConfigError, MissingOutput, unknown
 from ..contract.strategy import Outputs, Requirement
 
 META_KEY = "kdzoo"
@@ -114,7 +114,7 @@ class KDModel(nn.Module):
             with torch.no_grad():
                 try:
                     pooled = self.outputs(x, Requirement(pooled=True)).pooled
-                except (AttributeError, NotImplementedError):  # no pooled output (e.g. a plain classifier)
+                except (AttributeError, NotImplementedError, MissingOutput):  # no pooled output here
                     self.net(self.preprocess(x))
                     return 0
         except RuntimeError as exc:
