@@ -90,6 +90,8 @@ def _parser(listing: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=1, help="cells in parallel worker processes")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--list", action="store_true", help="print the suite's cells (and which are reused) without running")
+    s.add_argument("--data-root", help="where this machine keeps the suite's data files (replaces data.root of every "
+                   "task that reads a folder, e.g. the fashion suite's Fashion-MNIST folder)")
     s = sub.add_parser("report", help="rebuild and open a bench's HTML report")
     s.add_argument("bench_dir")
     s = sub.add_parser("runs", help="list recorded runs and benches (SQLite index)")
@@ -292,9 +294,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.list:
         from .bench.suite import list_cells
 
-        print(list_cells(args.suite, args.out or f"runs/bench-{suite}"))
+        print(list_cells(args.suite, args.out or f"runs/bench-{suite}", data_root=args.data_root))
         return 0
-    results = run_bench(args.suite, args.out or f"runs/bench-{suite}", jobs=args.jobs, progress=not args.no_progress)
+    results = run_bench(args.suite, args.out or f"runs/bench-{suite}", jobs=args.jobs, progress=not args.no_progress,
+                        data_root=args.data_root)
     from .bench.report import markdown
 
     print(markdown(results))

@@ -94,18 +94,40 @@ def pair_name(pair: dict) -> str:
     return pair.get("label") or f"{one(pair['teacher'])} -> {one(pair['student'])}"
 
 
-def load_suite(name_or_path: str) -> dict[str, Any]:
-    """A suite by name from the shipped registry, or from a YAML file."""
+def load_suite(name_or_path: str, data_root: str | None = None) -> dict[str, Any]:
+    """A suite by name from the shipped registry, or from a YAML file.
+
+    Args:
+        name_or_path: a suite name in ``registry.yaml`` or a YAML file.
+        data_root: where this machine keeps the suite's data files: replaces ``data.root`` of every
+            task that reads its data from a folder (``--data-root``); the other tasks are unchanged.
+    """
     from ..zoo.registry import load_registry
 
     if name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
         suite = load_yaml(name_or_path)
         suite.setdefault("name", Path(name_or_path).stem)
-        return suite
-    suites = load_registry().get("suites", {})
-    if name_or_path not in suites:
-        raise unknown("suite", name_or_path, suites)
-    return dict(suites[name_or_path], name=name_or_path)
+    else:
+        suites = load_registry().get("suites", {})
+        if name_or_path not in suites:
+            raise unknown("suite", name_or_path, suites)
+        suite = dict(suites[name_or_path], name=name_or_path)
+    if data_root is not None:
+        suite = _with_data_root(suite, data_root)
+    return suite
+
+
+def _with_data_root(suite: dict[str, Any], data_root: str) -> dict[str, Any]:
+    tasks, replaced = [], 0
+    for task in suite.get("tasks") or []:
+        data = task.get("data") if isinstance(task, dict) else None
+        if isinstance(data, dict) and "root" in data:
+            task, replaced = dict(task, data=dict(data, root=str(data_root))), replaced + 1
+        tasks.append(task)
+    if not replaced:
+        raise ConfigError(f"--data-root {data_root!r}: suite {suite.get('name')!r} has no task that reads data from "
+                          f"a folder (no task sets data.root); suites that do: fashion, cifar100-mdistiller")
+    return dict(suite, tasks=tasks)
 
 
 def expand(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None = 1) -> list[Cell]:
@@ -310,20 +332,21 @@ def cell_summary(cell: Cell) -> dict[str, Any] | None:
 
 
 def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = None, progress: bool = True,
-              log=print) -> dict[str, Any]:
+              log=print, data_root: str | None = None) -> dict[str, Any]:
     """Run (or resume) a suite and write its results and report into ``out``.
 
     Args:
         suite_name: a suite in ``registry.yaml`` or a YAML file.
         out: the bench directory (cells, results, report).
         jobs: cells run in this many worker processes (latency is measured serially afterwards).
+        data_root: replaces ``data.root`` of every task that reads data from a folder.
     """
     from ..zoo.plugins import load_zoo
     from .report import write_outputs
     from .runindex import record
 
     zoo = zoo or load_zoo()
-    suite = load_suite(suite_name)
+    suite = load_suite(suite_name, data_root)
     out = Path(out)
     cells, refs = expand_all(suite, zoo, out)
     runnable = [c for c in cells if not c.missing]
@@ -374,14 +397,14 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     return results
 
 
-def list_cells(suite_name: str, out: str | Path, zoo: Any = None) -> str:
+def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str | None = None) -> str:
     """The cells of a suite, one per line with its key and state (``done``: reused; ``to run``; ``skipped``).
 
     Nothing is trained or loaded: the suite is expanded and validated, and each cell's directory looked up.
     """
     from ..zoo.plugins import load_zoo
 
-    suite = load_suite(suite_name)
+    suite = load_suite(suite_name, data_root)
     cells, refs = expand_all(suite, zoo or load_zoo(), Path(out))
     lines = []
     cell_states = ["skipped (not installed)" if c.missing else "done" if cell_summary(c) is not None else "to run"
