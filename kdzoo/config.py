@@ -7,6 +7,7 @@ Nothing named in a config is ever imported.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import types
@@ -29,6 +30,29 @@ def bounded(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: 
     ``None`` (where the type allows it) always passes: it means "off" or "default".
     """
     return field(default=default, metadata={"bounds": {"ge": ge, "gt": gt, "le": le, "lt": lt}}, **kwargs)
+
+
+def switch(default: bool = False) -> Any:
+    """A switch added after bench cells and cached teachers had keys: left out of those keys while it
+    is at ``default`` (:func:`key_dict`), so existing results stay reusable and only runs that turn
+    it on get new keys."""
+    return field(default=default, metadata={"keyed_when_set": True})
+
+
+def key_dict(obj: Any) -> Any:
+    """:func:`to_dict` for hashing: like it, minus :func:`switch` fields at their default."""
+    if not dataclasses.is_dataclass(obj):
+        if isinstance(obj, (list, tuple)):
+            return [key_dict(v) for v in obj]
+        return to_dict(obj)
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("keyed_when_set") and value == f.default:
+            continue
+        out[f.name] = key_dict(value) if dataclasses.is_dataclass(value) or isinstance(value, (list, tuple)) \
+            else copy.deepcopy(value)
+    return out
 
 
 def param(default: Any = dataclasses.MISSING, *, help: str, ge: float | None = None, gt: float | None = None,
@@ -100,6 +124,11 @@ class ModelConfig:
             a student starts from these weights.
         use_ema: take a timm ``train.py`` checkpoint's EMA weights (``state_dict_ema``) when it has
             them, as timm's own loader does; ``False`` takes ``state_dict``.
+        new_head: load ``checkpoint`` into everything but a classifier that does not fit this task
+            (a backbone pretrained with another number of classes); that classifier keeps its fresh
+            initialisation, as with timm's ``pretrained=True`` and another ``num_classes``. Every
+            other tensor must still fit. A teacher fine-tuned with ``teacher_train.finetune`` gets
+            this by default.
         input_size: ``[H, W]`` the model is fed; defaults to ``kwargs.img_size`` or the data's size.
         mean: per-channel normalisation mean; defaults to the dataset's.
         std: per-channel normalisation std; defaults to the dataset's.
@@ -112,6 +141,7 @@ class ModelConfig:
     input_size: list[int] | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
+    new_head: bool = switch()
 
 
 @dataclass
@@ -263,7 +293,8 @@ class StrategySpec:
 
 @dataclass
 class TeacherTrainConfig:
-    """How ``kdzoo teacher`` trains a teacher that has no checkpoint (part of its cache key).
+    """How ``kdzoo teacher`` trains a teacher that has no checkpoint, or fine-tunes one that has
+    (part of its cache key).
 
     Attributes:
         epochs: passes over the teacher's train split.
@@ -272,6 +303,10 @@ class TeacherTrainConfig:
         seed: the teacher's run seed (also seeds a ``random_init`` teacher).
         random_init: skip training: the teacher keeps its random initialisation (the control run
             that shows whether what a student gains came from the teacher's training).
+        finetune: fine-tune ``teacher.checkpoint`` on the teacher's task before distilling, instead of
+            using it as it is: its weights start the teacher (a classifier that does not fit the
+            task's classes starts afresh), which then trains with these settings and is cached under
+            a key that includes the checkpoint's SHA-256.
     """
 
     epochs: float = bounded(15, gt=0)
@@ -279,6 +314,7 @@ class TeacherTrainConfig:
     augment: Literal["none", "shift", "timm"] = "none"
     seed: int = 0
     random_init: bool = False
+    finetune: bool = switch()
 
 
 @dataclass
@@ -561,6 +597,12 @@ def validate(config: RunConfig) -> RunConfig:
                           "give distinct seeds")
     if t.steps is None and t.epochs is None:
         raise ConfigError("set train.steps or train.epochs (a positive budget)")
+    if config.teacher_train.finetune and (config.teacher is None or not config.teacher.checkpoint):
+        raise ConfigError("teacher_train.finetune fine-tunes teacher.checkpoint, but the teacher has no checkpoint; "
+                          "set teacher.checkpoint (or --teacher FILE), or drop teacher_train.finetune")
+    if config.teacher_train.finetune and config.teacher_train.random_init:
+        raise ConfigError("teacher_train.finetune and teacher_train.random_init exclude each other "
+                          "(fine-tune a checkpoint, or keep a random teacher); drop one")
     for name in (config.name,) if config.name is not None else ():
         check_run_name(name)
     return config

@@ -221,3 +221,26 @@ def test_rerun_with_nothing_changed_loads_nothing_and_a_new_default_reruns_only_
     logs = []
     run_bench(str(path), out, progress=False, log=logs.append)
     assert "2 reused, 2 to run" in logs[0]
+
+
+def test_bench_data_root_replaces_the_root_of_tasks_reading_a_folder_and_rekeys_them(tmp_path, capsys):
+    folder_task = dict(SUITE["tasks"][0], name="idx", data={"name": "fashion-mnist", "root": "/nowhere"},
+                       strategies=["ce"])
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(dict(SUITE, tasks=[SUITE["tasks"][0], folder_task])))
+    out = str(tmp_path / "b")
+    assert main(["bench", "--suite", str(path), "--out", out, "--list"]) == 0
+    before = capsys.readouterr().out
+    assert main(["bench", "--suite", str(path), "--out", out, "--list", "--data-root", str(tmp_path / "fm")]) == 0
+    after = capsys.readouterr().out
+
+    def keys(listing, task):
+        return {line.split()[0] for line in listing.splitlines() if f"  {task} |" in line}
+
+    assert keys(before, "digits") == keys(after, "digits")  # a task without a folder is untouched
+    assert len(keys(after, "idx")) == 2 and not keys(before, "idx") & keys(after, "idx")
+
+    code = main(["bench", "--suite", "smoke", "--out", out, "--list", "--data-root", "/x"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "--data-root '/x': suite 'smoke' has no task that reads data from a folder" in err

@@ -255,3 +255,92 @@ def test_export_is_a_folder_plain_timm_loads_with_the_right_preprocessing(zoo, t
     assert main(["distill", "--teacher", f"local-dir:{seed_dir / 'student'}", "--student", "linear", "--strategy", "kd",
                  "--data", "digits", "--steps", "1", "--no-progress", "--out", str(tmp_path), "--name", "t"]) == 0
     assert json.loads((tmp_path / "t" / "summary.json").read_text())["teacher"]["meta"]["name"] == "test_resnet"
+
+
+# -- a backbone pretrained with another head: new_head, and a teacher fine-tuned from its checkpoint -----
+def five_class_checkpoint(tmp_path, seed=3):
+    import timm
+
+    torch.manual_seed(seed)
+    net = timm.create_model("test_resnet", num_classes=5, in_chans=1)  # "pretrained" on another 5-class task
+    path = tmp_path / f"pretrained-{seed}.pth"
+    torch.save(net.state_dict(), path)
+    return net, path
+
+
+def test_new_head_loads_the_backbone_and_keeps_a_fresh_classifier(zoo, tmp_path):
+    pretrained, path = five_class_checkpoint(tmp_path)
+    with pytest.raises(Exception) as refused:
+        build(zoo, ModelConfig("test_resnet", checkpoint=str(path)))
+    message = str(refused.value)
+    assert "fc.weight (5, 96) in file vs (10, 96) in model" in message and "set new_head: true" in message
+    torch.manual_seed(0)
+    loaded = build(zoo, ModelConfig("test_resnet", checkpoint=str(path), new_head=True))
+    torch.manual_seed(0)
+    fresh = build(zoo, ModelConfig("test_resnet"))
+    state, file_state = loaded.net.state_dict(), pretrained.state_dict()
+    assert all(torch.equal(state[k], file_state[k]) for k in state if not k.startswith("fc."))
+    assert torch.equal(state["fc.weight"], fresh.net.state_dict()["fc.weight"])  # the fresh head, not the file's
+    assert loaded.meta["weights_from"].endswith("without its classifier")
+
+
+def test_new_head_still_refuses_a_body_that_does_not_fit(zoo, tmp_path):
+    import timm
+
+    path = tmp_path / "other.pth"
+    torch.save(timm.create_model("test_efficientnet", num_classes=5, in_chans=1).state_dict(), path)
+    with pytest.raises(Exception, match="do not fit checkpoint 'test_resnet'") as refused:
+        build(zoo, ModelConfig("test_resnet", checkpoint=str(path), new_head=True))
+    assert "set new_head" not in str(refused.value)
+
+
+def test_teacher_finetuned_from_a_checkpoint_with_another_head_is_trained_and_keyed_by_the_file(tmp_path, monkeypatch,
+                                                                                                 capsys):
+    from kdzoo.config import make_config
+    from kdzoo.train.teacher import teacher_key
+
+    monkeypatch.setenv("KDZOO_CACHE", str(tmp_path / "cache"))
+    _, path = five_class_checkpoint(tmp_path)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"teacher: {{name: test_resnet, checkpoint: {path}}}\n")
+    args = ["distill", "-c", str(config), "--student", "mlp", "--strategy", "kd", "--data", "digits",
+            "--steps", "2", "--seeds", "0", "--no-progress", "--out", str(tmp_path / "runs")]
+    code = main([*args, "--name", "as-is"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "set new_head: true" in err and not (tmp_path / "runs" / "as-is").exists()
+
+    tuned = [*args, "--set", "teacher_train.finetune=true", "--set", "teacher_train.epochs=2"]
+    assert main([*tuned, "--name", "tuned"]) == 0
+    out = capsys.readouterr().out
+    assert f"training from {path} on the full train split of digits" in out
+    teachers = list((tmp_path / "cache" / "teachers").glob("*/teacher.safetensors"))
+    assert len(teachers) == 1
+    meta = json.loads((tmp_path / "runs" / "tuned" / "summary.json").read_text())
+    assert meta["teacher"]["val"]["acc"] > 40  # 10 digit classes (chance: 10%) learnt on the 5-class backbone
+
+    def key(file):
+        return teacher_key(make_config({"teacher": {"name": "test_resnet", "checkpoint": str(file)},
+                                        "teacher_train": {"finetune": True, "epochs": 2}, "data": {"name": "digits"}}))
+
+    moved = tmp_path / "moved.pth"
+    moved.write_bytes(path.read_bytes())
+    _, other = five_class_checkpoint(tmp_path, seed=4)
+    assert key(moved) == key(path) and key(other) != key(path)  # the content decides, not the path
+
+
+def test_finetune_without_a_teacher_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    code = main(["distill", "--teacher", "mlp", "--student", "mlp", "--data", "digits", "--steps", "2",
+                 "--set", "teacher_train.finetune=true", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "teacher_train.finetune fine-tunes teacher.checkpoint, but the teacher has no checkpoint" in err
+
+
+def test_switches_at_their_default_leave_bench_and_teacher_keys_as_they_were():
+    from kdzoo.config import key_dict, make_config
+
+    config = make_config({"teacher": {"name": "test_resnet"}, "student": {"name": "mlp"}, "data": {"name": "digits"}})
+    keyed = json.dumps(key_dict(config))
+    assert "new_head" not in keyed and "finetune" not in keyed
+    on = make_config({"teacher": {"name": "test_resnet", "new_head": True}, "data": {"name": "digits"}})
+    assert key_dict(on)["teacher"]["new_head"] is True

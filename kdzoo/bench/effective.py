@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, StrategySpec, canonical, to_dict
+from ..config import RunConfig, StrategySpec, canonical, key_dict, to_dict
 from ..zoo.stack import check_specs
 
 CORE_DISTRIBUTION = "kdzoo"
@@ -44,9 +44,12 @@ def effective_strategy(specs: list[StrategySpec], zoo: Any) -> list[dict[str, An
             for cls, params in check_specs(specs, zoo)]
 
 
-def effective_config(config: RunConfig, zoo: Any) -> dict[str, Any]:
-    """The run's config as plain data, strategies resolved, without ``out`` and ``name`` (re-runnable)."""
-    data = to_dict(config)
+def effective_config(config: RunConfig, zoo: Any, *, for_key: bool = False) -> dict[str, Any]:
+    """The run's config as plain data, strategies resolved, without ``out`` and ``name`` (re-runnable).
+
+    ``for_key``: as hashed into a cell key (:func:`kdzoo.config.key_dict`: switches at their default left out).
+    """
+    data = key_dict(config) if for_key else to_dict(config)
     data.pop("out")
     data.pop("name")
     data["strategy"] = effective_strategy(config.strategy, zoo)
@@ -129,7 +132,7 @@ def code_identity(config: RunConfig, zoo: Any) -> dict[str, Any]:
 
 def cell_key(config: RunConfig, zoo: Any, extra: Any = None) -> str:
     """A bench cell's key: its effective config and code identity, numbers normalised (16 hex digits)."""
-    payload = canonical([effective_config(config, zoo), code_identity(config, zoo), extra])
+    payload = canonical([effective_config(config, zoo, for_key=True), code_identity(config, zoo), extra])
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -19,6 +19,7 @@ training sees the file.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pickle
@@ -107,6 +108,24 @@ def locate(path: str | Path, role: str = "weights file") -> tuple[Path, str]:
     if problem:
         raise _corrupt(role, file, problem)
     return file, fmt
+
+
+_DIGESTS: dict[tuple[str, float, int], str] = {}  # (file, mtime, size) -> sha256: each file hashed once
+
+
+def file_digest(path: str | Path, role: str = "teacher checkpoint") -> str:
+    """SHA-256 of the file holding a checkpoint's tensors (a folder's weights file): the same weights
+    have the same digest wherever they lie."""
+    file, _ = locate(path, role)
+    stat = file.stat()
+    key = (str(file.resolve()), stat.st_mtime, stat.st_size)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
 def _sniff(head: bytes) -> str | None:
@@ -370,10 +389,43 @@ def check_fit(net: nn.Module, state: dict[str, Tensor], path: str | Path, what: 
                       f"wrong architecture, kwargs (e.g. in_chans) or class count?")
 
 
-def load_into(net: nn.Module, weights: Weights, what: str) -> None:
-    """Copy ``weights`` into ``net`` after :func:`check_fit`; every tensor of the model is set."""
-    check_fit(net, weights.state, weights.path, what)
-    net.load_state_dict(weights.state, strict=False)  # only num_batches_tracked may be absent (check_fit allows it)
+def classifier_prefix(net: nn.Module) -> str | None:
+    """The state-dict prefix of ``net``'s classifier (``get_classifier()``), e.g. ``"fc."`` or ``"head.fc."``."""
+    head = net.get_classifier() if hasattr(net, "get_classifier") else None
+    if not isinstance(head, nn.Module):
+        return None
+    return next((f"{name}." for name, module in net.named_modules() if module is head and name), None)
+
+
+def load_into(net: nn.Module, weights: Weights, what: str, *, new_head: bool = False) -> list[str]:
+    """Copy ``weights`` into ``net`` after :func:`check_fit`; every tensor of the model is set.
+
+    Args:
+        new_head: a classifier in the file whose shapes do not fit ``net``'s (another class count) is
+            left out, and ``net`` keeps its freshly initialised one; everything else must fit.
+
+    Returns:
+        The state-dict keys left at their fresh initialisation (the classifier's, with ``new_head``).
+    """
+    state, fresh = weights.state, []
+    prefix, own = classifier_prefix(net), net.state_dict()
+    head_keys = [k for k in own if prefix and k.startswith(prefix)]
+    head_misfits = any(k not in state or state[k].shape != own[k].shape for k in head_keys)
+    if new_head and head_misfits:
+        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
+        state.update({k: own[k] for k in head_keys})
+        fresh = head_keys
+    try:
+        check_fit(net, state, weights.path, what)
+    except ConfigError as exc:
+        body_fits = all(k.startswith(prefix) or (k in state and state[k].shape == v.shape)
+                        for k, v in own.items() if not k.endswith("num_batches_tracked")) if prefix else False
+        if new_head or not head_misfits or not body_fits:
+            raise
+        raise ConfigError(f"{str(exc).rstrip('?')}? Only the classifier ({prefix.rstrip('.')}) differs: for a "
+                          f"backbone pretrained with another number of classes set new_head: true") from None
+    net.load_state_dict(state, strict=False)  # only num_batches_tracked may be absent (check_fit allows it)
+    return fresh
 
 
 # -- a run's files, checked before anything is trained or written ---------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -306,20 +307,23 @@ def create_with_weights(cfg: ModelConfig, *, role: str = "checkpoint", **create_
     model = create_model(with_file_defaults(cfg, weights), **create_kwargs)
     named = model_name(weights)
     hint = f" (the file names {named!r})" if named and named != cfg.name else ""
-    load_into(model.net, weights, f"{role.split()[0]} {cfg.name!r}{hint} with kwargs {model.meta['kwargs']}")
-    model.meta["weights_from"] = f"{cfg.checkpoint} ({weights.kind})"
+    fresh = load_into(model.net, weights, f"{role.split()[0]} {cfg.name!r}{hint} with kwargs {model.meta['kwargs']}",
+                      new_head=cfg.new_head)
+    model.meta["weights_from"] = f"{cfg.checkpoint} ({weights.kind})" + (" without its classifier" if fresh else "")
     return model
 
 
 def check_student_weights(config: RunConfig, bundle: Any, zoo: Any) -> None:
-    """Read the student checkpoint (if any) and check it fits the student built for this data.
+    """Read the student checkpoint (if any) and check it fits the student built for this data; the
+    same for a teacher checkpoint to be fine-tuned on this data (``teacher_train.finetune``).
 
     Runs right after the data are loaded, before a teacher is trained or a run directory exists.
     """
-    if not config.student.checkpoint:
-        return
     num_out = len(bundle.classes) if bundle.task == "classification" else bundle.y.shape[1]
-    with torch.random.fork_rng(devices=[]):  # building a throwaway student must not shift the run's random stream
-        create_with_weights(config.student, role="student checkpoint", num_classes=num_out,
-                            data_shape=bundle.sample_shape, data_mean=None, data_std=None, classes=bundle.classes,
-                            task=bundle.task, zoo=zoo)
+    checks = [("student checkpoint", config.student)] if config.student.checkpoint else []
+    if config.teacher_train.finetune and config.teacher is not None and config.teacher_data in (None, config.data.name):
+        checks.append(("teacher checkpoint", replace(config.teacher, new_head=True)))
+    for role, cfg in checks:
+        with torch.random.fork_rng(devices=[]):  # building a throwaway model must not shift the run's random stream
+            create_with_weights(cfg, role=role, num_classes=num_out, data_shape=bundle.sample_shape, data_mean=None,
+                                data_std=None, classes=bundle.classes, task=bundle.task, zoo=zoo)

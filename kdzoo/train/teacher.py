@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, to_dict
+from ..config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, key_dict, to_dict
 from ..data import DatasetBundle, Splits
 from ..contract.errors import Interrupted
 from ..models.wrapper import KDModel, load_model
@@ -32,12 +32,16 @@ TrainTeacher = Callable[..., Any]
 def teacher_key(config: RunConfig) -> str:
     """Hash of everything that determines a trained teacher."""
     d = config.data
-    train = to_dict(config.teacher_train)
+    train = key_dict(config.teacher_train)
     if not train["random_init"]:
         del train["random_init"]  # trained teachers keep the cache keys they had before the switch existed
-    model = to_dict(config.teacher)
+    model = key_dict(config.teacher)
     if model.get("use_ema", True):
         model.pop("use_ema", None)  # the default keeps the cache keys teachers had before the switch existed
+    if config.teacher_train.finetune:  # the file's content, wherever it lies, decides the fine-tuned teacher
+        from ..models.weights import file_digest
+
+        model["checkpoint"] = file_digest(config.teacher.checkpoint)
     spec = {
         "model": model, "train": train,
         "data": {"name": teacher_data_name(config), "split_seed": d.split_seed, "val_fraction": d.val_fraction,
@@ -61,7 +65,9 @@ def teacher_config(config: RunConfig) -> RunConfig:
     tt = config.teacher_train
     data = type(config.data)(**{**to_dict(config.data), "name": teacher_data_name(config), "labels_per_class": None,
                                 "augment": tt.augment, "mixup": 0.0, "cutmix": 0.0})  # the student's mixing is its own
-    return RunConfig(student=config.teacher, teacher=None, strategy=[StrategySpec("ce")], data=data,
+    # a fine-tuned teacher starts from its checkpoint; a classifier that does not fit the task starts afresh
+    model = replace(config.teacher, new_head=True) if tt.finetune else config.teacher
+    return RunConfig(student=model, teacher=None, strategy=[StrategySpec("ce")], data=data,
                      optim=tt.optim, train=TrainConfig(epochs=tt.epochs, seeds=[tt.seed]),
                      runtime=replace(config.runtime, loggers=[]),  # trackers follow the distillation, not the cached teacher
                      out=str(cache_root() / "teachers"), name=teacher_key(config))
@@ -111,7 +117,7 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
 
         t_bundle = load_dataset(config.teacher_data, config.data.root, zoo, **data_options(config))
         mean, std = channel_stats(t_bundle, make_splits(t_bundle, replace(config.data, labels_per_class=None)).train)
-    if config.teacher.checkpoint:
+    if config.teacher.checkpoint and not config.teacher_train.finetune:
         model = load_teacher_file(config.teacher, t_bundle, zoo, mean, std)
         check_teacher_label_space(config, model.meta.get("classes", []), bundle, zoo)
         return model
@@ -131,8 +137,9 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
             raise RuntimeError("resolve_teacher: a teacher must be trained but no train function was given")
         run_dir = Path(tconf.out) / tconf.name
         resuming = (run_dir / "checkpoint.pt").exists()
-        log(f"teacher {config.teacher.name}: {'continuing' if resuming else 'training'} on the full train split of "
-            f"{tconf.data.name} (cache key {tconf.name}) ...")
+        start = f" from {config.teacher.checkpoint}" if config.teacher_train.finetune else ""
+        log(f"teacher {config.teacher.name}: {'continuing' if resuming else 'training'}{start} on the full train split "
+            f"of {tconf.data.name} (cache key {tconf.name}) ...")
         full = make_splits(t_bundle, tconf.data)  # every train label, same train/val/test partition
         try:
             result = train(tconf, t_bundle, full, zoo, run_dir=run_dir, resume=resuming, log=log)
