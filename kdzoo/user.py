@@ -161,8 +161,7 @@ class UserSamples:
 
     def item(self, i: int) -> Tensor:
         part = int(np.searchsorted(self.offsets, i, side="right") - 1)
-        x = self.datasets[part][i - int(self.offsets[part])][0]
-        return torch.as_tensor(x).float()
+        return as_input(self.datasets[part][i - int(self.offsets[part])][0])
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -179,6 +178,18 @@ class UserSamples:
             index = index.tolist()
         positions = [int(i) for i in np.asarray(index).reshape(-1)]
         return torch.stack([self.item(i) for i in positions]) if positions else torch.zeros((0, *self._shape))
+
+
+def as_input(x: Any) -> Tensor:
+    """One sample as a float tensor. A PIL image (a torchvision dataset read in place, without a
+    transform) becomes ``[C, H, W]`` in [0, 1], as torchvision's ``ToTensor`` makes it; tensors and
+    arrays are taken as they are."""
+    if type(x).__module__.startswith("PIL."):
+        array = np.array(x, copy=True)
+        t = torch.from_numpy(array)
+        t = t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
+        return t.float() / 255 if array.dtype == np.uint8 else t.float()
+    return torch.as_tensor(x).float()
 
 
 def dataset_of(data: Any) -> Any:

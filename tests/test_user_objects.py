@@ -132,3 +132,25 @@ def test_pooled_features_of_a_module_without_classifier_are_a_one_line_user_erro
     net = HookedNet(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(1)), [], None)
     with pytest.raises(ConfigError, match="has no classifier module .* name one with classifier="):
         net._run(torch.zeros(1, 1, 8, 8), [], pooled=True)
+
+
+def test_a_torchvision_dataset_object_is_read_in_place(tmp_path, trained_teacher):
+    """torchvision's own FashionMNIST object (PIL items, ``targets``, ``classes``), no transform given."""
+    from torchvision.datasets import FashionMNIST
+
+    from test_streaming import write_idx_folder
+
+    write_idx_folder(tmp_path / "FashionMNIST" / "raw", n_train=40, n_test=20, gz=False)
+    train, test = (FashionMNIST(str(tmp_path), train=flag, download=False) for flag in (True, False))
+    assert type(train[0][0]).__module__.startswith("PIL.")
+    config = dict(COMMON, strategy="kd", out=str(tmp_path / "runs"), data={"batch_size": 8, "num_workers": 0,
+                                                                          "val_fraction": 0.25})
+    teacher = Net(width=8)
+    result = kdzoo.distill(config, teacher=teacher, student=Net(width=4), train=train, test=test, log=lambda *a: None)
+    from kdzoo.user import as_input
+
+    x = as_input(train[3][0])
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert torch.equal(x * 255, train.data[3].unsqueeze(0).float())  # the same pixels, scaled as ToTensor does
+    assert list(result.seeds) == [0] and 0 <= result.values()[0] <= 100
+    assert result.seeds[0]["test_best"]  # evaluated on the 20 official test images
