@@ -154,3 +154,23 @@ def test_a_torchvision_dataset_object_is_read_in_place(tmp_path, trained_teacher
     assert torch.equal(x * 255, train.data[3].unsqueeze(0).float())  # the same pixels, scaled as ToTensor does
     assert list(result.seeds) == [0] and 0 <= result.values()[0] <= 100
     assert result.seeds[0]["test_best"]  # evaluated on the 20 official test images
+
+
+def test_a_run_from_python_objects_resumes_only_with_them(tmp_path, trained_teacher, capsys):
+    from kdzoo.cli import main
+
+    config = dict(COMMON, strategy="kd", out=str(tmp_path), name="objects")
+    first = kdzoo.distill(config, teacher=trained_teacher, student=Net(width=4), train=Digits(0), val=Digits(1),
+                          log=lambda *a: None)
+    run = str(tmp_path / "objects")
+    status = (tmp_path / "objects" / "status.json").read_bytes()
+    assert main(["distill", "--resume", run]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the run was made from Python objects (teacher, student, train)" in err
+    assert f"kdzoo.distill(resume={run!r}, teacher=..., student=..., train=...)" in err
+    with pytest.raises(ConfigError, match=r"objects \(teacher, student, train\)"):
+        kdzoo.distill(resume=run, teacher=trained_teacher, log=lambda *a: None)
+    assert (tmp_path / "objects" / "status.json").read_bytes() == status  # a refused resume changes nothing
+    again = kdzoo.distill(resume=run, teacher=trained_teacher, student=Net(width=4), train=Digits(0), val=Digits(1),
+                          log=lambda *a: None)
+    assert again.values() == first.values()

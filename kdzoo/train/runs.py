@@ -381,6 +381,22 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     return make_config(data)
 
 
+def check_resume_objects(config: RunConfig, objects: Any, run_dir: str | Path) -> None:
+    """A run made from Python objects resumes only with them: modules and datasets are code, so the
+    run directory cannot hold them (``kdzoo distill --resume`` of such a run says how to resume it)."""
+    from ..user import USER_DATA
+
+    needed = [role for role, used in (("teacher", config.teacher is not None and config.teacher.name.startswith("user:")),
+                                      ("student", config.student.name.startswith("user:")),
+                                      ("train", config.data.name == USER_DATA)) if used]
+    missing = [role for role in needed if objects is None or getattr(objects, role) is None]
+    if missing:
+        given = ", ".join(f"{role}=..." for role in needed)
+        raise ConfigError(f"--resume {str(run_dir)!r}: the run was made from Python objects ({', '.join(needed)}), "
+                          f"which a run directory cannot hold; resume it from Python with the same objects: "
+                          f"kdzoo.distill(resume={str(run_dir)!r}, {given}) (and val=/test= if you gave them)")
+
+
 def read_seed_summary(path: Path) -> dict[str, Any] | None:
     """A finished seed's summary, or ``None`` when it is missing or torn (the seed is then re-run)."""
     try:
@@ -423,6 +439,7 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
     config, objects = from_python(config, teacher=teacher, student=student, train=train, val=val, test=test)
     if resume is not None:
         config = read_run_config(resume)
+        check_resume_objects(config, objects, resume)
     elif not isinstance(config, RunConfig):
         config = make_config(config)
     else:
