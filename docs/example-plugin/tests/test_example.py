@@ -1,4 +1,4 @@
-"""The example plugin: kdzoo's conformance check, and the loss against a hand computation."""
+"""The example plugin: kdzoo's conformance check, and its loss term against a hand computation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import torch
 
 import kdzoo
 from kdzoo.testing import check_strategy
-from kdzoo_example import LogitMSEConfig, logit_mse
+from kdzoo_example import LogitMSE, LogitMSEConfig
+
+
+def logit_mse_term(student_logits, teacher_logits):
+    """The strategy's own term for one batch, as the trainer asks for it."""
+    strategy = LogitMSE(LogitMSEConfig(), ctx=None)
+    batch = kdzoo.Batch(x=None, y=None, labelled=None, index=None)
+    return strategy(batch, kdzoo.Outputs(logits=student_logits), kdzoo.Outputs(logits=teacher_logits), None)["logit-mse"]
 
 
 def test_conformance():
@@ -27,13 +34,13 @@ def test_loss_by_hand():
     t = [[2.0, 0.0, 1.0], [1.0, 1.0, -2.0]]
     # squared differences: 1 + 4 + 0.25 and 1 + 4 + 9, averaged over 2 x 3 entries
     expected = (1 + 4 + 0.25 + 1 + 4 + 9) / 6
-    assert logit_mse(torch.tensor(s), torch.tensor(t)).item() == pytest.approx(expected, rel=1e-6)
+    assert logit_mse_term(torch.tensor(s), torch.tensor(t)).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_no_gradient_reaches_the_teacher():
     s = torch.randn(4, 5, requires_grad=True)
     t = torch.randn(4, 5, requires_grad=True)
-    logit_mse(s, t).backward()
+    logit_mse_term(s, t).backward()
     assert s.grad is not None and t.grad is None
 
 

@@ -4,27 +4,16 @@ Ba & Caruana, "Do Deep Nets Really Need to be Deep?", arXiv:1312.6184: the stude
 teacher's logits (the inputs of the softmax) with a squared error, on labelled and unlabelled data.
 ``loss = (1 - alpha) * CE(student, labels) + alpha * MSE(student logits, teacher logits)``,
 the MSE averaged over samples and classes. (kdzoo-logit's ``regression-kd`` is the same loss for
-regression outputs; this one is for classification logits.)
+regression outputs; this one is for classification logits.) The loss itself is kdzoo's shared
+``kdzoo.losses.logit_mse_loss``: a plugin reuses the public losses instead of copying them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch.nn.functional as F
-from torch import Tensor
-
 import kdzoo
-
-
-def logit_mse(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
-    """Mean squared error between logits, averaged over the batch and the classes.
-
-    Args:
-        student_logits: ``[B, K]``.
-        teacher_logits: ``[B, K]`` (no gradient flows into them).
-    """
-    return F.mse_loss(student_logits, teacher_logits.detach())
+from kdzoo.losses import logit_mse_loss
 
 
 @dataclass
@@ -49,7 +38,7 @@ class LogitMSE(kdzoo.Strategy):
         return kdzoo.alpha_blend("logit-mse", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
-        return {"logit-mse": logit_mse(student.logits, teacher.logits)}
+        return {"logit-mse": logit_mse_loss(student.logits, teacher.logits)}
 
 
 @kdzoo.hookimpl
