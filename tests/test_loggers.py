@@ -136,3 +136,35 @@ def test_a_logger_whose_package_is_missing_fails_before_the_run_directory_exists
     with pytest.raises(kdzoo.ConfigError, match=r"'needy' needs the kdzoo_no_such_package_xyz package"):
         kdzoo.distill(_config(tmp_path, _teacher_file(tmp_path, zoo), ["needy"]), zoo=zoo, log=lambda *a: None)
     assert not (tmp_path / "runs" / "tracked").exists()
+
+
+def test_a_resumed_seed_continues_its_mlflow_run(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    mlflow = pytest.importorskip("mlflow")
+    from kdzoo.train.trainer import Trainer
+
+    zoo = load_zoo()
+    config = _config(tmp_path, _teacher_file(tmp_path, zoo), ["mlflow"])
+    log_step, fired = Trainer._log_step, []
+
+    def stop_after_step_3(self, logged, step, samples_per_s):  # as if SIGTERM came during step 3
+        log_step(self, logged, step, samples_per_s)
+        if step == 3 and not fired:
+            fired.append(step)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(Trainer, "_log_step", stop_after_step_3)
+    with pytest.raises(kdzoo.contract.errors.Interrupted):
+        kdzoo.distill(config, zoo=zoo, log=lambda *a: None)
+    run_dir = tmp_path / "runs" / "tracked"
+    first_id = (run_dir / "seed-0" / "mlflow_run_id").read_text().strip()
+    kdzoo.distill(resume=run_dir, zoo=zoo, log=lambda *a: None)
+
+    uri = f"sqlite:///{(tmp_path / 'runs' / 'mlflow.db').resolve()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    runs = mlflow.search_runs(experiment_names=["kdzoo"], output_format="list")
+    assert [r.info.run_id for r in runs] == [first_id] and runs[0].info.status == "FINISHED"
+    history = mlflow.tracking.MlflowClient(tracking_uri=uri).get_metric_history(first_id, "train/kd")
+    assert [m.step for m in history] == list(range(1, STEPS + 1))  # steps 1-3 before, 4-6 after: each once

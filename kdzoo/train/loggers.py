@@ -69,17 +69,20 @@ def flat_params(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: data}
 
 
-def open_loggers(config: Any, zoo: Any, run_dir: Path, seed: int) -> list[RunLogger]:
-    """The loggers ``runtime.loggers`` names, started with the flattened config."""
-    from ..config import to_dict
+def open_loggers(config: Any, zoo: Any, run_dir: Path, seed: int, settings: dict[str, Any]) -> list[RunLogger]:
+    """The loggers ``runtime.loggers`` names, started with ``settings`` flattened.
 
+    Args:
+        settings: the run's effective config as plain data (every strategy parameter resolved,
+            numbers canonical), so a resumed seed logs exactly what it logged first.
+    """
     names = list(config.runtime.loggers)
     if not names:
         return []
     check_logger_names(names, zoo)
     ctx = LoggerContext(run_dir=run_dir, run_name=run_dir.parent.name, seed=seed, out=Path(config.out),
                         tracking_uri=config.runtime.tracking_uri, config=config)
-    params = flat_params(to_dict(config))
+    params = flat_params(settings)
     params["seed"] = seed
     loggers = []
     for name in names:
@@ -143,10 +146,12 @@ class MLflowLogger:
 
     Without ``runtime.tracking_uri`` the store is embedded: ``sqlite:///OUT/mlflow.db`` with artefacts
     under ``OUT/mlartifacts`` (``mlflow ui --backend-store-uri sqlite:///OUT/mlflow.db``); with it,
-    that server or store. Step metrics are buffered and sent in batches at evaluations.
+    that server or store. Step metrics are buffered and sent in batches at evaluations. A resumed
+    seed continues its MLflow run (its id is kept in ``RUN/seed-S/mlflow_run_id``).
     """
 
     experiment = "kdzoo"
+    RUN_ID_FILE = "mlflow_run_id"  # in RUN/seed-S: the run a resumed seed continues
 
     def __init__(self, ctx: LoggerContext) -> None:
         _require("mlflow", "mlflow")
@@ -168,10 +173,28 @@ class MLflowLogger:
                 experiment_id = self.client.create_experiment(self.experiment, artifact_location=artifacts)
             except Exception:  # noqa: BLE001 - another run created it in between
                 experiment_id = self.client.get_experiment_by_name(self.experiment).experiment_id
-        run = self.client.create_run(experiment_id, run_name=f"{ctx.run_name}/seed-{ctx.seed}",
-                                     tags={"kdzoo.run_dir": str(ctx.run_dir.resolve()), "kdzoo.seed": str(ctx.seed)})
-        self.run_id = run.info.run_id
+        self.run_id = self._resumed_run(ctx.run_dir / self.RUN_ID_FILE, experiment_id)
+        if self.run_id is None:
+            run = self.client.create_run(experiment_id, run_name=f"{ctx.run_name}/seed-{ctx.seed}",
+                                         tags={"kdzoo.run_dir": str(ctx.run_dir.resolve()), "kdzoo.seed": str(ctx.seed)})
+            self.run_id = run.info.run_id
+            ctx.run_dir.mkdir(parents=True, exist_ok=True)
+            from .checkpoint import write_text
+
+            write_text(ctx.run_dir / self.RUN_ID_FILE, self.run_id + "\n")
         self._pending: list[Any] = []
+
+    def _resumed_run(self, id_file: Path, experiment_id: str) -> str | None:
+        """The MLflow run this seed opened before it was interrupted: a resumed seed continues it."""
+        try:
+            run_id = id_file.read_text().strip()
+            run = self.client.get_run(run_id)
+        except Exception:  # noqa: BLE001 - no file, or a run this store does not hold: open a new one
+            return None
+        if run.info.experiment_id != experiment_id:
+            return None
+        self.client.update_run(run_id, status="RUNNING")
+        return run_id
 
     def start(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param

@@ -28,7 +28,7 @@ import yaml
 
 from . import distributed
 from .checkpoint import atomic_path, write_text
-from ..config import RunConfig, data_options, make_config, validate
+from ..config import RunConfig, canonical, data_options, make_config, validate
 from ..contract.context import RunContext
 from ..data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
                     steps_per_epoch, to_float)
@@ -178,7 +178,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     if run_dir is not None and main:  # trackers mirror metrics.jsonl, where rank 0 writes it
         from .loggers import open_loggers
 
-        trainer.loggers = open_loggers(config, zoo, run_dir, seed)
+        trainer.loggers = open_loggers(config, zoo, run_dir, seed, canonical(effective_config(config, zoo)))
     try:
         summary = _train_and_export(trainer, config, bundle, splits, task, target_norm, device, teacher, student, stack,
                                     seed, run_dir, resuming, export_name, main, log, bar)
@@ -378,7 +378,8 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
             from None
     if not isinstance(data, dict):
         raise ConfigError(f"--resume {str(run_dir)!r}: config.yaml holds no mapping")
-    return make_config(data)
+    # out and name are not recorded (the config re-runs anywhere); a resume continues where the run lies
+    return make_config({**data, "out": str(run_dir.parent), "name": run_dir.name})
 
 
 def check_resume_objects(config: RunConfig, objects: Any, run_dir: str | Path) -> None:
