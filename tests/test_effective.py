@@ -244,3 +244,49 @@ def test_bench_data_root_replaces_the_root_of_tasks_reading_a_folder_and_rekeys_
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "--data-root '/x': suite 'smoke' has no task that reads data from a folder" in err
+
+
+def _edited(monkeypatch, name):
+    import kdzoo.bench.effective
+
+    real = kdzoo.bench.effective._file_hash
+    monkeypatch.setattr(kdzoo.bench.effective, "_file_hash",
+                        lambda path: real(path) + ("-edited" if path.name == name else ""))
+
+
+def test_editing_one_strategy_module_reruns_its_cells_not_its_siblings(tmp_path, monkeypatch):
+    before = keys_by_variant(tmp_path)
+    _edited(monkeypatch, "kd.py")  # kd and dkd are siblings in kdzoo-logit; dkd does not import kd
+    assert changed(before, keys_by_variant(tmp_path)) == {"kd"}
+
+
+def test_editing_a_helper_module_reruns_every_strategy_that_imports_it(tmp_path, monkeypatch):
+    from kdzoo.bench.effective import strategy_sources
+
+    at = load_zoo().strategy("at").obj
+    assert "layers.py" in {p.name for p in strategy_sources(at.__module__)}
+    before = keys_by_variant(tmp_path)
+    _edited(monkeypatch, "layers.py")
+    assert changed(before, keys_by_variant(tmp_path)) == {"at"}
+
+
+def test_finished_cells_under_the_previous_keys_are_kept_not_run_again(tmp_path):
+    from kdzoo.bench.effective import legacy_cell_key
+
+    suite = json.loads(json.dumps(SUITE))
+    suite["seeds"], suite["tasks"][0]["steps"], suite["tasks"][0]["strategies"] = [0], 4, ["ce", "kd"]
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    first = run_bench(str(path), tmp_path / "b", progress=False, log=lambda *a: None)
+    zoo = load_zoo()
+    cells, _ = expand_all(suite, zoo, tmp_path / "b")
+    kd = next(c for c in cells if c.variant == "kd")
+    legacy = legacy_cell_key(kd.config, zoo)
+    assert legacy != kd.key  # kd's plugin package holds other strategies: its old key hashed all of them
+    folder = tmp_path / "b" / "cells"
+    (folder / kd.key).rename(folder / legacy)  # a bench written before per-strategy source keys
+    logs = []
+    again = run_bench(str(path), tmp_path / "b", progress=False, log=logs.append)
+    assert "2 cells, 2 reused, 0 to run" in logs[1] and logs[0].startswith("1 finished cells kept")
+    assert (folder / kd.key).is_dir() and not (folder / legacy).exists()
+    assert [r["test_best_acc"] for r in again["rows"]] == [r["test_best_acc"] for r in first["rows"]]

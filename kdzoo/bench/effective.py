@@ -13,7 +13,8 @@ Two files describe a run directory:
 
 A bench cell's key (:func:`cell_key`) hashes the effective config, with numbers normalised
 (:func:`kdzoo.config.canonical`), together with :func:`code_identity` of its stack, so a changed
-default, preset, plugin version or source file re-runs exactly the cells whose stack contains it.
+default, preset, plugin version or source file re-runs exactly the cells whose stack contains a
+strategy that can reach it (:func:`strategy_sources`).
 """
 
 from __future__ import annotations
@@ -104,30 +105,94 @@ def _package_root(module_name: str) -> Path | None:
     return Path(top.__file__) if getattr(top, "__file__", None) else None
 
 
-def member_code(name: str, zoo: Any) -> dict[str, str]:
+def _module_file(root: Path, dotted: list[str]) -> Path | None:
+    """The file of module ``dotted`` (relative to the package folder ``root``), if it is in the package."""
+    base = root.joinpath(*dotted)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _own_imports(file: Path, root: Path, package: str) -> list[Path]:
+    """Files of ``package`` (folder ``root``) that ``file`` imports, relative or absolute."""
+    import ast
+
+    here = list(file.relative_to(root).parent.parts)
+    found: list[Path] = []
+    for node in ast.walk(ast.parse(file.read_bytes(), str(file))):
+        targets: list[list[str]] = []
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[:len(here) - (node.level - 1)] if node.level > 1 else here
+            elif node.module and node.module.split(".")[0] == package:
+                base = []
+            else:
+                continue
+            mod = (node.module or "").split(".") if node.level else (node.module or "").split(".")[1:]
+            mod = [part for part in mod if part]
+            for alias in node.names:  # ``from . import kd`` names a module; ``from .kd import KD`` a name in one
+                named = base + mod + [alias.name]
+                targets.append(named if _module_file(root, named) is not None else base + mod)
+        elif isinstance(node, ast.Import):
+            targets += [alias.name.split(".")[1:] for alias in node.names if alias.name.split(".")[0] == package]
+        for dotted in targets:
+            path = _module_file(root, dotted)
+            if path is not None:
+                found.append(path)
+    return found
+
+
+def strategy_sources(module_name: str) -> list[Path]:
+    """The source files a plugin strategy's code can reach inside its own package: its module, every
+    module of the package it imports (transitively, relative or absolute), and the package's
+    non-Python files (data any module may read). Sibling strategies it does not import are left out,
+    so editing ``kd``'s module re-runs ``kd`` cells, not ``dkd`` cells of the same plugin."""
+    root = _package_root(module_name)
+    module = sys.modules.get(module_name)
+    if root is None or root.is_file() or module is None or not getattr(module, "__file__", None):
+        return [root] if root is not None else []
+    package = module_name.split(".")[0]
+    seen: set[Path] = set()
+    todo = [Path(module.__file__)]
+    while todo:
+        file = todo.pop()
+        if file in seen:
+            continue
+        seen.add(file)
+        todo += _own_imports(file, root, package)
+    data = {p for p in root.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    return sorted(seen | data)
+
+
+def member_code(name: str, zoo: Any, *, whole_package: bool = False) -> dict[str, str]:
     """Where one strategy's code comes from: distribution, its version and a hash of its source.
 
-    A plugin strategy hashes its distribution's whole installed package (any file of it may change
-    what the strategy computes). A core strategy (``ce``) hashes the module that defines it and the
-    strategy base class; the rest of the core engine is covered by the kdzoo version, so editing
-    the report or the CLI does not re-run every bench cell. Every member also carries the hash of
-    the core losses (``kdzoo/losses.py``), which any strategy may share.
+    A plugin strategy hashes the source its module can reach inside its package
+    (:func:`strategy_sources`: its module and the package modules it imports, transitively). A
+    core strategy (``ce``) hashes the module that defines it and the strategy base class; the rest
+    of the core engine is covered by the kdzoo version, so editing the report or the CLI does not
+    re-run every bench cell. Every member also carries the hash of the core losses
+    (``kdzoo/losses.py``), which any strategy may share. ``whole_package``: the keys of kdzoo 0.x
+    before per-strategy sources (a plugin member hashed its whole package), for :func:`legacy_cell_key`.
     """
     entry = zoo.strategy(name)
     core = Path(__file__).parent.parent
     if entry.distribution == CORE_DISTRIBUTION:
         module = sys.modules[entry.obj.__module__]
         roots = [Path(module.__file__), core / "contract" / "strategy.py"]
+    elif whole_package:
+        roots = [root for root in [_package_root(entry.obj.__module__)] if root is not None]
     else:
-        root = _package_root(entry.obj.__module__)
-        roots = [root] if root is not None else []
+        roots = strategy_sources(entry.obj.__module__)
     return {"distribution": entry.distribution, "version": _dist_version(entry.distribution),
             "source": source_hash(roots), "losses": source_hash([core / "losses.py"])}
 
 
-def code_identity(config: RunConfig, zoo: Any) -> dict[str, Any]:
+def code_identity(config: RunConfig, zoo: Any, *, whole_package: bool = False) -> dict[str, Any]:
     """Package versions plus each stack member's distribution, version and source hashes."""
-    return {"versions": versions(), "members": {spec.name: member_code(spec.name, zoo) for spec in config.strategy}}
+    return {"versions": versions(), "members": {spec.name: member_code(spec.name, zoo, whole_package=whole_package)
+                                                for spec in config.strategy}}
 
 
 def cell_key(config: RunConfig, zoo: Any, extra: Any = None) -> str:
@@ -136,5 +201,15 @@ def cell_key(config: RunConfig, zoo: Any, extra: Any = None) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-__all__ = ["cell_key", "code_identity", "effective_config", "effective_strategy", "member_code", "source_hash",
+def legacy_cell_key(config: RunConfig, zoo: Any) -> str:
+    """The key the same cell had when a plugin member hashed its whole package. It is computed from
+    the code as it is now, so a finished cell under it ran exactly this config and code: a bench
+    adopts it (:func:`kdzoo.bench.suite.adopt_legacy_cells`) instead of running it again."""
+    payload = canonical([effective_config(config, zoo, for_key=True), code_identity(config, zoo, whole_package=True),
+                         None])
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+__all__ = ["cell_key", "code_identity", "effective_config", "effective_strategy", "legacy_cell_key", "member_code",
+           "source_hash", "strategy_sources",
            "versions"]

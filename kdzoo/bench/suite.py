@@ -324,6 +324,32 @@ def _stop_workers(pool: ProcessPoolExecutor, grace_seconds: float = 20.0) -> Non
             proc.kill()
 
 
+def adopt_legacy_cells(cells: list[Cell], zoo: Any, log=None) -> int:
+    """Finished cells stored under their previous key (:func:`kdzoo.bench.effective.legacy_cell_key`:
+    the same config and code, keyed when a plugin member hashed its whole package) move to their key,
+    so a bench keeps its results across that change. Returns how many moved."""
+    from ..train.runs import read_seed_summary
+    from .effective import legacy_cell_key
+
+    moved = 0
+    for cell in cells:
+        if cell.missing or cell_summary(cell) is not None:
+            continue
+        folder = Path(cell.config.out)
+        old = folder / legacy_cell_key(cell.config, zoo)
+        new = folder / cell.key
+        if old == new or new.exists() or read_seed_summary(old / f"seed-{cell.seed}" / "summary.json") is None:
+            continue
+        try:
+            os.rename(old, new)  # atomic; a concurrent bench that moved it first wins
+        except OSError:
+            continue
+        moved += 1
+    if moved and log is not None:
+        log(f"{moved} finished cells kept from the previous cell keys (same config and code)")
+    return moved
+
+
 def cell_summary(cell: Cell) -> dict[str, Any] | None:
     """A finished cell's seed summary; ``None`` while it has none (never run, interrupted, failed)."""
     from ..train.runs import read_seed_summary
@@ -349,6 +375,7 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     suite = load_suite(suite_name, data_root)
     out = Path(out)
     cells, refs = expand_all(suite, zoo, out)
+    adopt_legacy_cells(cells, zoo, log)
     runnable = [c for c in cells if not c.missing]
     # two spellings of one effective config share a key: run it once, both rows read its result
     todo = list({c.key: c for c in runnable if cell_summary(c) is None}.values())
@@ -400,12 +427,15 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
 def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str | None = None) -> str:
     """The cells of a suite, one per line with its key and state (``done``: reused; ``to run``; ``skipped``).
 
-    Nothing is trained or loaded: the suite is expanded and validated, and each cell's directory looked up.
+    Nothing is trained or loaded: the suite is expanded and validated, and each cell's directory looked
+    up (finished cells under their previous key move to their key, :func:`adopt_legacy_cells`).
     """
     from ..zoo.plugins import load_zoo
 
     suite = load_suite(suite_name, data_root)
-    cells, refs = expand_all(suite, zoo or load_zoo(), Path(out))
+    zoo = zoo or load_zoo()
+    cells, refs = expand_all(suite, zoo, Path(out))
+    adopt_legacy_cells(cells, zoo)
     lines = []
     cell_states = ["skipped (not installed)" if c.missing else "done" if cell_summary(c) is not None else "to run"
                    for c in cells]
