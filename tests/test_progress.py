@@ -2,7 +2,7 @@
 
 import io
 
-from kdzoo.bench.progress import PlainProgress, bench_progress
+from kdzoo.progress import PlainProgress, bench_progress, steps_progress
 
 
 class Clock:
@@ -43,3 +43,28 @@ def test_a_terminal_gets_one_redrawn_bar_and_a_pipe_plain_lines():
         assert bar.n == 2 and bar.total == 5 and not isinstance(bar, PlainProgress)
     finally:
         bar.close()
+
+
+def test_a_run_written_to_a_log_gets_plain_step_lines_not_redraws(tmp_path):
+    import subprocess
+    import sys
+
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:  # stderr is a file, as under nohup or CI
+        subprocess.run([sys.executable, "-m", "kdzoo", "distill", "--student", "linear", "--data", "digits",
+                        "--steps", "20", "--seeds", "0,1", "--out", str(tmp_path / "runs")], stdout=out, stderr=out,
+                       check=True)
+    text = log.read_text()
+    assert "\r" not in text
+    assert "ce 2 seeds: 0/40 steps done" in text and "ce seed 1: 40/40 steps done" in text
+
+
+def test_steps_progress_is_tqdm_on_a_terminal_and_plain_lines_elsewhere():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert isinstance(steps_progress(10, 0, "kd", io.StringIO()), PlainProgress)
+    bar = steps_progress(10, 3, "kd", Terminal())
+    assert not isinstance(bar, PlainProgress) and bar.n == 3
+    bar.close()

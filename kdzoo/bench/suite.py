@@ -388,7 +388,7 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     started = time.time()
     bar = None
     if progress:  # one line for the whole suite: reused cells count as done
-        from .progress import bench_progress
+        from ..progress import bench_progress
 
         bar = bench_progress(len(runnable), len(runnable) - len(todo), f"bench {suite['name']}")
     try:

@@ -240,11 +240,11 @@ def _run_bar(config: RunConfig, splits: Splits, seeds: list[int], main: bool):
     """One progress bar over every seed still to train, so a multi-seed run shows one ETA (``None``: one seed)."""
     if len(seeds) < 2 or not (config.runtime.progress and main):
         return None
-    from tqdm.auto import tqdm
+    from ..progress import steps_progress
 
     per_seed = total_steps(config, steps_per_epoch(splits, config.data))
-    return tqdm(total=per_seed * len(seeds), desc=f"{'+'.join(s.name for s in config.strategy)} {len(seeds)} seeds",
-                file=sys.stderr, leave=False, dynamic_ncols=True)
+    return steps_progress(per_seed * len(seeds), 0, f"{'+'.join(s.name for s in config.strategy)} {len(seeds)} seeds",
+                          leave=False)
 
 
 def _cpu_time() -> float:

@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -430,9 +429,9 @@ def _truncate_metrics(path: Path, step: int) -> None:
 def _progress(total: int, initial: int, enabled: bool, desc: str):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from ..progress import steps_progress
 
-    return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+    return steps_progress(total, initial, desc, leave=False)
 
 
 __all__ = ["Interrupted", "StepModule", "TrainResult", "Trainer", "build_optimizer", "build_schedule", "freeze"]

@@ -1,7 +1,7 @@
-"""Progress of a whole bench: one redrawn line on a terminal, plain periodic lines in a log.
+"""Progress: one redrawn line (tqdm) on a terminal, plain periodic lines when the output is a log.
 
-Both report cells done of the suite's total (reused cells count as done) and an ETA from the pace
-of the cells run so far.
+A bench reports cells done of the suite's total (reused cells count as done), a run its steps; both
+with an ETA from the pace so far. Redraws written to a file would fill it with carriage returns.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ class PlainProgress:
     """
 
     def __init__(self, total: int, done: int, desc: str, stream: TextIO | None = None, interval: float = 30.0,
-                 clock=time.monotonic) -> None:
-        self.total, self.n, self.initial, self.desc = total, done, done, desc
+                 clock=time.monotonic, unit: str = "cells") -> None:
+        self.total, self.n, self.initial, self.desc, self.unit = total, done, done, desc, unit
         self.stream = stream or sys.stdout
         self.interval, self.clock = interval, clock
         self.started = clock()
@@ -40,7 +40,7 @@ class PlainProgress:
         ran = self.n - self.initial
         left = self.total - self.n
         eta = _duration(elapsed / ran * left) if ran and left else ("0s" if not left else "unknown")
-        text = f"{self.desc}: {self.n}/{self.total} cells done, elapsed {_duration(elapsed)}, ETA {eta}"
+        text = f"{self.desc}: {self.n}/{self.total} {self.unit} done, elapsed {_duration(elapsed)}, ETA {eta}"
         return text + (f" (last: {self.postfix})" if self.postfix else "")
 
     def _write(self) -> None:
@@ -49,6 +49,12 @@ class PlainProgress:
 
     def set_postfix_str(self, text: str, refresh: bool = True) -> None:
         self.postfix = text
+
+    def set_postfix(self, refresh: bool = True, **values: Any) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+
+    def set_description(self, desc: str, refresh: bool = True) -> None:
+        self.desc = desc
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -71,4 +77,14 @@ def bench_progress(total: int, done: int, desc: str, stream: TextIO | None = Non
     return PlainProgress(total, done, desc, stream)
 
 
-__all__ = ["PlainProgress", "bench_progress"]
+def steps_progress(total: int, initial: int, desc: str, stream: TextIO | None = None, **tqdm_kwargs: Any) -> Any:
+    """A run's step bar: tqdm on a terminal, :class:`PlainProgress` lines (every 30 s) in a log."""
+    stream = stream or sys.stderr
+    if stream.isatty():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, file=stream, dynamic_ncols=True, **tqdm_kwargs)
+    return PlainProgress(total, initial, desc, stream, unit="steps")
+
+
+__all__ = ["PlainProgress", "bench_progress", "steps_progress"]
