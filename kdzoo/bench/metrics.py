@@ -97,17 +97,24 @@ def count_flops(model: torch.nn.Module, sample: Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def latency_ms(model: torch.nn.Module, sample: Tensor, batch: int = 64, repeats: int = 5) -> float:
-    """Median CPU inference time per image (ms) at batch ``batch``, after one warm-up."""
+def latency_ms(model: torch.nn.Module, sample: Tensor, batch: int = 64, repeats: int = 25,
+               budget_s: float = 1.0) -> float:
+    """Median CPU inference time per image (ms) at batch ``batch``, after three warm-up passes.
+
+    Up to ``repeats`` timed passes, stopping early once ``budget_s`` seconds are spent (never fewer
+    than five): tiny models get enough passes for a stable median, large ones stay affordable.
+    """
     import time
 
     x = sample[:1].expand(batch, *sample.shape[1:]).contiguous()
     was = model.training
     model.eval()
-    times = []
+    times: list[float] = []
     with torch.no_grad():
-        model(x)
-        for _ in range(repeats):
+        for _ in range(3):  # allocator and kernel caches: the first passes are slower for every model
+            model(x)
+        started = time.perf_counter()
+        while len(times) < repeats and (len(times) < 5 or time.perf_counter() - started < budget_s):
             t0 = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - t0)
