@@ -122,8 +122,8 @@ def test_teacher_cache_key_is_canonical_and_ignores_the_switches_left_at_their_d
 
     config = make_config({"teacher": "lenet5", "data": "mnist5k"})
     d = config.data
-    spec = {"model": {k: v for k, v in to_dict(config.teacher).items() if k != "use_ema"},
-            "train": {k: v for k, v in to_dict(config.teacher_train).items() if k != "random_init"},
+    spec = {"model": {k: v for k, v in to_dict(config.teacher).items() if k not in ("use_ema", "new_head")},
+            "train": {k: v for k, v in to_dict(config.teacher_train).items() if k not in ("random_init", "finetune")},
             "data": {"name": d.name, "split_seed": d.split_seed, "val_fraction": d.val_fraction,
                      "test_fraction": d.test_fraction, "batch_size": d.batch_size, "shift_pixels": d.shift_pixels},
             "format": 2}
