@@ -9,7 +9,7 @@ import yaml
 from kdzoo.bench.suite import expand_all, list_cells, run_bench
 from kdzoo.cli import main
 from kdzoo.config import make_config
-from kdzoo.bench.effective import cell_key, effective_config
+from kdzoo.train.effective import cell_key, effective_config
 from kdzoo.zoo.plugins import load_zoo
 
 SUITE = {
@@ -102,11 +102,11 @@ def test_a_changed_preset_reruns_only_cells_using_that_strategy(tmp_path, monkey
 
 
 def test_a_changed_core_loss_reruns_every_cell(tmp_path, monkeypatch):
-    import kdzoo.bench.effective
+    import kdzoo.train.effective
 
     before = keys_by_variant(tmp_path)
-    real = kdzoo.bench.effective._file_hash
-    monkeypatch.setattr(kdzoo.bench.effective, "_file_hash",
+    real = kdzoo.train.effective._file_hash
+    monkeypatch.setattr(kdzoo.train.effective, "_file_hash",
                         lambda path: real(path) + ("-edited" if path.name == "losses.py" else ""))
     assert changed(before, keys_by_variant(tmp_path)) == {"ce", "kd", "dkd(preset=cpu)", "at"}
 
@@ -247,10 +247,10 @@ def test_bench_data_root_replaces_the_root_of_tasks_reading_a_folder_and_rekeys_
 
 
 def _edited(monkeypatch, name):
-    import kdzoo.bench.effective
+    import kdzoo.train.effective
 
-    real = kdzoo.bench.effective._file_hash
-    monkeypatch.setattr(kdzoo.bench.effective, "_file_hash",
+    real = kdzoo.train.effective._file_hash
+    monkeypatch.setattr(kdzoo.train.effective, "_file_hash",
                         lambda path: real(path) + ("-edited" if path.name == name else ""))
 
 
@@ -261,7 +261,7 @@ def test_editing_one_strategy_module_reruns_its_cells_not_its_siblings(tmp_path,
 
 
 def test_editing_a_helper_module_reruns_every_strategy_that_imports_it(tmp_path, monkeypatch):
-    from kdzoo.bench.effective import strategy_sources
+    from kdzoo.train.effective import strategy_sources
 
     at = load_zoo().strategy("at").obj
     assert "layers.py" in {p.name for p in strategy_sources(at.__module__)}
@@ -271,7 +271,7 @@ def test_editing_a_helper_module_reruns_every_strategy_that_imports_it(tmp_path,
 
 
 def test_finished_cells_under_the_previous_keys_are_kept_not_run_again(tmp_path):
-    from kdzoo.bench.effective import legacy_cell_key
+    from kdzoo.train.effective import legacy_cell_key
 
     suite = json.loads(json.dumps(SUITE))
     suite["seeds"], suite["tasks"][0]["steps"], suite["tasks"][0]["strategies"] = [0], 4, ["ce", "kd"]

@@ -4,7 +4,7 @@ A suite (in ``registry.yaml`` or a YAML file) is a list of tasks; a task names i
 budget, teacher/student pairs, strategy variants, seeds and step budget. Every (task, pair,
 variant, seed) is a *cell*: an ordinary ``kdzoo distill`` run whose directory is named by the hash
 of its effective config (each strategy's full parameters) and code (kdzoo/torch/timm versions, each
-member's distribution version and source hash; see :mod:`kdzoo.bench.effective`), so a finished cell is
+member's distribution version and source hash; see :mod:`kdzoo.train.effective`), so a finished cell is
 never run again and a change to a default, preset, plugin or loss re-runs exactly the cells it touches.
 Teachers are trained once per suite (kdzoo's teacher cache).
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
-from .effective import cell_key, versions
+from ..train.effective import cell_key, versions
 from ..contract.errors import ConfigError, NotApplicable, unknown
 
 NOT_APPLICABLE = "not applicable: "  # status prefix of a cell whose strategy cannot act on its pair: no verdict
@@ -197,7 +197,7 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
 
 
 def _cell_key(config: RunConfig, zoo: Any, ver: dict[str, str], missing: list[str]) -> str:
-    """The key of a cell: its effective config and code (:func:`kdzoo.bench.effective.cell_key`); a cell whose
+    """The key of a cell: its effective config and code (:func:`kdzoo.train.effective.cell_key`); a cell whose
     strategy is not installed has no effective config, so its key is its config as written."""
     if not missing:
         return cell_key(config, zoo)
@@ -325,11 +325,11 @@ def _stop_workers(pool: ProcessPoolExecutor, grace_seconds: float = 20.0) -> Non
 
 
 def adopt_legacy_cells(cells: list[Cell], zoo: Any, log=None) -> int:
-    """Finished cells stored under their previous key (:func:`kdzoo.bench.effective.legacy_cell_key`:
+    """Finished cells stored under their previous key (:func:`kdzoo.train.effective.legacy_cell_key`:
     the same config and code, keyed when a plugin member hashed its whole package) move to their key,
     so a bench keeps its results across that change. Returns how many moved."""
     from ..train.runs import read_seed_summary
-    from .effective import legacy_cell_key
+    from ..train.effective import legacy_cell_key
 
     moved = 0
     for cell in cells:

@@ -32,7 +32,7 @@ from ..config import RunConfig, canonical, data_options, make_config, validate
 from ..contract.context import RunContext
 from ..data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
                     steps_per_epoch, to_float)
-from ..bench.effective import code_identity, effective_config
+from .effective import code_identity, effective_config
 from ..contract.errors import ConfigError, Interrupted
 from ..bench.metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from ..models.wrapper import KDModel, save_model
