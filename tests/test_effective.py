@@ -11,21 +11,11 @@ from kdzoo.cli import main
 from kdzoo.config import make_config
 from kdzoo.train.effective import cell_key, effective_config
 from kdzoo.zoo.plugins import load_zoo
+from test_bench import SUITE as BENCH_SUITE
 
-SUITE = {
-    "name": "keys",
-    "seeds": [0, 1],
-    "tasks": [{
-        "name": "digits",
-        "data": {"name": "digits", "labels_per_class": 10},
-        "steps": 12,
-        "optim": {"lr": 0.01},
-        "teacher_train": {"epochs": 3},
-        "pairs": [{"teacher": {"name": "mlp", "kwargs": {"hidden": [64]}},
-                   "student": {"name": "mlp", "kwargs": {"hidden": [8]}}}],
-        "strategies": ["ce", "kd", {"name": "dkd", "preset": "cpu"}, "at"],
-    }],
-}
+# test_bench's tiny digits suite, with one strategy of each kind whose key should move on its own
+SUITE = dict(BENCH_SUITE, name="keys", tasks=[dict(BENCH_SUITE["tasks"][0],
+                                                    strategies=["ce", "kd", {"name": "dkd", "preset": "cpu"}, "at"])])
 
 SOFT_TP = """
 import kdzoo, torch.nn.functional as F
