@@ -5,13 +5,16 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 from matplotlib.text import Text
 
 from kdzoo.bench.plots import figures
-from kdzoo.bench.report import aggregate, markdown, write_outputs
+from kdzoo.bench.report import aggregate, markdown, open_report, rows_from_csv, write_outputs
+from kdzoo.contract.errors import ConfigError
 
 TASKS = ("fashion-all-labels", "fashion-100-labels-per-class")
 PAIR = "cnn(width=2.0,batchnorm=true) -> small-cnn(width=0.25)"
@@ -240,3 +243,51 @@ def test_one_seed_reads_1_seed_not_plus_minus_zero(tmp_path):
     results = synthetic_results(rows_per_task=2, seeds=1)
     md = markdown(results)
     assert "± 0.00" not in md and "(1 seed)" in md
+
+
+FASHION = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "fashion"
+
+
+def _shape_and_numbers(text: str) -> tuple[str, list[float]]:
+    """A page with its digits masked, and its numbers: floats printed on another CPU may differ in the last digit."""
+    numbers = [float(n) for n in re.findall(r"\d+\.\d+", text)]
+    return re.sub(r"\d", "#", text), numbers
+
+
+@pytest.mark.parametrize("page", ["results", "breadth"])
+def test_committed_fashion_pages_rebuild_from_their_json(tmp_path, page):
+    """`kdzoo report` rebuilds each committed page from its JSON alone (the per-seed rows, or the published
+    table where those were not kept) into the committed Markdown, with its plots linked."""
+    shutil.copy(FASHION / f"{page}.json", tmp_path / f"{page}.json")
+    target = tmp_path if page == "results" else tmp_path / f"{page}.json"
+    html_path = open_report(target, open_browser=False)
+    assert html_path.name == ("report.html" if page == "results" else f"{page}.html")
+    got, want = ((d / f"{page}.md").read_text() for d in (tmp_path, FASHION))
+    got_shape, got_numbers = _shape_and_numbers(got)
+    want_shape, want_numbers = _shape_and_numbers(want)
+    assert got_shape == want_shape
+    assert got_numbers == pytest.approx(want_numbers, abs=0.0011)
+    links = re.findall(r"\]\(([\w-]+\.png)\)", want)
+    assert links and all((FASHION / name).exists() and (tmp_path / name).exists() for name in links)
+
+
+def test_results_csv_round_trips_and_keeps_the_teacher_and_tuned_marker(tmp_path):
+    results = synthetic_results(rows_per_task=3, seeds=3)
+    write_outputs(results, tmp_path)
+    back = rows_from_csv((tmp_path / "results.csv").read_text())
+    assert len(back) == len(results["rows"])
+    tuned = next(r for r in back if r.get("tuned"))
+    assert tuned["tuned"] == {"trials": 40, "pruned": 12} and tuned["teacher_test"] == {"acc": 99.5}
+    again = {(e["variant"], e["task"]): e for e in aggregate(back)}
+    for e in results["summary"]:
+        if e.get("vs_ce"):
+            assert again[(e["variant"], e["task"])]["vs_ce"]["p_adjusted"] == pytest.approx(e["vs_ce"]["p_adjusted"])
+
+
+def test_report_of_a_folder_without_results_is_one_line_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"'.*nothing' has no results.json \(not a kdzoo bench directory"):
+        open_report(tmp_path / "nothing", open_browser=False)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="is not a kdzoo results file"):
+        open_report(tmp_path / "bad.json", open_browser=False)
+    assert not (tmp_path / "bad.md").exists()

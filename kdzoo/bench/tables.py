@@ -215,7 +215,9 @@ def verdict_detail(v: dict[str, Any]) -> str:
     if v.get("ci_low") is not None:
         text += f" [{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
     if v.get("p_adjusted") is not None:
-        text += f", Holm-adjusted p {p_text(v['p_adjusted'])} over {v['family']} rows (unadjusted {p_text(v['p'])})"
+        text += f", Holm-adjusted p {p_text(v['p_adjusted'])} over {v['family']} rows"
+        if v.get("p") is not None:
+            text += f" (unadjusted {p_text(v['p'])})"
     elif v.get("p") is not None:
         text += f", p {p_text(v['p'])} (not tested: {v['verdict']})" if v["verdict"] == "too few seeds" \
             else f", p {p_text(v['p'])} (not Holm-adjusted)"
