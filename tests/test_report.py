@@ -291,3 +291,17 @@ def test_report_of_a_folder_without_results_is_one_line_naming_it(tmp_path):
     with pytest.raises(ConfigError, match="is not a kdzoo results file"):
         open_report(tmp_path / "bad.json", open_browser=False)
     assert not (tmp_path / "bad.md").exists()
+
+
+def test_kdzoo_report_takes_a_results_json_file_and_prints_the_page(tmp_path, capsys, monkeypatch):
+    import webbrowser
+
+    from kdzoo.cli import main
+
+    monkeypatch.setattr(webbrowser, "open", lambda *a, **k: True)  # no tab on a developer's desktop
+
+    shutil.copy(FASHION / "breadth.json", tmp_path / "breadth.json")
+    assert main(["report", str(tmp_path / "breadth.json")]) == 0
+    assert capsys.readouterr().out.strip().endswith("breadth.html")
+    assert (tmp_path / "breadth.md").exists() and (tmp_path / "breadth-accuracy_0.png").exists()
+    assert not (tmp_path / "results.md").exists()

@@ -10,7 +10,8 @@
   learning curve ``curve`` (``{metric, split, step: [...], value: [...]}``);
 - ``summary``: per (task, pair, variant) the mean ± std over seeds, the costs, the ``tuned`` marker, the
   mean curve and ``vs_ce``, the paired verdict against ``ce`` with its Holm family
-  (:meth:`kdzoo.bench.metrics.Comparison.to_dict`). An entry with ``"source": "table"`` was read from a
+  (:meth:`kdzoo.bench.metrics.Comparison.to_dict`); ``holm_families``: per task, how many rows its
+  Holm correction spans. An entry with ``"source": "table"`` was read from a
   published table whose per-seed numbers were not kept; a summary holding one is never recomputed.
 """
 
@@ -211,6 +212,7 @@ def write_outputs(results: dict[str, Any], out: Path, name: str = "results") -> 
     """
     out.mkdir(parents=True, exist_ok=True)
     prefix = "" if name == "results" else f"{name}-"
+    results = dict(results, holm_families=holm_families(results["summary"]))  # stated once for readers of the JSON
     write_text(out / f"{name}.json", json.dumps(results, indent=2, default=_json_default))
     keys, flat = csv_rows(results["rows"])
     buf = io.StringIO()
