@@ -123,7 +123,7 @@ def test_bench_cli_with_jobs_and_report(tmp_path, capsys):
                  "--no-progress"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "| digits |" in out and "teacher" in out
+    assert "## digits\n" in out and "| teacher |" in out
     rows = json.loads((tmp_path / "b" / "results.json").read_text())["rows"]
     assert all(r["status"] == "ok" and r["ms_per_step"] > 0 and r["latency_ms"] > 0 for r in rows)
     assert main(["report", str(tmp_path / "b")]) == 0

@@ -242,7 +242,9 @@ def test_results_md_one_table_per_task_with_details_costs_and_linked_plots(tmp_p
 def test_one_seed_reads_1_seed_not_plus_minus_zero(tmp_path):
     results = synthetic_results(rows_per_task=2, seeds=1)
     md = markdown(results)
-    assert "± 0.00" not in md and "(1 seed)" in md
+    assert "± 0.00" not in md and "± 0.000" not in md
+    ce = next(line for line in md.splitlines() if line.startswith("| ce |"))
+    assert ce.count("(1 seed)") == 1 and "| 1 | " in ce  # on the accuracy, once; the other columns plain
 
 
 FASHION = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "fashion"

@@ -31,7 +31,7 @@ from ..train.checkpoint import write_text
 from .metrics import compare, holm_correct, mean_std
 from .page import html_report
 from .plots import plots
-from .tables import markdown, tuned_info, verdict_detail, verdict_note
+from .tables import markdown, tuned_info, verdict_note
 
 
 def _metric(rows: list[dict]) -> tuple[str, bool]:
@@ -140,11 +140,6 @@ def read_curve(metrics_jsonl: Path, metric: str) -> dict[str, Any] | None:
 def holm_families(summary: list[dict]) -> dict[str, int]:
     """Per task, the number of rows whose p-values were Holm-corrected together."""
     return {e["task"]: e["vs_ce"]["family"] for e in summary if (e.get("vs_ce") or {}).get("family")}
-
-
-def verdict_cell(v: dict[str, Any]) -> str:
-    """The verdict with its mean difference, 95% CI, Holm-adjusted p and wins, in one line."""
-    return verdict_detail(v)
 
 
 CSV_NESTED = {"teacher_test": "teacher_test_"}
@@ -280,4 +275,4 @@ def open_report(target: str | Path, open_browser: bool = True) -> Path:
 
 
 __all__ = ["aggregate", "csv_rows", "holm_families", "html_report", "markdown", "mean_curve", "open_report",
-           "read_curve", "rebuild", "rows_from_csv", "verdict_cell", "verdict_note", "write_outputs"]
+           "read_curve", "rebuild", "rows_from_csv", "verdict_note", "write_outputs"]

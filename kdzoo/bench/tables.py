@@ -88,13 +88,13 @@ def p_text(v: float | None) -> str:
     return "< 0.001" if v < 0.001 else f"{v:.3f}"
 
 
-def mean_text(v: Any, digits: int = 2, seeds: int | None = None) -> str:
-    """``86.81 ± 0.42``; one seed (no spread to show) reads ``86.81 (1 seed)``; a bare number as it is."""
+def mean_text(v: Any, digits: int = 2, seeds: int | None = None, mark: bool = True) -> str:
+    """``86.81 ± 0.42``; one seed (no spread to show) reads ``86.81 (1 seed)`` (``86.81`` without ``mark``)."""
     if isinstance(v, (list, tuple)) and len(v) == 2:
         if v[0] is None:
             return ""
         if seeds == 1 or v[1] is None:
-            return f"{v[0]:.{digits}f}" + (" (1 seed)" if seeds == 1 else "")
+            return f"{v[0]:.{digits}f}" + (" (1 seed)" if seeds == 1 and mark else "")
         return f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
     if isinstance(v, float):
         return f"{v:.{digits}f}"
@@ -164,9 +164,9 @@ def section(index: int, task: str, pair: str, entries: list[dict]) -> Section:
                "best": mean_text(e.get(f"test_best_{metric}"), seeds=e.get("seeds")) if ok
                else _short_status(e.get("status", "")),
                "paper": mean_text((e.get("published") or {}).get("row")),
-               "last": mean_text(e.get(f"test_last_{metric}"), seeds=e.get("seeds")) if ok else "",
-               "agreement": mean_text(e.get("agreement"), seeds=e.get("seeds")),
-               "ece": mean_text(e.get("test_best_ece"), 3, seeds=e.get("seeds")), "kind": "student"}
+               "last": mean_text(e.get(f"test_last_{metric}"), seeds=e.get("seeds"), mark=False) if ok else "",
+               "agreement": mean_text(e.get("agreement"), seeds=e.get("seeds"), mark=False),
+               "ece": mean_text(e.get("test_best_ece"), 3, seeds=e.get("seeds"), mark=False), "kind": "student"}
         if e["variant"] == "ce" and ok:
             row["verdict"], row["verdict_class"] = "baseline", "baseline"
         elif verdict:
@@ -182,7 +182,7 @@ def section(index: int, task: str, pair: str, entries: list[dict]) -> Section:
             costs.append({"strategy": e["variant"], "params": count_text(e.get("student_params")),
                           "extra_params": count_text(e.get("extra_params")), "flops": count_text(e.get("flops")),
                           "latency_ms": mean_text(e.get("latency_ms"), 3),
-                          "cpu_seconds": mean_text(e.get("train_cpu_seconds"), 1, seeds=e.get("seeds")),
+                          "cpu_seconds": mean_text(e.get("train_cpu_seconds"), 1, seeds=e.get("seeds"), mark=False),
                           "ms_per_step": mean_text(_mean(e.get("ms_per_step")), 1)})
     for e in references:
         ok = e.get("status") == "ok"
