@@ -77,6 +77,7 @@ def test_plot_labels_never_overlap_and_axes_show_baseline_and_error_bars_in_full
         for legend in fig.legends:
             box = legend.get_window_extent(renderer)
             assert page.y0 <= box.y0 and not _overlap(box, ax.get_window_extent(renderer)), f"{name}: legend"
+            assert page.x0 <= box.x0 and box.x1 <= page.x1, f"{name}: legend cut at the side"
         if name.startswith("cost"):  # the scatter: one label per strategy, in a column, none touching another
             labels = [Text.get_window_extent(t, renderer) for t in ax.texts]  # the text, not its leader line
             assert len(labels) == 24, name

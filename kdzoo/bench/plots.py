@@ -125,8 +125,8 @@ def cost_figure(task: str, pair: str, entries: list[dict]):
     ys = [_pair(e[f"test_best_{metric}"]) for e in timed]
     labels = [e["variant"] for e in timed]
     label_inches = 0.17  # one 8-pt label line
-    # the label column is as wide as the longest label (about 0.065 in per 8-pt character)
-    right = 0.4 + 0.065 * max(len(s) for s in labels)
+    # the label column is as wide as the longest label (about 0.058 in per 8-pt character)
+    right = 0.4 + 0.058 * max(len(s) for s in labels)
     plot_width, plot_height = 4.6, max(3.0, label_inches * len(timed) + 0.6)
     title = _title(task, pair, f"test {metric} against training CPU time per seed (mean\u00a0±\u00a0std)")
     left, bottom, top = 0.8, 0.6, 0.25 + 0.17 * (title.count("\n") + 1)
@@ -160,14 +160,19 @@ def curves_figure(task: str, pair: str, entries: list[dict]):
         return None
     curve_metric = curved[0]["curve"].get("metric", "acc")
     title = _title(task, pair, f"validation {curve_metric} during training (mean over seeds)")
-    fig, ax = plt.subplots(figsize=(WIDTH_INCHES, 3.6 + 0.16 * ((len(curved) + 2) // 3)), layout="constrained")
+    # as many legend columns as the longest name allows (about 0.058 in per 8-pt character, plus the line sample)
+    entry_inches = 0.058 * max(len(e["variant"]) for e in curved) + 0.6
+    ncol = max(1, min(3, len(curved), int((WIDTH_INCHES - 0.2) // entry_inches)))
+    legend_rows = -(-len(curved) // ncol)
+    fig, ax = plt.subplots(figsize=(WIDTH_INCHES, 3.6 + 0.18 * legend_rows), layout="constrained")
     fig.suptitle(title, fontsize=9)
-    for e in curved:
-        ax.plot(e["curve"]["step"], e["curve"]["value"], lw=1, label=e["variant"])
+    for i, e in enumerate(curved):  # ten colours, then the next line style: no two strategies look alike
+        ax.plot(e["curve"]["step"], e["curve"]["value"], lw=1, label=e["variant"], color=f"C{i % 10}",
+                ls=("-", "--", ":", "-.")[i // 10 % 4])
     ax.set_xlabel("optimiser step", fontsize=9)
     ax.set_ylabel(f"validation {curve_metric}", fontsize=9)
     ax.grid(color="#dddddd", lw=0.6)
-    fig.legend(loc="outside lower center", ncol=min(3, len(curved)), fontsize=8, frameon=False)
+    fig.legend(loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
     return fig
 
 
