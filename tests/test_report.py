@@ -113,9 +113,12 @@ SCREENSHOT_800 = os.environ.get("KDZOO_REPORT_SCREENSHOT")  # keep the 800-px sc
 # Per table: its width against its scroll container's, the container's overflow, whether scrolling moves it,
 # and whether any ancestor clips it (overflow hidden); per verdict cell, the lines its content takes.
 LAYOUT_JS = """() => {
-  const lines = el => {
-    const range = document.createRange(); range.selectNodeContents(el);
-    const tops = new Set([...range.getClientRects()].filter(r => r.height > 0).map(r => Math.round(r.top)));
+  const lines = el => {  // distinct line tops of the cell's text (not of the badge's box)
+    const tops = new Set(), walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+      const range = document.createRange(); range.selectNodeContents(node);
+      for (const r of range.getClientRects()) if (r.height > 0) tops.add(Math.round(r.top));
+    }
     return tops.size;
   };
   const clippedBy = el => {
@@ -190,6 +193,7 @@ def test_html_report_in_a_headless_browser(tmp_path):
             if t["width"] > t["box"]:  # wider than its container: the container scrolls it
                 assert t["moved"], (width, t)
         assert got["verdictLines"] and max(got["verdictLines"]) <= 2, (width, got["verdictLines"])
+        assert min(got["verdictLines"]) == 0 and sorted(set(got["verdictLines"]))[-1] == 1  # empty or one line
         assert len(got["images"]) == 6 and all(done and w > 0 and h > 0 for _, done, w, h in got["images"])
     assert any(t["width"] > t["box"] for t in layouts[800]["tables"])  # the synthetic table is wider than 800 px
     main = [t for t in layouts[1280]["tables"] if t["cls"] == "task-table"]
