@@ -69,11 +69,16 @@ def test_bench_runs_reuses_and_reruns_only_changed_cells(tmp_path, catalog_with_
     kd = next(e for e in results["summary"] if e["variant"] == "kd")
     assert set(kd["vs_ce"]) >= {"verdict", "beats", "mean_diff", "ci_low", "ci_high", "p", "p_adjusted", "wins", "n"}
     assert kd["seeds"] == 2 and kd["vs_ce"]["verdict"] == "too few seeds" and not kd["vs_ce"]["beats"]
-    for name in ("results.csv", "results.json", "results.md", "report.html", "accuracy_0.png", "time_0.png"):
+    for name in ("results.csv", "results.json", "results.md", "report.html", "accuracy_0.png", "cost_0.png",
+                 "curves_0.png"):
         assert (out / name).exists(), name
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and 'src="http' not in html
-    assert "one-sided paired t-test" in html and "too few seeds (" in (out / "results.md").read_text()
+    assert "one-sided paired t-test" in html and "| too few seeds |" in (out / "results.md").read_text()
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["provenance"]["command"] and saved["provenance"]["versions"]["kdzoo"]
+    curve = next(r for r in saved["rows"] if r["status"] == "ok")["curve"]  # each cell's validation curve
+    assert curve["split"] == "val" and curve["step"][-1] == next(r for r in rows if r["status"] == "ok")["steps"]
     # same suite again: nothing runs
     logs.clear()
     run_bench(write_suite(tmp_path, suite), out, progress=False, log=logs.append)
@@ -118,7 +123,7 @@ def test_bench_cli_with_jobs_and_report(tmp_path, capsys):
                  "--no-progress"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "| digits |" in out and "teacher" in out
+    assert "## digits\n" in out and "| teacher |" in out
     rows = json.loads((tmp_path / "b" / "results.json").read_text())["rows"]
     assert all(r["status"] == "ok" and r["ms_per_step"] > 0 and r["latency_ms"] > 0 for r in rows)
     assert main(["report", str(tmp_path / "b")]) == 0
@@ -273,11 +278,15 @@ def test_published_numbers_of_a_pair_stand_beside_the_measured_ones(tmp_path):
     suite["tasks"][0]["pairs"][0]["published"] = {"teacher": 79.42, "student": 72.5, "kd": 73.33}
     out = tmp_path / "b"
     run_bench(write_suite(tmp_path, suite), out, progress=False, log=lambda *a: None)
-    lines = (out / "results.md").read_text().splitlines()
-    header = [c.strip() for c in lines[2].strip("|").split("|")]
+    def first_table(path):
+        section = path.read_text().split("\n## ")[1]
+        lines = section[section.index("\n| "):].strip().split("\n\n")[0].splitlines()  # up to the blank line
+        table = [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("| ")]
+        return table[0], table[1:]
+
+    header, body = first_table(out / "results.md")
     paper = header.index("paper")
-    cells = {row[2]: row[paper] for row in ([c.strip() for c in line.strip("|").split("|")] for line in lines[4:7])}
-    assert cells == {"teacher": "79.42", "ce": "72.50", "kd": "73.33"}
+    assert {row[0]: row[paper] for row in body} == {"teacher": "79.42", "ce": "72.50", "kd": "73.33"}
     # a suite without published numbers has no such column
     run_bench(write_suite(tmp_path, dict(SUITE, seeds=[0])), tmp_path / "plain", progress=False, log=lambda *a: None)
-    assert "paper" not in (tmp_path / "plain" / "results.md").read_text().splitlines()[2]
+    assert "paper" not in first_table(tmp_path / "plain" / "results.md")[0]

@@ -166,7 +166,8 @@ def test_bench_aggregate_applies_holm_within_each_task():
     assert alone["family"] == 1 and alone["p_adjusted"] == pytest.approx(p_weak) and alone["verdict"] == "beats"
     md = markdown({"suite": "s", "summary": list(summary.values())})
     assert "digits: Holm-corrected over 3 rows" in md and "alone: Holm-corrected over 1 row)" in md
-    assert "| does not beat (+2.00 [-0.48, +4.48], p 0.074, 3/3) |" in md
+    assert "| weak | 3 | 73.00 ± 2.00 | +2.00 | does not beat |" in md  # the verdict a word, its detail below
+    assert "| weak | +2.00 [-0.48, +4.48] | 0.074 | 0.037 | 3/3 |" in md  # the Holm-adjusted p, then the raw one
     assert "2 s.e." not in md
 
 

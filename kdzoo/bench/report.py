@@ -1,19 +1,37 @@
-"""Bench outputs: results.csv/json, a Markdown table, plots and one self-contained HTML report."""
+"""A results folder: ``results.json``, ``results.csv``, ``results.md``, its plots and ``report.html``.
+
+``results.json`` is the source of the rest (``kdzoo report`` rebuilds the page from it). Its fields:
+
+- ``suite``, ``title`` (optional), ``notes`` (optional Markdown prose shown under the header);
+- ``provenance``: ``command``, ``date`` (UTC), ``host``, ``git_commit`` and ``versions`` (every
+  distribution), see :mod:`kdzoo.bench.provenance`;
+- ``rows``: one per cell (task, pair, variant, seed, key, status and every measured number); a tuned
+  cell carries ``tuned`` (``true`` or ``{trials, pruned, study, params}``) and a cell with a recorded
+  learning curve ``curve`` (``{metric, split, step: [...], value: [...]}``);
+- ``summary``: per (task, pair, variant) the mean ± std over seeds, the costs, the ``tuned`` marker, the
+  mean curve and ``vs_ce``, the paired verdict against ``ce`` with its Holm family
+  (:meth:`kdzoo.bench.metrics.Comparison.to_dict`); ``holm_families``: per task, how many rows its
+  Holm correction spans. An entry with ``"source": "table"`` was read from a
+  published table whose per-seed numbers were not kept; a summary holding one is never recomputed.
+"""
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import json
+import math
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from ..contract.errors import ConfigError
 from ..train.checkpoint import write_text
-from .metrics import ALPHA, MIN_SEEDS, compare, holm_correct, mean_std
+from .metrics import compare, holm_correct, mean_std
+from .page import html_report
 from .plots import plots
+from .tables import markdown, tuned_info, verdict_note
 
 
 def _metric(rows: list[dict]) -> tuple[str, bool]:
@@ -62,6 +80,12 @@ def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
             teacher = ok[0].get("teacher_test") or {}
             if metric in teacher:
                 entry["teacher"] = teacher[metric]
+            tuned = tuned_info(members[0].get("tuned"))
+            if tuned is not None:
+                entry["tuned"] = tuned
+            curve = mean_curve([r.get("curve") for r in ok])
+            if curve:
+                entry["curve"] = curve
             if members[0].get("published"):  # a paper's number for this row, shown beside the measured one
                 entry["published"] = members[0]["published"]
             base = [r for r in rows if r["task"] == task and r["pair"] == pair and r["variant"] == "ce" and r.get("status") == "ok"]
@@ -78,166 +102,177 @@ def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
     return out
 
 
+
+
+def mean_curve(curves: list[dict | None]) -> dict[str, Any] | None:
+    """The mean over seeds of per-seed learning curves, at the steps every seed recorded; None without curves."""
+    curves = [c for c in curves if c and c.get("step")]
+    if not curves:
+        return None
+    common = set(curves[0]["step"]).intersection(*(c["step"] for c in curves[1:]))
+    steps = sorted(common)
+    by_seed = [dict(zip(c["step"], c["value"])) for c in curves]
+    return {"metric": curves[0].get("metric", "acc"), "split": curves[0].get("split", "val"), "seeds": len(curves),
+            "step": steps, "value": [sum(s[t] for s in by_seed) / len(by_seed) for t in steps]}
+
+
+def read_curve(metrics_jsonl: Path, metric: str) -> dict[str, Any] | None:
+    """A run's validation curve from its ``metrics.jsonl`` (the last record of a step wins after a resume)."""
+    try:
+        lines = metrics_jsonl.read_text().splitlines()
+    except OSError:
+        return None
+    points: dict[int, float] = {}
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:  # a line cut by a kill mid-write
+            continue
+        value = record.get(f"val/{metric}")
+        if isinstance(value, (int, float)) and isinstance(record.get("step"), int):
+            points[record["step"]] = float(value)
+    if not points:
+        return None
+    steps = sorted(points)
+    return {"metric": metric, "split": "val", "step": steps, "value": [points[t] for t in steps]}
+
+
 def holm_families(summary: list[dict]) -> dict[str, int]:
     """Per task, the number of rows whose p-values were Holm-corrected together."""
     return {e["task"]: e["vs_ce"]["family"] for e in summary if (e.get("vs_ce") or {}).get("family")}
 
 
-def verdict_cell(v: dict[str, Any]) -> str:
-    """The "vs ce" table cell: verdict, mean difference with its 95% CI, Holm-adjusted p and wins."""
-    if v["verdict"] == "identical":
-        return f"identical ({v['n']}/{v['n']} seeds equal)"
-    head = f"{v['verdict']} ({v['mean_diff']:+.2f}"
-    if v.get("ci_low") is not None:
-        head += f" [{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
-    if v.get("p_adjusted") is not None:
-        head += f", p {_p(v['p_adjusted'])}"
-    elif v.get("p") is not None:
-        head += f", p {_p(v['p'])} uncorrected"
-    return head + f", {v['wins']}/{v['n']})"
+CSV_NESTED = {"teacher_test": "teacher_test_"}
+"""Dict columns flattened into the CSV (``teacher_test.acc`` -> ``teacher_test_acc``); other dicts stay in JSON."""
 
 
-def _p(v: float) -> str:
-    return "< 0.001" if v < 0.001 else f"{v:.3f}"
+def csv_rows(rows: list[dict]) -> tuple[list[str], list[dict]]:
+    """The cells as flat CSV rows: scalars as they are, the teacher's test metrics flattened, the rest left out."""
+    flat = []
+    for r in rows:
+        out = {k: v for k, v in r.items() if not isinstance(v, (dict, list, tuple))}
+        for key, prefix in CSV_NESTED.items():
+            for k, v in (r.get(key) or {}).items():
+                out[prefix + k] = v
+        if isinstance(r.get("tuned"), dict):  # a tuned cell's marker survives in the CSV as its counts
+            out["tuned"] = True
+            out.update({f"tuned_{k}": r["tuned"][k] for k in ("trials", "pruned") if k in r["tuned"]})
+        flat.append(out)
+    return sorted({k for r in flat for k in r}), flat
 
 
-def verdict_note(summary: list[dict], escape=lambda s: s) -> str:
-    """The sentence under a table that says how 'vs ce' was decided, with the Holm family per task."""
-    families = holm_families(summary)
-    per_task = "; ".join(f"{escape(task)}: Holm-corrected over {n} row{'s' if n > 1 else ''}"
-                         for task, n in families.items())
-    return ("'vs ce' is a one-sided paired t-test of the row against ce over seeds (Student's t, n−1 degrees of "
-            f"freedom, α = {ALPHA}): the verdict, the mean paired difference (positive: better than ce, also for "
-            "lower-is-better metrics) with its 95% confidence interval, the p-value and the seeds won. Within a "
-            f"task the p-values are Holm-corrected over the rows compared with ce ({per_task or 'no row tested'}); "
-            f"the p shown is the adjusted one. Fewer than {MIN_SEEDS} paired seeds read 'too few seeds', "
-            "bit-identical results 'identical'; neither is a win.")
-
-
-def _mean(v: Any) -> Any:
-    """The mean of a ``(mean, std)`` pair, or ``v`` itself."""
-    return v[0] if isinstance(v, (list, tuple)) and len(v) == 2 else v
-
-
-def _fmt(v: Any, digits: int = 2) -> str:
-    if isinstance(v, (list, tuple)) and len(v) == 2:
-        return f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return "" if v is None else str(v)
-
-
-COLUMNS = [("task", "task"), ("pair", "teacher -> student"), ("variant", "strategy"), ("seeds", "seeds"),
-           ("best", "test (val-selected)"), ("paper", "paper"), ("last", "test (last)"), ("verdict", "vs ce"),
-           ("agreement", "agree %"),
-           ("test_best_ece", "ECE"), ("student_params", "params"), ("flops", "FLOPs"), ("latency_ms", "ms/img"),
-           ("ms_per_step", "train CPU ms/step"), ("extra_params", "extra params")]
-
-
-def table_rows(summary: list[dict]) -> list[dict[str, str]]:
+def rows_from_csv(text: str) -> list[dict]:
+    """Cells read back from ``results.csv``: numbers as numbers, empty cells dropped, the teacher's metrics nested."""
     rows = []
-    teachers_done = set()
-    for e in summary:
-        metric = e.get("metric", "acc")
-        if "teacher" in e and (e["task"], e["pair"]) not in teachers_done:
-            teachers_done.add((e["task"], e["pair"]))
-            rows.append({"task": e["task"], "pair": e["pair"], "variant": "teacher", "best": _fmt(e["teacher"]),
-                         "paper": _fmt((e.get("published") or {}).get("teacher"))})
-        if e.get("kind") == "reference":
-            rows.append({"task": e["task"], "pair": e["pair"], "variant": e["variant"],
-                         "best": _fmt(e.get("test_best_acc")) if e["status"] == "ok" else e["status"],
-                         "student_params": _fmt(e.get("student_params")), "latency_ms": _fmt(e.get("latency_ms"), 3)})
-            continue
-        verdict = verdict_cell(e["vs_ce"]) if "vs_ce" in e else ""
-        rows.append({
-            "task": e["task"], "pair": e["pair"], "variant": e["variant"], "seeds": str(e["seeds"]),
-            "best": _fmt(e.get(f"test_best_{metric}")) if e["status"] == "ok" else e["status"],
-            "paper": _fmt((e.get("published") or {}).get("row")), "last": _fmt(e.get(f"test_last_{metric}")), "verdict": verdict, "agreement": _fmt(e.get("agreement")),
-            "test_best_ece": _fmt(e.get("test_best_ece"), 3), "student_params": _fmt(e.get("student_params")),
-            "flops": _fmt(e.get("flops")), "latency_ms": _fmt(e.get("latency_ms"), 3),
-            "ms_per_step": _fmt(_mean(e.get("ms_per_step")), 1), "extra_params": _fmt(e.get("extra_params")),
-        })
+    for raw in csv.DictReader(io.StringIO(text)):
+        row: dict[str, Any] = {}
+        for k, v in raw.items():
+            if v is None or v == "":
+                continue
+            row[k] = _number(v) if k not in ("task", "pair", "variant", "key", "status", "kind", "teacher",
+                                              "student") else v
+        for key, prefix in CSV_NESTED.items():
+            nested = {k[len(prefix):]: row.pop(k) for k in list(row) if k.startswith(prefix)}
+            if nested:
+                row[key] = nested
+        if row.get("tuned") in ("True", "true", True, 1):
+            row["tuned"] = {k: row.pop(f"tuned_{k}") for k in ("trials", "pruned") if f"tuned_{k}" in row}
+        rows.append(row)
     return rows
 
 
-def columns(rows: list[dict[str, str]]) -> list[tuple[str, str]]:
-    """The table's columns: "paper" only when a suite stores published numbers for some row."""
-    return [c for c in COLUMNS if c[0] != "paper" or any(r.get("paper") for r in rows)]
+def _number(v: str) -> Any:
+    try:
+        n = float(v)
+    except ValueError:
+        return v
+    return int(n) if n.is_integer() and "." not in v and "e" not in v.lower() else n
 
 
-def markdown(results: dict[str, Any]) -> str:
-    rows = table_rows(results["summary"])
-    cols = columns(rows)
-    head = "| " + " | ".join(t for _, t in cols) + " |\n|" + "---|" * len(cols) + "\n"
-    body = "".join("| " + " | ".join(r.get(k, "") for k, _ in cols) + " |\n" for r in rows)
-    note = (f"\nMean ± std over seeds. {verdict_note(results['summary'])} '(reference)' rows are one "
-            "measurement on the frozen teacher with the same labels (e.g. a probe on its features); their params "
-            "and ms/img include the teacher.\n")
-    return f"# Bench `{results['suite']}`\n\n" + head + body + note
+def paths(target: str | Path) -> tuple[Path, str]:
+    """The folder and the stem of a results page: a bench folder means ``results``, ``x/breadth.json`` ``breadth``."""
+    target = Path(target)
+    if target.suffix == ".json":
+        return target.parent, target.stem
+    return target, "results"
 
 
-def html_report(results: dict[str, Any], images: dict[str, tuple[str, bytes]]) -> str:
-    """One self-contained page: per task a heading, its table and its plots (images inlined as data URIs)."""
-    rows = table_rows(results["summary"])
-    cols = columns(rows)
-    head = "".join(f"<th>{html.escape(t)}</th>" for _, t in cols)
-    sections = []
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
-    for i, task in enumerate(tasks):
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(r.get(k, ''))}</td>" for k, _ in cols) + "</tr>"
-                       for r in rows if r["task"] == task)
-        imgs = "".join(f'<img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(b).decode()}">'
-                       for n, (t, b) in images.items() if t == task)
-        sections.append(f'<section id="task-{i}"><h2>{html.escape(task)}</h2>'
-                        f'<table class="task-table" data-task="{html.escape(task)}"><tr>{head}</tr>{body}</table>'
-                        f"<div>{imgs}</div></section>")
-    ver = html.escape(json.dumps(results.get("versions", {})))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>kdzoo bench {html.escape(str(results['suite']))}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-            "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
-            "img{margin:6px;border:1px solid #ddd;max-width:100%}</style></head><body>"
-            f"<h1>kdzoo bench <code>{html.escape(str(results['suite']))}</code></h1><p>versions: {ver}</p>"
-            f"<p>Mean ± std over seeds. {verdict_note(results['summary'], html.escape)} '(reference)' rows are one "
-            "measurement on the frozen teacher with the same labels; their params and ms/img include the teacher.</p>"
-            f"{''.join(sections)}</body></html>")
+def write_outputs(results: dict[str, Any], out: Path, name: str = "results") -> dict[str, tuple[str, bytes]]:
+    """Write every output of a results page into ``out``, each atomically; returns the plots.
 
-
-def write_outputs(results: dict[str, Any], out: Path) -> None:
-    """Write every output file of a bench into ``out`` (each atomically)."""
+    ``name`` is the stem: ``results`` writes ``results.json``, ``results.csv``, ``results.md``,
+    ``accuracy_0.png``... and ``report.html``; any other stem (a second page in one folder, e.g.
+    ``breadth``) writes ``breadth.json``, ``breadth.csv``, ``breadth.md``, ``breadth-accuracy_0.png``...
+    and ``breadth.html``.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "results.json", json.dumps(results, indent=2, default=str))
-    keys = sorted({k for r in results["rows"] for k in r if not isinstance(r[k], dict)})
+    prefix = "" if name == "results" else f"{name}-"
+    results = dict(results, holm_families=holm_families(results["summary"]))  # stated once for readers of the JSON
+    write_text(out / f"{name}.json", json.dumps(results, indent=2, default=_json_default))
+    keys, flat = csv_rows(results["rows"])
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(results["rows"])
-    write_text(out / "results.csv", buf.getvalue())
-    write_text(out / "results.md", markdown(results))
-    images = plots(results)
-    for name, (_, data) in images.items():
-        (out / name).write_bytes(data)
-    write_text(out / "report.html", html_report(results, images))
+    writer.writerows(flat)
+    write_text(out / f"{name}.csv", buf.getvalue())
+    images = plots(results, prefix)
+    ours = re.compile(rf"{re.escape(prefix)}(accuracy|time|cost|curves)_\d+\.png")
+    for old in out.glob("*.png"):  # this page's plots of a previous layout (time_0.png) or of fewer sections
+        if ours.fullmatch(old.name) and old.name not in images:
+            old.unlink()
+    for file, (_, data) in images.items():
+        (out / file).write_bytes(data)
+    write_text(out / f"{name}.md", markdown(results, images))
+    write_text(out / ("report.html" if name == "results" else f"{name}.html"), html_report(results, images))
+    return images
 
 
-def open_report(bench_dir: str | Path) -> Path:
-    """Rebuild the report from ``results.json`` and return its path (opened in a browser if one exists).
+def _json_default(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return str(v)
 
-    The summary and its verdicts are recomputed from the per-cell rows.
+
+def rebuild(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` with its summary recomputed from the cells, by the current rule (also for older benches).
+
+    A summary read from a published table (entries with ``"source": "table"``) is kept as it is: its
+    per-seed numbers are not there to recompute it from.
     """
-    from ..contract.errors import ConfigError
+    if any(e.get("source") == "table" for e in results.get("summary", [])):
+        return results
+    return dict(results, summary=aggregate(results["rows"]))
 
-    path = Path(bench_dir) / "results.json"
+
+def open_report(target: str | Path, open_browser: bool = True) -> Path:
+    """Rebuild a results page from its JSON and return the HTML path (opened in a browser if one exists).
+
+    Args:
+        target: a bench folder (its ``results.json``) or a results JSON file (``breadth.json``).
+        open_browser: False to only write the files.
+    """
+    folder, name = paths(target)
+    path = folder / f"{name}.json"
     if not path.exists():
-        raise ConfigError(f"{str(bench_dir)!r} has no results.json (not a kdzoo bench directory)")
-    results = json.loads(path.read_text())
-    results["summary"] = aggregate(results["rows"])  # verdicts by the current rule, also for older benches
-    write_outputs(results, Path(bench_dir))
-    report = Path(bench_dir) / "report.html"
+        raise ConfigError(f"{str(target)!r} has no {name}.json (not a kdzoo bench directory or results file)")
     try:
-        import webbrowser
+        results = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(results, dict) or not isinstance(results.get("rows"), list):
+        raise ConfigError(f"{str(path)!r} is not a kdzoo results file (no 'rows' list)")
+    write_outputs(rebuild(results), folder, name)
+    report = folder / ("report.html" if name == "results" else f"{name}.html")
+    if open_browser:
+        try:
+            import webbrowser  # only when a page is to be opened
 
-        webbrowser.get()
-        webbrowser.open(report.resolve().as_uri())
-    except Exception:  # noqa: BLE001 - headless: printing the path is enough
-        pass
+            webbrowser.get()
+            webbrowser.open(report.resolve().as_uri())
+        except Exception:  # noqa: BLE001 - headless: printing the path is enough
+            pass
     return report
+
+
+__all__ = ["aggregate", "csv_rows", "holm_families", "html_report", "markdown", "mean_curve", "open_report",
+           "read_curve", "rebuild", "rows_from_csv", "verdict_note", "write_outputs"]

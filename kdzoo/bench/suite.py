@@ -368,6 +368,7 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
         data_root: replaces ``data.root`` of every task that reads data from a folder.
     """
     from ..zoo.plugins import load_zoo
+    from .provenance import provenance
     from .report import write_outputs
     from .runindex import record
 
@@ -415,6 +416,7 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     timings = _timing_pass(cells, zoo)
     results = collect(suite, cells, errors, timings, refs)
     results["elapsed_seconds"] = time.time() - started
+    results["provenance"] = provenance()
     write_outputs(results, out)
     failed = [r for r in results["rows"] if str(r.get("status", "")).startswith("failed")]
     results["failed"] = failed
@@ -532,6 +534,7 @@ def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dic
             refs: list[Reference] = ()) -> dict[str, Any]:
     """Per-cell rows plus per-variant aggregates with the paired verdict against ``ce``."""
     from ..zoo.registry import load_registry
+    from .report import read_curve
 
     catalog = load_registry().get("strategies", {})
     ref_rows = []
@@ -575,6 +578,10 @@ def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dic
             train_cpu = summary.get("train_cpu_seconds", summary["cpu_seconds"])
             row.update(train_cpu_seconds=train_cpu, ms_per_step=train_cpu / max(1, summary["steps"]) * 1000)
             row.update(timings.get(f"{cell.task}|{cell.pair}|{cell.variant}", {}))
+            curve = read_curve(Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "metrics.jsonl",
+                               "acc" if "acc" in (summary.get("test_best") or {}) else "mse")
+            if curve:
+                row["curve"] = curve
             meta = _teacher_meta(cell)
             if meta:
                 row["teacher_test"] = (meta.get("test") or {})
