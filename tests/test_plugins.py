@@ -8,6 +8,7 @@ import textwrap
 import pytest
 import yaml
 
+from kdzoo import Distiller
 from kdzoo.cli import main
 from kdzoo.contract.errors import ConfigError, PluginError
 from kdzoo.zoo.plugins import load_zoo
@@ -158,10 +159,15 @@ def test_a_name_two_distributions_offer_is_ambiguous_never_first_come(site, tmp_
     code, config, effective = _distill(tmp_path, "impostor-kd", "--strategy", "impostor:kd")
     assert code == 0 and config["strategy"][0]["name"] == "impostor:kd"  # re-runnable as it is
     assert effective["code"]["members"]["kd"]["distribution"] == "impostor"
-    code, config, effective = _distill(tmp_path, "stack", "--strategy", "own-impostor+kdzoo-logit:kd")
+    code, config, effective = _distill(tmp_path, "stack", "--strategy", "own-impostor+kdzoo-logit:kd",
+                                       "--set", "strategy.kd.temperature=2")  # a member is addressed by its bare name
     assert code == 0 and [m["name"] for m in config["strategy"]] == ["own-impostor", "kdzoo-logit:kd"]
+    assert config["strategy"][1]["params"]["temperature"] == 2
     assert effective["code"]["members"]["kd"]["distribution"] == "kdzoo-logit"
     capsys.readouterr()
+    distiller = Distiller("linear", "linear", "kdzoo-logit:kd", kd={"temperature": 3}, num_classes=3, input_shape=(8,),
+                          zoo=zoo)
+    assert distiller.stack.distributions == {"kd": "kdzoo-logit"} and distiller.stack.members[0].config.temperature == 3
 
 
 def test_a_pin_in_the_config_or_the_environment_decides_the_bare_name(site, tmp_path, capsys, monkeypatch):
@@ -252,6 +258,17 @@ def test_a_plugin_built_for_another_kdzoo_is_refused_at_load(site, tmp_path, cap
     monkeypatch.setenv("KDZOO_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="kdzoo-future 0.1 requires kdzoo<100,>=99"):
         load_zoo()
+
+
+def test_unknown_strategy_of_a_catalogued_plugin_that_was_refused_says_why(site, monkeypatch):
+    # an old kdzoo-feature, alone: refused before registering anything; the catalog knows it offers fitnet
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    monkeypatch.setenv("KDZOO_LOAD_PLUGINS", "old_feature")
+    write_dist(site, "kdzoo-feature", "kdzoo_feature_old", _impostor("old"), entry_name="old_feature")
+    _future_metadata(site / "kdzoo_feature-0.1.dist-info", ["kdzoo<0.0.1"])
+    with pytest.raises(ConfigError, match=r"^unknown strategy 'fitnet': plugin 'old_feature' \(kdzoo-feature\) failed to "
+                                          r"load: PluginError: kdzoo-feature 0.1 requires kdzoo<0.0.1, but this is kdzoo"):
+        load_zoo().strategy("fitnet")
 
 
 def test_unknown_strategy_names_the_failed_plugin_that_registered_it(site, capsys, monkeypatch, tmp_path):
