@@ -17,7 +17,7 @@ import torch
 
 from ..contract.errors import NotApplicable
 from ..contract.strategy import Batch, Outputs, Requirement, StepInfo
-from ..zoo.checks import source_line
+from ..zoo.checks import package_line
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -76,9 +76,10 @@ def _origin(stack, owner: str) -> str:
 
 
 def _forward_line(stack, owner: str) -> str:
-    """`` (FILE:LINE)`` of member ``owner``'s ``forward``: where the term that trains nothing is made."""
+    """`` (PACKAGE/FILE:LINE)`` of member ``owner``'s ``forward``: where the term that trains nothing is made
+    (package-relative: the line lands in bench tables, the same on every machine)."""
     member = next((m for m in stack.members if m.name == owner), None)
-    where = source_line(type(member).forward) if member is not None else ""
+    where = package_line(type(member).forward) if member is not None else ""
     return f" ({where})" if where else ""
 
 

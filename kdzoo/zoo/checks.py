@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata as md
 import inspect
+import os
 import re
+import sys
 import typing
 from typing import Any
 
@@ -36,6 +38,13 @@ def contract_refusal(dist: md.Distribution, running: str) -> str | None:
     """Why ``dist`` cannot load here: its ``Requires-Dist`` on ``kdzoo`` excludes the running version (else None).
 
     A running kdzoo without metadata (a source checkout never installed) cannot tell, and refuses nothing.
+
+    Args:
+        dist: the plugin's installed distribution.
+        running: the running kdzoo's version (``"0+unknown"`` without metadata).
+
+    Returns:
+        One line naming the distribution, its range and the running version; ``None`` when it may load.
     """
     if running == "0+unknown":
         return None
@@ -63,7 +72,8 @@ def check_strategy_class(cls: type) -> None:
     computes that term from the student's logits; without them it would vanish without a word).
 
     Raises:
-        PluginError: one line naming the strategy and the defect.
+        PluginLoadError: one line naming the strategy and the defect; ``where`` is the ``FILE:LINE`` of
+            the field, method or attribute at fault.
     """
     from torch import nn
 
@@ -119,6 +129,20 @@ def source_line(obj: Any) -> str:
         return ""
 
 
+def package_line(obj: Any) -> str:
+    """``package/module.py:line`` of ``obj``: :func:`source_line` relative to its top-level package's
+    folder, the same on every machine (for messages that land in bench tables)."""
+    where = source_line(obj)
+    module = sys.modules.get(getattr(inspect.unwrap(obj), "__module__", "") or "")
+    top = sys.modules.get(module.__name__.split(".")[0]) if module is not None else None
+    folder = getattr(top, "__file__", None)
+    if not where or not folder:
+        return where
+    base = os.path.dirname(os.path.dirname(folder)) if os.path.basename(folder) == "__init__.py" else os.path.dirname(folder)
+    path, _, line = where.rpartition(":")
+    return f"{os.path.relpath(path, base)}:{line}" if path.startswith(base + os.sep) else where
+
+
 def member_line(klass: type, attr: str) -> str:
     """``path:line`` where class ``klass`` defines ``attr`` (a method, a field or an attribute), or ``""``."""
     try:
@@ -149,4 +173,4 @@ def field_line(config: type, path: list[str]) -> str:
 
 
 __all__ = ["PluginLoadError", "check_strategy_class", "contract_refusal", "dropped_label_message", "field_line", "member_line",
-           "source_line"]
+           "package_line", "source_line"]

@@ -37,7 +37,7 @@ from packaging.utils import canonicalize_name
 
 from ..contract import hookspecs
 from ..contract.errors import ConfigError, PluginError, unknown
-from .checks import PluginLoadError, source_line, check_strategy_class, contract_refusal, dropped_label_message
+from .checks import PluginLoadError, check_strategy_class, contract_refusal, dropped_label_message, source_line
 
 
 ITEM_KIND = {"register_strategies": "strategy", "register_models": "model", "register_datasets": "dataset",
@@ -467,3 +467,7 @@ def _version() -> str:
         return md.version("kdzoo")
     except md.PackageNotFoundError:
         return "0+unknown"
+
+
+__all__ = ["BUILTIN", "Entry", "PluginLoadError", "PluginRecord", "Zoo", "check_strategy_class", "dist_key",
+           "dropped_label_message", "load_zoo", "parse_prefer", "qualified", "split_qualified"]
