@@ -384,3 +384,27 @@ def test_a_hook_that_raises_points_at_the_raising_line(site, capsys, monkeypatch
     line, zoo = _load_error(site, capsys, source, request)
     assert "KeyError: 'missing'" in line and line.endswith(f"{_file(site)}:5)")
     assert "lenet5" in zoo.models
+
+
+def test_a_model_name_taken_first_leaves_out_only_that_model(site, capsys, monkeypatch):
+    monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
+    source = THIRD_PARTY + '''
+def other_mlp(num_classes, input_shape):
+    raise AssertionError("never built: kdzoo's mlp keeps the name")
+
+@kdzoo.hookimpl
+def register_models(register):
+    register("mlp", other_mlp)
+'''
+    write_dist(site, "kdzoo-models", "kdzoo_models", source)
+    zoo = load_zoo().collect()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("kdzoo:")]
+    line = next(i for i, text in enumerate(source.splitlines(), 1) if "def other_mlp" in text)
+    assert err == [f'kdzoo: plugin "kdzoo_models" from kdzoo-models: model \'mlp\' is registered by both kdzoo (plugin '
+                   f"kdzoo, kept: loaded first) and kdzoo-models (plugin kdzoo_models), whose model is left out "
+                   f"({site / 'kdzoo_models.py'}:{line})"]
+    assert zoo.models["mlp"].distribution == "kdzoo" and zoo.strategies["soft-only-tp"].distribution == "kdzoo-models"
+    assert zoo.plugins["kdzoo_models"].error is None and len(zoo.plugins["kdzoo_models"].left_out) == 1
+    monkeypatch.setenv("KDZOO_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="model 'mlp' is registered by both kdzoo"):
+        load_zoo().collect()

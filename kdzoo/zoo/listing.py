@@ -6,7 +6,8 @@ JSON snapshot of the registries instead, stored under ``$KDZOO_CACHE/listing/`` 
 fingerprint of what could change it: every ``kdzoo`` entry point with its distribution's name and
 version, the modification times of kdzoo's and each plugin's source files (editable installs keep
 their version while their code changes), the timm version and the plugin-selection variables. A
-snapshot is written only when every plugin loaded cleanly, so load errors are reported on every run.
+snapshot is written only when every plugin loaded cleanly (no error, no item left out), so load
+problems are reported on every run.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def listing(zoo: Any = None) -> dict[str, Any]:
     from .plugins import load_zoo
 
     data = build_listing(zoo or load_zoo())
-    if not any(p.get("error") for p in data["plugins"]):
+    if not any(p.get("error") or p.get("left_out") for p in data["plugins"]):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")

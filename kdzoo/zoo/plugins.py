@@ -11,7 +11,8 @@ both strategies stay loaded under their qualified names (``DIST:NAME``, e.g. ``k
 the bare name is refused in one line that lists them, unless it is pinned (``plugins.prefer`` in a
 run config, or ``KDZOO_PREFER="kd=kdzoo-logit,..."``). Every other strategy of both plugins stays
 available. Other items (models, datasets, ...) keep one owner: the first plugin registered
-(kdzoo's built-ins, then entry points by name) keeps the name and the later plugin is reported failed.
+(kdzoo's built-ins, then entry points by name) keeps the name; the later plugin's item is left out,
+reported in one line, and its other items load.
 
 ``KDZOO_STRICT_PLUGINS=1`` makes any load error, and any unpinned strategy clash, fatal (for CI);
 ``KDZOO_DEBUG=1`` (``--debug``) prints tracebacks; ``KDZOO_LOAD_PLUGINS=a,b`` loads only the named
@@ -101,6 +102,7 @@ class PluginRecord:
     version: str
     hooks: list[str]
     error: str | None = None
+    left_out: list[str] = field(default_factory=list)  # items refused because another plugin had the name first
 
 
 class Zoo:
@@ -197,6 +199,8 @@ class Zoo:
         from ..contract.strategy import Strategy
 
         self.strategies, self.models, self.datasets, self.references = {}, {}, {}, {}
+        for record in self.plugins.values():
+            record.left_out = []
         self.loggers, self.commands, self.offers, self.lost = {}, {}, {}, {}
 
         def check_strategy(name: str, obj: Any, meta: dict) -> None:
@@ -290,12 +294,17 @@ class Zoo:
                 check(name, obj, meta)
                 self.offers.setdefault(name, []).append(Entry(name, obj, record.name, record.distribution, meta))
                 return
-            if name in table:
+            if name in table:  # one owner per name; only this item is left out, the plugin's others load
                 other = table[name]
-                raise PluginLoadError(
-                    f"{ITEM_KIND[hook]} {name!r} is registered by both "
-                    f"{other.distribution} (plugin {other.plugin}, kept: loaded first) and "
-                    f"{record.distribution} (plugin {record.name})", source_line(obj))
+                where = source_line(obj)
+                text = (f"{ITEM_KIND[hook]} {name!r} is registered by both {other.distribution} (plugin {other.plugin}, "
+                        f"kept: loaded first) and {record.distribution} (plugin {record.name}), whose "
+                        f"{ITEM_KIND[hook]} is left out" + (f" ({where})" if where else ""))
+                if os.environ.get("KDZOO_STRICT_PLUGINS") == "1":
+                    raise PluginLoadError(text, where)
+                record.left_out.append(text)
+                print(f'kdzoo: plugin "{record.name}" from {record.distribution}: {text}', file=sys.stderr)
+                return
             check(name, obj, meta)
             table[name] = Entry(name, obj, record.name, record.distribution, meta)
 
