@@ -65,6 +65,12 @@ class MutedDetached(DetachedTerm):
         return {"soft": 0.0}
 
 
+class BareTensor(kdzoo.Strategy):
+    name = "bad-return"
+    def forward(self, batch, student, teacher, step):
+        return soft(student, teacher)
+
+
 class LateNan(kdzoo.Strategy):
     name = "late-nan"
     def forward(self, batch, student, teacher, step):
@@ -73,7 +79,8 @@ class LateNan(kdzoo.Strategy):
 
 @kdzoo.hookimpl
 def register_strategies(register):
-    for cls in (PerSample, PlainFloat, IntegerTerm, ElsewhereTerm, DetachedTerm, MutedDetached, LateNan):
+    for cls in (PerSample, PlainFloat, IntegerTerm, ElsewhereTerm, DetachedTerm, MutedDetached, BareTensor,
+                LateNan):
         register(cls)
 '''
 
@@ -156,3 +163,15 @@ def test_a_nan_names_the_step_as_strategies_count_it(careless, tmp_path, capsys)
     assert code == 2 and err == ["kdzoo: error: step 1 (0-based): loss term 'soft' is nan (strategy late-nan); check the "
                                  "strategy's parameters and the learning rate, or set train.nonfinite=skip to skip "
                                  "such steps"], err
+
+
+def test_a_forward_that_returns_no_dict_is_refused_in_one_line(careless):
+    with pytest.raises(PluginError) as caught:
+        check_strategy("bad-return", zoo=load_zoo())
+    lines = (careless / "kdzoo_careless_terms.py").read_text().splitlines()
+    start = lines.index("class BareTensor(kdzoo.Strategy):")
+    line = next(i for i in range(start, len(lines)) if "def forward" in lines[i]) + 1
+    assert str(caught.value) == (
+        "strategy 'bad-return' of kdzoo-careless-terms: forward returned Tensor of shape [], dtype torch.float32 on cpu, "
+        "not a dict of loss terms by name (e.g. {'kd': loss}) "
+        f"({careless / 'kdzoo_careless_terms.py'}:{line})")

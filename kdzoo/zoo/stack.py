@@ -21,7 +21,7 @@ from ..config import StrategySpec, build
 from ..contract.context import RunContext
 from ..contract.errors import ConfigError, unknown
 from .checks import dropped_label_message
-from .terms import check_term
+from .terms import check_returned, check_term
 from ..contract.strategy import (LABEL_TERM, Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy,
                                  label_weight_of)
 
@@ -136,7 +136,9 @@ class StrategyStack(nn.Module):
             if only is not None and i != only:  # an exclusive stage trains its owner's terms alone
                 continue
             weights = m.term_weights()
-            for term, value in m(batch, student, teacher, step).items():
+            returned = m(batch, student, teacher, step)
+            check_returned(m, returned, self.distributions.get(m.name))
+            for term, value in returned.items():
                 if term == LABEL_TERM:
                     raise ConfigError(f"strategy {m.name!r} returns a loss term named {LABEL_TERM!r}, the hard-label "
                                       "loss's name; rename it")

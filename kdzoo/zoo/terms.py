@@ -11,6 +11,7 @@ through :meth:`kdzoo.zoo.stack.StrategyStack.losses`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -50,6 +51,23 @@ def graph_expected(member: Any, student: Any) -> bool:
     return bool(read) and all(t.requires_grad for t in read)
 
 
+def check_returned(member: Any, returned: Any, distribution: str | None = None) -> None:
+    """Refuse a ``forward`` that returned anything but ``{term name (str): value}``, in one line."""
+    if isinstance(returned, Mapping) and all(isinstance(k, str) for k in returned):
+        return
+    what = describe_value(returned) if not isinstance(returned, Mapping) else \
+        f"a mapping with keys {list(returned)!r:.60}"
+    _refuse(member, distribution, f"forward returned {what}, not a dict of loss terms by name "
+                                  "(e.g. {'kd': loss})")
+
+
+def _refuse(member: Any, distribution: str | None, text: str) -> None:
+    cls = type(member)
+    where = source_line(cls.forward)
+    owner = f"strategy {cls.name!r}" + (f" of {distribution}" if distribution else "")
+    raise PluginError(f"{owner}: {text}" + (f" ({where})" if where else ""))
+
+
 def check_term(member: Any, term: str, value: Any, weight: float, student: Any, batch: Any,
                distribution: str | None = None) -> None:
     """Refuse a malformed loss term of stack member ``member`` in one line.
@@ -80,13 +98,9 @@ def check_term(member: Any, term: str, value: Any, weight: float, student: Any, 
     elif weight != 0 and not value.requires_grad and graph_expected(member, student):
         problem = (f"detached from the student's outputs although its weight is {weight:g} "
                    "(no .item(), .detach(), torch.tensor(...) or no_grad on the way)")
-    if problem is None:
-        return
-    cls = type(member)
-    where = source_line(cls.forward)
-    owner = f"strategy {cls.name!r}" + (f" of {distribution}" if distribution else "")
-    raise PluginError(f"{owner}: loss term {term!r} is {problem}: got {describe_value(value)}; forward must return "
-                      f"0-d floating tensors on the student's device" + (f" ({where})" if where else ""))
+    if problem is not None:
+        _refuse(member, distribution, f"loss term {term!r} is {problem}: got {describe_value(value)}; forward must "
+                                      "return 0-d floating tensors on the student's device")
 
 
-__all__ = ["check_term", "describe_value", "graph_expected", "student_device"]
+__all__ = ["check_returned", "check_term", "describe_value", "graph_expected", "student_device"]
