@@ -557,7 +557,8 @@ def pin_strategies(data: dict, plugins: Any) -> None:
     prefer = plugins.get("prefer") or {}
     if not isinstance(prefer, dict) or not all(isinstance(k, str) and isinstance(v, str) and v and ":" not in k
                                                for k, v in prefer.items()):
-        raise ConfigError(f"plugins.prefer: expected {{STRATEGY: DISTRIBUTION}}, e.g. {{kd: kdzoo-logit}}, got {prefer!r}")
+        raise ConfigError(f"plugins.prefer: expected {{STRATEGY: DISTRIBUTION}}, e.g. {{kd: kdzoo-logit}}, "
+                          f"got {prefer!r}")
     members = data.get("strategy", [{"name": StrategySpec.name}])
     data["strategy"] = [dict(m, name=f"{prefer[m['name']]}:{m['name']}") if m.get("name") in prefer else m
                         for m in members]

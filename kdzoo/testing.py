@@ -108,8 +108,9 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
     Checks: the strategy registered (else the plugin's load error); its ``Config`` defaults match
     their field types and bounds; its student needs keep the logits while the hard-label term is
     weighted; every loss term is a 0-d floating tensor on the student's device, with a graph when
-    weighted (else the trainer's one-line :class:`~kdzoo.PluginError`, raised as it is) and finite; the teacher's parameters get no gradient and its
-    BN statistics do not move; the student and every trainable strategy parameter get gradients;
+    weighted (else the trainer's one-line :class:`~kdzoo.PluginError`, raised as it is), and finite;
+    the teacher's parameters get no gradient and its BN statistics do not move; the student and every
+    trainable strategy parameter get gradients;
     the strategy's ``state_dict`` round-trips into a fresh instance. Each trainable strategy
     parameter must get a gradient in at least one of the steps (a stage may leave a part idle).
 

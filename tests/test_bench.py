@@ -261,7 +261,8 @@ def test_a_strategy_with_no_gradient_path_to_the_student_is_not_applicable_not_f
     assert re.fullmatch(
         r"not applicable: strategy 'pooled-feature' of kdzoo-feature: loss term 'pooled' \(weight 1, stage 'main'\) "
         r"never reaches a trainable parameter of the student: student 'linear' has no features to match \(its "
-        r"features are its input\) \(kdzoo_feature/pooled\.py:\d+\)", status["pooled-feature"]), status["pooled-feature"]
+        r"features are its input\) \(kdzoo_feature/pooled\.py:\d+\)", status["pooled-feature"]), \
+        status["pooled-feature"]
     assert results["failed"] == []
     assert not any(e.get("vs_ce") for e in results["summary"] if e["variant"] == "pooled-feature")
 

@@ -213,7 +213,8 @@ def test_a_pin_in_the_config_or_the_environment_decides_the_bare_name(site, tmp_
         suite = {"name": "s", "tasks": [dict(task, strategies=strategies, plugins={"prefer": pins})]}
         return [c.key for c in expand(suite, zoo, tmp_path) if c.variant != "ce"]
 
-    assert keys(["kdzoo-logit:kd"]) == keys(["kd"], kd="kdzoo-logit") != keys(["impostor:kd"]) == keys(["kd"], kd="impostor")
+    assert keys(["kdzoo-logit:kd"]) == keys(["kd"], kd="kdzoo-logit")
+    assert keys(["impostor:kd"]) == keys(["kd"], kd="impostor") != keys(["kd"], kd="kdzoo-logit")
     with pytest.raises(ConfigError, match=r"strategy 'kd' is ambiguous.*impostor:kd, kdzoo-logit:kd"):
         expand({"name": "s", "tasks": [dict(task, strategies=["kd"])]}, zoo, tmp_path)
 
@@ -229,7 +230,8 @@ def test_strict_mode_refuses_an_unpinned_clash(site, monkeypatch):
 
 
 def _future_metadata(info, requires):
-    (info / "METADATA").write_text(info.joinpath("METADATA").read_text() + "".join(f"Requires-Dist: {r}\n" for r in requires))
+    metadata = info / "METADATA"
+    metadata.write_text(metadata.read_text() + "".join(f"Requires-Dist: {r}\n" for r in requires))
 
 
 def test_a_plugin_built_for_another_kdzoo_is_refused_at_load(site, tmp_path, capsys, monkeypatch):
@@ -253,7 +255,8 @@ def test_a_plugin_built_for_another_kdzoo_is_refused_at_load(site, tmp_path, cap
     # the load report every command prints, then the error, in one line
     assert len(err) == 2 and err[0].startswith('kdzoo: plugin "kdzoo_future"'), err
     assert err[1].startswith("kdzoo: error: unknown strategy 'soft-future'"), err
-    assert "plugin 'kdzoo_future' (kdzoo-future) failed to load: PluginError: kdzoo-future 0.1 requires kdzoo<100,>=99" in err[1]
+    assert ("plugin 'kdzoo_future' (kdzoo-future) failed to load: PluginError: kdzoo-future 0.1 requires "
+            "kdzoo<100,>=99") in err[1]
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
     monkeypatch.setenv("KDZOO_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="kdzoo-future 0.1 requires kdzoo<100,>=99"):
@@ -266,8 +269,9 @@ def test_unknown_strategy_of_a_catalogued_plugin_that_was_refused_says_why(site,
     monkeypatch.setenv("KDZOO_LOAD_PLUGINS", "old_feature")
     write_dist(site, "kdzoo-feature", "kdzoo_feature_old", _impostor("old"), entry_name="old_feature")
     _future_metadata(site / "kdzoo_feature-0.1.dist-info", ["kdzoo<0.0.1"])
-    with pytest.raises(ConfigError, match=r"^unknown strategy 'fitnet': plugin 'old_feature' \(kdzoo-feature\) failed to "
-                                          r"load: PluginError: kdzoo-feature 0.1 requires kdzoo<0.0.1, but this is kdzoo"):
+    with pytest.raises(ConfigError, match=r"^unknown strategy 'fitnet': plugin 'old_feature' \(kdzoo-feature\) "
+                                          r"failed to load: PluginError: kdzoo-feature 0.1 requires kdzoo<0.0.1, "
+                                          r"but this is kdzoo"):
         load_zoo().strategy("fitnet")
 
 

@@ -150,7 +150,8 @@ def test_a_weighted_term_with_no_gradient_path_fails_the_run_in_one_line(tmp_pat
     assert len(err) == 1 and code == 2
     assert err[-1].startswith(f"kdzoo: error: strategy {owner!r} of {dist}: loss term {term!r} (weight ")
     assert re.search(r"never reaches a trainable parameter of the student: student 'linear' has no features "
-                     rf"to match \(its features are its input\) \({dist.replace('-', '_')}/\w+\.py:\d+\)$", err[-1]), err[-1]
+                     rf"to match \(its features are its input\) \({dist.replace('-', '_')}/\w+\.py:\d+\)$",
+                     err[-1]), err[-1]
     assert not list(tmp_path.iterdir())  # nothing left on disk
 
 

@@ -114,13 +114,15 @@ def forward_line(root, strategy):
     """``FILE:LINE`` of the strategy's ``forward`` in the careless module."""
     lines = (root / "kdzoo_careless_terms.py").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"class {CLASS[strategy]}("))
-    return f"{root / 'kdzoo_careless_terms.py'}:{next(i for i in range(start, len(lines)) if 'def forward' in lines[i]) + 1}"
+    line = next(i for i in range(start, len(lines)) if "def forward" in lines[i]) + 1
+    return f"{root / 'kdzoo_careless_terms.py'}:{line}"
 
 
 def expected(root, strategy):
     problem, got = CASES[strategy]
-    return (rf"strategy '{strategy}' of kdzoo-careless-terms: loss term 'soft' {re.escape(problem)}: got {got}.*; forward must "
-            rf"return 0-d floating tensors on the student's device \({re.escape(forward_line(root, strategy))}\)$")
+    where = re.escape(forward_line(root, strategy))
+    return (rf"strategy '{strategy}' of kdzoo-careless-terms: loss term 'soft' {re.escape(problem)}: got {got}.*; "
+            rf"forward must return 0-d floating tensors on the student's device \({where}\)$")
 
 
 @pytest.mark.parametrize("strategy", sorted(CASES))
@@ -160,9 +162,9 @@ def test_a_nan_names_the_step_as_strategies_count_it(careless, tmp_path, capsys)
                  "--steps", "3", "--out", str(tmp_path), "--no-progress", "--set", "teacher_train.epochs=1"])
     err = capsys.readouterr().err.strip().splitlines()
     # the forward that made it saw StepInfo.step == 1: the message says step 1, counted from 0
-    assert code == 2 and err == ["kdzoo: error: step 1 (0-based): loss term 'soft' is nan (strategy late-nan); check the "
-                                 "strategy's parameters and the learning rate, or set train.nonfinite=skip to skip "
-                                 "such steps"], err
+    assert code == 2 and err == ["kdzoo: error: step 1 (0-based): loss term 'soft' is nan (strategy late-nan); "
+                                 "check the strategy's parameters and the learning rate, or set "
+                                 "train.nonfinite=skip to skip such steps"], err
 
 
 def test_a_forward_that_returns_no_dict_is_refused_in_one_line(careless):
@@ -172,6 +174,6 @@ def test_a_forward_that_returns_no_dict_is_refused_in_one_line(careless):
     start = lines.index("class BareTensor(kdzoo.Strategy):")
     line = next(i for i in range(start, len(lines)) if "def forward" in lines[i]) + 1
     assert str(caught.value) == (
-        "strategy 'bad-return' of kdzoo-careless-terms: forward returned Tensor of shape [], dtype torch.float32 on cpu, "
-        "not a dict of loss terms by name (e.g. {'kd': loss}) "
+        "strategy 'bad-return' of kdzoo-careless-terms: forward returned Tensor of shape [], dtype torch.float32 on "
+        "cpu, not a dict of loss terms by name (e.g. {'kd': loss}) "
         f"({careless / 'kdzoo_careless_terms.py'}:{line})")

@@ -123,7 +123,8 @@ def source_line(obj: Any) -> str:
         target = inspect.unwrap(obj)
         lines, start = inspect.getsourcelines(target)
         # the ``def``/``class`` line itself, not its first decorator
-        offset = next((i for i, line in enumerate(lines) if line.lstrip().startswith(("def ", "async def ", "class "))), 0)
+        starts = ("def ", "async def ", "class ")
+        offset = next((i for i, line in enumerate(lines) if line.lstrip().startswith(starts)), 0)
         return f"{inspect.getsourcefile(target)}:{start + offset}"
     except (TypeError, OSError):
         return ""
@@ -138,7 +139,9 @@ def package_line(obj: Any) -> str:
     folder = getattr(top, "__file__", None)
     if not where or not folder:
         return where
-    base = os.path.dirname(os.path.dirname(folder)) if os.path.basename(folder) == "__init__.py" else os.path.dirname(folder)
+    base = os.path.dirname(folder)
+    if os.path.basename(folder) == "__init__.py":  # a package: paths start at its folder's name
+        base = os.path.dirname(base)
     path, _, line = where.rpartition(":")
     return f"{os.path.relpath(path, base)}:{line}" if path.startswith(base + os.sep) else where
 
@@ -172,5 +175,5 @@ def field_line(config: type, path: list[str]) -> str:
     return ""
 
 
-__all__ = ["PluginLoadError", "check_strategy_class", "contract_refusal", "dropped_label_message", "field_line", "member_line",
-           "package_line", "source_line"]
+__all__ = ["PluginLoadError", "check_strategy_class", "contract_refusal", "dropped_label_message", "field_line",
+           "member_line", "package_line", "source_line"]

@@ -287,7 +287,8 @@ class Zoo:
             if not isinstance(name, str) or not NAME_RE.match(name):
                 raise PluginError(f"{record.name}: invalid name {name!r} (lower-case words joined by hyphens)")
             if hook == "register_strategies":  # a name two distributions offer is qualified, not first-come
-                same = [e for e in self.offers.get(name, []) if dist_key(e.distribution) == dist_key(record.distribution)]
+                mine = dist_key(record.distribution)
+                same = [e for e in self.offers.get(name, []) if dist_key(e.distribution) == mine]
                 if same:
                     raise PluginLoadError(f"strategy {name!r} is registered twice by {record.distribution} "
                                           f"(plugins {same[0].plugin} and {record.name})", source_line(obj))
@@ -297,9 +298,10 @@ class Zoo:
             if name in table:  # one owner per name; only this item is left out, the plugin's others load
                 other = table[name]
                 where = source_line(obj)
-                text = (f"{ITEM_KIND[hook]} {name!r} is registered by both {other.distribution} (plugin {other.plugin}, "
-                        f"kept: loaded first) and {record.distribution} (plugin {record.name}), whose "
-                        f"{ITEM_KIND[hook]} is left out" + (f" ({where})" if where else ""))
+                text = (f"{ITEM_KIND[hook]} {name!r} is registered by both {other.distribution} "
+                        f"(plugin {other.plugin}, kept: loaded first) and {record.distribution} "
+                        f"(plugin {record.name}), whose {ITEM_KIND[hook]} is left out")
+                text += f" ({where})" if where else ""
                 if os.environ.get("KDZOO_STRICT_PLUGINS") == "1":
                     raise PluginLoadError(text, where)
                 record.left_out.append(text)
@@ -418,7 +420,8 @@ def _check_pending(pm: pluggy.PluginManager, plugin: object) -> None:
             close = difflib.get_close_matches(impl_caller.name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             impl = next((i for i in impl_caller.get_hookimpls() if i.plugin is plugin), None)
-            raise PluginLoadError(f"unknown hook {impl_caller.name!r}{hint}", source_line(impl.function) if impl else "")
+            raise PluginLoadError(f"unknown hook {impl_caller.name!r}{hint}",
+                                  source_line(impl.function) if impl else "")
 
 
 def _check_markers(pm: pluggy.PluginManager, plugin: object) -> None:
