@@ -252,6 +252,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         extra = f"{r['family']:<11} {r['paper']}" if args.command == "strategies" else r.get("description", "")
+        if r.get("clash"):  # the bare name is ambiguous: say which names to use
+            extra += f"  [clash: also {', '.join(r['clash'])}{'; pinned' if r.get('pinned') else ''}]"
         print(f"{r['name']:<22} {r['distribution']:<16} {extra}")
     return 0
 

@@ -515,7 +515,8 @@ def set_dotted(data: dict, dotted: str) -> None:
         members = data.setdefault("strategy", [{"name": "ce"}])
         data["strategy"] = members = parse_strategy(members)
         names = [m.get("name", "?") for m in members]
-        target = next((m for i, m in enumerate(members) if parts[1] in (m.get("name"), str(i))), None)
+        target = next((m for i, m in enumerate(members)
+                       if parts[1] in (m.get("name"), str(m.get("name")).rpartition(":")[2], str(i))), None)
         if target is not None and len(parts) == 2:
             raise ConfigError(f"--set {dotted!r}: name a parameter, e.g. strategy.{parts[1]}.temperature=4")
         if target is not None:
@@ -541,6 +542,28 @@ def set_dotted(data: dict, dotted: str) -> None:
     node[parts[-1]] = value
 
 
+def pin_strategies(data: dict, plugins: Any) -> None:
+    """Apply a config's ``plugins.prefer: {NAME: DIST}``: each bare member ``NAME`` becomes ``DIST:NAME``.
+
+    The pin is folded into the names, so the run records (and a bench keys) the strategy it means.
+
+    Raises:
+        ConfigError: ``plugins`` is not ``{prefer: {strategy name: distribution}}``.
+    """
+    if plugins is None:
+        return
+    if not isinstance(plugins, dict) or set(plugins) - {"prefer"}:
+        raise ConfigError(f"plugins: expected {{prefer: {{STRATEGY: DISTRIBUTION}}}}, got {plugins!r}")
+    prefer = plugins.get("prefer") or {}
+    if not isinstance(prefer, dict) or not all(isinstance(k, str) and isinstance(v, str) and v and ":" not in k
+                                               for k, v in prefer.items()):
+        raise ConfigError(f"plugins.prefer: expected {{STRATEGY: DISTRIBUTION}}, e.g. {{kd: kdzoo-logit}}, "
+                          f"got {prefer!r}")
+    members = data.get("strategy", [{"name": StrategySpec.name}])
+    data["strategy"] = [dict(m, name=f"{prefer[m['name']]}:{m['name']}") if m.get("name") in prefer else m
+                        for m in members]
+
+
 def make_config(data: dict | None = None, overrides: list[str] = ()) -> RunConfig:
     """Build a validated :class:`RunConfig` from plain data plus dotted overrides."""
     data = dict(data or {})
@@ -548,6 +571,8 @@ def make_config(data: dict | None = None, overrides: list[str] = ()) -> RunConfi
         set_dotted(data, item)
     if "strategy" in data:
         data["strategy"] = parse_strategy(data["strategy"])
+    if "plugins" in data:
+        pin_strategies(data, data.pop("plugins"))
     for key in ("student", "teacher"):
         if isinstance(data.get(key), str):
             data[key] = {"name": data[key]}

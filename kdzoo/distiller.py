@@ -220,14 +220,14 @@ def _member_specs(strategy: str | list, params: dict[str, Any]) -> list[dict[str
     from .config import parse_strategy
 
     specs = [dict(s) for s in parse_strategy(strategy)]
-    names = [s.get("name") for s in specs]
+    names = [str(s.get("name")).rpartition(":")[2] for s in specs]  # kd=... also for a member written DIST:kd
     by_member = {k: v for k, v in params.items() if k.replace("_", "-") in names or k in names}
     loose = {k: v for k, v in params.items() if k not in by_member}
-    for spec in specs:
-        for key in (spec["name"], spec["name"].replace("-", "_")):
+    for spec, name in zip(specs, names):
+        for key in (name, name.replace("-", "_")):
             if key in by_member:
                 if not isinstance(by_member[key], dict):
-                    raise ConfigError(f"{key}={by_member[key]!r}: parameters of strategy {spec['name']!r} go in a dict, "
+                    raise ConfigError(f"{key}={by_member[key]!r}: parameters of strategy {name!r} go in a dict, "
                                       f"e.g. {key}={{...}}")
                 spec["params"] = {**spec.get("params", {}), **by_member[key]}
     if loose:

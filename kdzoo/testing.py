@@ -18,7 +18,7 @@ from .config import DataConfig, ModelConfig, RunConfig, StrategySpec, TrainConfi
 from .contract.context import RunContext
 from .data import BatchPlan, DatasetBundle, make_splits
 from .models.wrapper import create_model
-from .contract.errors import PluginError
+from .contract.errors import ConfigError, PluginError
 from .zoo.plugins import Zoo, check_strategy_class, load_zoo
 from .zoo.stack import build_stack
 from .train.trainer import Trainer, freeze
@@ -107,13 +107,15 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
 
     Checks: the strategy registered (else the plugin's load error); its ``Config`` defaults match
     their field types and bounds; its student needs keep the logits while the hard-label term is
-    weighted; every loss term is a finite scalar; the teacher's parameters get no gradient and its
-    BN statistics do not move; the student and every trainable strategy parameter get gradients;
+    weighted; every loss term is a 0-d floating tensor on the student's device, with a graph when
+    weighted (else the trainer's one-line :class:`~kdzoo.PluginError`, raised as it is), and finite;
+    the teacher's parameters get no gradient and its BN statistics do not move; the student and every
+    trainable strategy parameter get gradients;
     the strategy's ``state_dict`` round-trips into a fresh instance. Each trainable strategy
     parameter must get a gradient in at least one of the steps (a stage may leave a part idle).
 
     Args:
-        name: registered strategy name.
+        name: registered strategy name (``DIST:NAME`` for one that two distributions offer).
         params: strategy parameters (default: the strategy's ``smoke`` preset, when it has one).
         teacher: teacher model (default: ``lenet5`` with batch norm).
         student: student model (default: half-width ``lenet5``).
@@ -122,13 +124,16 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
         The logged loss terms of the last step.
     """
     zoo = (zoo or load_zoo()).collect()
-    if name not in zoo.strategies:
-        errors = [f"{r.name}: {r.error}" for r in zoo.plugins.values() if r.error]
-        raise AssertionError(f"strategy {name!r} is not registered" + (f"; plugin errors: {'; '.join(errors)}" if errors else ""))
     try:
-        check_strategy_class(zoo.strategies[name].obj)
+        entry = zoo.strategy(name)
+    except ConfigError as exc:  # not registered, ambiguous, or its plugin failed to load: the reason is in the line
+        errors = [f"{r.name}: {r.error}" for r in zoo.plugins.values() if r.error and r.error not in str(exc)]
+        raise AssertionError(f"strategy {name!r} cannot be used: {exc}"
+                             + (f"; plugin errors: {'; '.join(errors)}" if errors else "")) from exc
+    try:
+        check_strategy_class(entry.obj)
     except PluginError as exc:
-        raise AssertionError(str(exc)) from exc
+        raise AssertionError(str(exc) + (f" ({exc.where})" if getattr(exc, "where", "") else "")) from exc
     run = tiny_run(name, params, teacher=teacher, student=student, zoo=zoo, preset=preset)
     ctx, stack, trainer = run.ctx, run.stack, run.trainer
     t_model, s_model = ctx.teacher, ctx.student

@@ -140,7 +140,7 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
     cells: list[Cell] = []
     refs: list[Reference] = []
     ver = versions()
-    installed = set(zoo.collect().strategies)
+    installed = zoo.collect().strategy_names()  # DIST:NAME too; an ambiguous bare name is refused when keyed
     from ..zoo.registry import load_registry
 
     catalogued = set(load_registry().get("strategies", {}))

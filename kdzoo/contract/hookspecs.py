@@ -21,8 +21,8 @@ def register_strategies(register):
     """Register distillation strategies.
 
     :param register: ``register(strategy_cls)``; ``strategy_cls`` is a subclass of
-        :class:`kdzoo.Strategy` whose ``name`` is lower-case with hyphens and unique across
-        every installed plugin.
+        :class:`kdzoo.Strategy` whose ``name`` is lower-case with hyphens (a name two
+        distributions offer is reached as ``DIST:NAME``).
     :returns: nothing; call ``register`` once per strategy.
     """
 

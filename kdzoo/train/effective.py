@@ -35,14 +35,20 @@ CORE_DISTRIBUTION = "kdzoo"
 _HASHES: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> sha256: a re-run hashes nothing twice
 
 
-def effective_strategy(specs: list[StrategySpec], zoo: Any) -> list[dict[str, Any]]:
+def effective_strategy(specs: list[StrategySpec], zoo: Any, *, for_key: bool = False) -> list[dict[str, Any]]:
     """Each stack member as ``{name, params}`` with its full parameter set (defaults, preset, overrides).
 
     The preset is folded into the parameters, so the result builds the same members again and two
     spellings of one configuration (``kd`` and ``{name: kd, params: {temperature: 4.0}}``) are equal.
+    A member is named so that it means the same strategy whatever is pinned: ``DIST:NAME`` where
+    two distributions offer the name (:meth:`kdzoo.zoo.plugins.Zoo.spelling`). ``for_key``: its bare
+    name, as a cell key hashes it; :func:`code_identity` names the distribution, so ``kd`` pinned to
+    ``kdzoo-logit``, ``kdzoo-logit:kd`` and ``kd`` where nothing clashes are one cell.
     """
-    return [{"name": cls.name, "params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}}
-            for cls, params in check_specs(specs, zoo)]
+    entries = [zoo.strategy(spec.name) for spec in specs]
+    return [{"name": cls.name if for_key else zoo.spelling(entry),
+             "params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}}
+            for entry, (cls, params) in zip(entries, check_specs(specs, zoo))]
 
 
 def effective_config(config: RunConfig, zoo: Any, *, for_key: bool = False) -> dict[str, Any]:
@@ -53,7 +59,7 @@ def effective_config(config: RunConfig, zoo: Any, *, for_key: bool = False) -> d
     data = key_dict(config) if for_key else to_dict(config)
     data.pop("out")
     data.pop("name")
-    data["strategy"] = effective_strategy(config.strategy, zoo)
+    data["strategy"] = effective_strategy(config.strategy, zoo, for_key=for_key)
     return data
 
 
@@ -191,7 +197,8 @@ def member_code(name: str, zoo: Any, *, whole_package: bool = False) -> dict[str
 
 def code_identity(config: RunConfig, zoo: Any, *, whole_package: bool = False) -> dict[str, Any]:
     """Package versions plus each stack member's distribution, version and source hashes."""
-    return {"versions": versions(), "members": {spec.name: member_code(spec.name, zoo, whole_package=whole_package)
+    return {"versions": versions(), "members": {zoo.strategy(spec.name).name:  # bare: a pin or a DIST: is one member
+                                                member_code(spec.name, zoo, whole_package=whole_package)
                                                 for spec in config.strategy}}
 
 

@@ -17,6 +17,7 @@ import torch
 
 from ..contract.errors import NotApplicable
 from ..contract.strategy import Batch, Outputs, Requirement, StepInfo
+from ..zoo.checks import package_line
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -63,8 +64,23 @@ def check_gradient_paths(trainer: Trainer) -> None:
                         continue
                 owner = "the hard-label loss" if term == "label" else probe_stack.term_owner.get(term, "+".join(stack.names))
                 raise NotApplicable(
-                    f"strategy {owner!r}: loss term {term!r} (weight {weight:g}, stage {stage.name!r}) never reaches "
-                    f"a trainable parameter of the student: {_reason(ctx, student, batch, trainer.needs.student)}")
+                    f"strategy {owner!r}{_origin(stack, owner)}: loss term {term!r} (weight {weight:g}, stage "
+                    f"{stage.name!r}) never reaches a trainable parameter of the student: "
+                    f"{_reason(ctx, student, batch, trainer.needs.student)}{_forward_line(stack, owner)}")
+
+
+def _origin(stack, owner: str) -> str:
+    """`` of DIST`` for the member ``owner`` of ``stack`` (empty when unknown)."""
+    dist = getattr(stack, "distributions", {}).get(owner)
+    return f" of {dist}" if dist else ""
+
+
+def _forward_line(stack, owner: str) -> str:
+    """`` (PACKAGE/FILE:LINE)`` of member ``owner``'s ``forward``: where the term that trains nothing is made
+    (package-relative: the line lands in bench tables, the same on every machine)."""
+    member = next((m for m in stack.members if m.name == owner), None)
+    where = package_line(type(member).forward) if member is not None else ""
+    return f" ({where})" if where else ""
 
 
 def _stage_starts(stack, total: int) -> list[int]:

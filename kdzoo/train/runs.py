@@ -33,7 +33,7 @@ from ..contract.context import RunContext
 from ..data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
                     steps_per_epoch, to_float)
 from .effective import code_identity, effective_config
-from ..contract.errors import ConfigError, Interrupted
+from ..contract.errors import ConfigError, Interrupted, PluginError
 from ..bench.metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from ..models.wrapper import KDModel, save_model
 from ..paths import (cache_root, check_out_dir, check_resumable, create_run_dir, remove_run_dir, sweep_temp_files,
@@ -64,7 +64,7 @@ class RunResult:
 
 def default_name(config: RunConfig) -> str:
     """The readable stem of a default run name (a unique time/pid/random suffix is added on creation)."""
-    strategy = "+".join(s.name for s in config.strategy)
+    strategy = "+".join(s.name for s in config.strategy).replace(":", "-")  # DIST:NAME: no colon in a path
     data = config.data.name.replace("/", "-").replace(":", "-").replace("\\", "-")
     return f"{strategy}_{config.student.name}_{data}"
 
@@ -503,7 +503,7 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
         finally:
             if bar is not None:
                 bar.close()
-    except ConfigError as exc:
+    except (ConfigError, PluginError) as exc:  # a plugin's malformed term is refused before step 0 too
         if main:
             if created and not seeds:  # a config error found before any training: leave nothing behind
                 remove_run_dir(run_dir)

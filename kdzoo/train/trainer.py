@@ -252,7 +252,9 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             return True
         culprits = [f"{k!r} is {v}" for k, v in values.items() if not math.isfinite(v)] or [f"total is {total}"]
-        raise NonFiniteLoss(f"step {step + 1}: loss term {', '.join(culprits)} (strategy {'+'.join(self.stack.names)}); "
+        # 0-based, as StepInfo.step: the step a strategy's forward saw when it produced the term
+        raise NonFiniteLoss(f"step {step} (0-based): loss term {', '.join(culprits)} "
+                            f"(strategy {'+'.join(self.stack.names)}); "
                             "check the strategy's parameters and the learning rate, or set train.nonfinite=skip "
                             "to skip such steps")
 

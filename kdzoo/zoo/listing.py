@@ -6,7 +6,8 @@ JSON snapshot of the registries instead, stored under ``$KDZOO_CACHE/listing/`` 
 fingerprint of what could change it: every ``kdzoo`` entry point with its distribution's name and
 version, the modification times of kdzoo's and each plugin's source files (editable installs keep
 their version while their code changes), the timm version and the plugin-selection variables. A
-snapshot is written only when every plugin loaded cleanly, so load errors are reported on every run.
+snapshot is written only when every plugin loaded cleanly (no error, no item left out), so load
+problems are reported on every run.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def _dist_version(name: str) -> str | None:
 def fingerprint() -> str:
     """A hash of everything the registries depend on (cheap: no plugin is imported)."""
     parts: list[Any] = [FORMAT, _dist_version("kdzoo"), _dist_version("timm"), _source_stamp("kdzoo"),
-                        os.environ.get("KDZOO_LOAD_PLUGINS"), os.environ.get("KDZOO_STRICT_PLUGINS")]
+                        os.environ.get("KDZOO_LOAD_PLUGINS"), os.environ.get("KDZOO_STRICT_PLUGINS"),
+                        os.environ.get("KDZOO_PREFER")]
     for ep in sorted(md.entry_points(group="kdzoo"), key=lambda e: (e.name, e.value)):
         dist = ep.dist.name if ep.dist else None
         parts.append([ep.name, ep.value, dist, ep.dist.version if ep.dist else None, _source_stamp(ep.value.split(":")[0])])
@@ -69,6 +71,8 @@ def build_listing(zoo: Any) -> dict[str, Any]:
     """The registries of a loaded zoo as plain data (what the listings and completion show)."""
     import timm
 
+    from .plugins import dist_key, qualified
+
     zoo.collect()
 
     def rows(table: dict, describe: bool) -> list[dict[str, Any]]:
@@ -76,11 +80,19 @@ def build_listing(zoo: Any) -> dict[str, Any]:
         for name, e in sorted(table.items()):
             row = {"name": name, "plugin": e.plugin, "distribution": e.distribution}
             row.update(e.obj.describe() if describe else {k: str(v) for k, v in e.meta.items()})
+            row["name"] = name  # the name it answers to (DIST:NAME for a clash), not the class's bare name
             out.append(row)
         return out
 
+    strategies = rows(zoo.strategies, True)
+    for row in strategies:  # a name two distributions offer: each row names the others and whether it is pinned
+        entry = zoo.strategies[row["name"]]
+        others = [qualified(e) for e in zoo.offers.get(entry.name, []) if e is not entry]
+        if others:
+            pin = zoo.prefer.get(entry.name)
+            row.update(clash=others, pinned=pin is not None and dist_key(pin) == dist_key(entry.distribution))
     return {
-        "strategies": rows(zoo.strategies, True), "models": rows(zoo.models, False),
+        "strategies": strategies, "models": rows(zoo.models, False),
         "datasets": rows(zoo.datasets, False), "loggers": rows(zoo.loggers, False),
         "plugins": [dict(vars(r)) for r in zoo.plugins.values()],
         "commands": [{"name": name, "help": e.meta.get("help", ""), "distribution": e.distribution}
@@ -101,7 +113,7 @@ def listing(zoo: Any = None) -> dict[str, Any]:
     from .plugins import load_zoo
 
     data = build_listing(zoo or load_zoo())
-    if not any(p.get("error") for p in data["plugins"]):
+    if not any(p.get("error") or p.get("left_out") for p in data["plugins"]):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -3,10 +3,20 @@
 Nothing happens at import time. :func:`load_zoo` builds a fresh pluggy manager, registers kdzoo's
 own built-in plugin, then every ``kdzoo`` entry point one by one, so that one broken distribution
 is reported (name, error and ``file:line``, one line on stderr) while every other plugin keeps working.
-A plugin that fails contributes nothing: a name registered twice stays with the plugin registered first
-(kdzoo's built-ins, then entry points by name) and the later plugin is reported failed.
-``KDZOO_STRICT_PLUGINS=1`` makes any load error fatal and ``KDZOO_DEBUG=1`` (``--debug``) prints its
-traceback; ``KDZOO_LOAD_PLUGINS=a,b`` loads only the named entry points (empty: none).
+A plugin that fails contributes nothing; a distribution whose ``Requires-Dist`` on ``kdzoo`` excludes
+the running version is refused before its code is imported.
+
+Names never change meaning silently. A strategy name offered by two distributions is *ambiguous*:
+both strategies stay loaded under their qualified names (``DIST:NAME``, e.g. ``kdzoo-logit:kd``),
+the bare name is refused in one line that lists them, unless it is pinned (``plugins.prefer`` in a
+run config, or ``KDZOO_PREFER="kd=kdzoo-logit,..."``). Every other strategy of both plugins stays
+available. Other items (models, datasets, ...) keep one owner: the first plugin registered
+(kdzoo's built-ins, then entry points by name) keeps the name; the later plugin's item is left out,
+reported in one line, and its other items load.
+
+``KDZOO_STRICT_PLUGINS=1`` makes any load error, and any unpinned strategy clash, fatal (for CI);
+``KDZOO_DEBUG=1`` (``--debug``) prints tracebacks; ``KDZOO_LOAD_PLUGINS=a,b`` loads only the named
+entry points (empty: none).
 """
 
 from __future__ import annotations
@@ -24,21 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
+from packaging.utils import canonicalize_name
 
 from ..contract import hookspecs
-from ..contract.errors import PluginError, unknown
-
-
-class PluginLoadError(PluginError):
-    """A plugin defect found while loading it, with the ``file:line`` it points at.
-
-    Attributes:
-        where: ``path:line`` of the offending definition (``""`` when unknown).
-    """
-
-    def __init__(self, message: str, where: str = "") -> None:
-        super().__init__(message)
-        self.where = where
+from ..contract.errors import ConfigError, PluginError, unknown
+from .checks import PluginLoadError, check_strategy_class, contract_refusal, dropped_label_message, source_line
 
 
 ITEM_KIND = {"register_strategies": "strategy", "register_models": "model", "register_datasets": "dataset",
@@ -47,6 +47,39 @@ BUILTIN_COMMANDS = frozenset({"distill", "teacher", "eval", "compare", "bench", 
                               "models", "datasets", "completion"})
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 BUILTIN = "kdzoo"
+QUALIFIER = ":"  # DIST:NAME; neither a distribution nor a strategy name contains it, nor the stack's "+"
+PREFER_ENV = "KDZOO_PREFER"
+PIN_HINT = f"plugins.prefer: {{NAME: DIST}} in the config, or {PREFER_ENV}=NAME=DIST"
+
+
+def dist_key(distribution: str) -> str:
+    """A distribution's name as written in a qualified strategy name: normalised (``My_Plugin`` -> ``my-plugin``)."""
+    return canonicalize_name(distribution)
+
+
+def split_qualified(name: str) -> tuple[str | None, str]:
+    """``"kdzoo-logit:kd"`` -> ``("kdzoo-logit", "kd")``; a bare ``"kd"`` -> ``(None, "kd")``."""
+    if QUALIFIER not in name:
+        return None, name
+    dist, _, bare = name.partition(QUALIFIER)
+    return dist_key(dist.strip()), bare.strip()
+
+
+def parse_prefer(text: str | None, source: str = PREFER_ENV) -> dict[str, str]:
+    """``"kd=kdzoo-logit,dkd=other"`` -> ``{"kd": "kdzoo-logit", "dkd": "other"}`` (empty or unset: no pins).
+
+    Raises:
+        ConfigError: an item that is not ``NAME=DIST``.
+    """
+    pins: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, dist = item.partition("=")
+        if not sep or not NAME_RE.match(name.strip()) or not dist.strip():
+            raise ConfigError(f"{source}: {item.strip()!r} is not NAME=DIST (e.g. {source}=kd=kdzoo-logit)")
+        pins[name.strip()] = dist.strip()
+    return pins
 
 
 @dataclass
@@ -69,6 +102,7 @@ class PluginRecord:
     version: str
     hooks: list[str]
     error: str | None = None
+    left_out: list[str] = field(default_factory=list)  # items refused because another plugin had the name first
 
 
 class Zoo:
@@ -82,7 +116,11 @@ class Zoo:
         self.pm = pluggy.PluginManager("kdzoo")
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginRecord] = {}
+        # the strategies by the names they answer to: a name one distribution offers, or DIST:NAME for a clash
         self.strategies: dict[str, Entry] = {}
+        self.offers: dict[str, list[Entry]] = {}  # strategy name -> each distribution's strategy, in load order
+        self.prefer: dict[str, str] = {}  # strategy name -> the distribution its bare name means (KDZOO_PREFER)
+        self.lost: dict[str, PluginRecord] = {}  # strategy name -> the failed plugin that registered it
         self.models: dict[str, Entry] = {}
         self.datasets: dict[str, Entry] = {}
         self.references: dict[str, Entry] = {}
@@ -124,6 +162,12 @@ class Zoo:
                            PluginError(f"two plugins are named {ep.name!r}: "
                                        f"{self.plugins[ep.name].distribution} and {dist}"))
                 continue
+            refusal = contract_refusal(ep.dist, _version()) if ep.dist else None
+            if refusal is not None:  # built for another kdzoo: its code is never imported
+                record = PluginRecord(ep.name, dist, version, [])
+                self.plugins[ep.name] = record
+                self._fail(record, PluginError(refusal))
+                continue
             try:
                 plugin = ep.load()
             except Exception as exc:  # noqa: BLE001
@@ -155,15 +199,19 @@ class Zoo:
         from ..contract.strategy import Strategy
 
         self.strategies, self.models, self.datasets, self.references = {}, {}, {}, {}
-        self.loggers, self.commands = {}, {}
+        for record in self.plugins.values():
+            record.left_out = []
+        self.loggers, self.commands, self.offers, self.lost = {}, {}, {}, {}
 
         def check_strategy(name: str, obj: Any, meta: dict) -> None:
             if not (isinstance(obj, type) and issubclass(obj, Strategy)):
                 raise PluginError(f"register_strategies got {obj!r}, not a kdzoo.Strategy subclass")
             try:
                 check_strategy_class(obj)
+            except PluginLoadError:
+                raise
             except PluginError as exc:
-                raise PluginLoadError(str(exc), _where(obj)) from exc
+                raise PluginLoadError(str(exc), source_line(obj)) from exc
 
         def check_callable(hook: str):
             def check(name: str, obj: Any, meta: dict) -> None:
@@ -199,12 +247,36 @@ class Zoo:
                     impl.function(register=self._registrar(record, table, check, hook_name))
                 except Exception as exc:  # noqa: BLE001 - a plugin's failure is reported, not fatal
                     failed.add(record.name)
-                    self._fail(record, exc, _where(impl.function))
-        for table in (self.strategies, self.models, self.datasets, self.references, self.loggers, self.commands):
+                    self._fail(record, exc, source_line(impl.function))
+        for table in (self.models, self.datasets, self.references, self.loggers, self.commands):
             for name in [n for n, e in table.items() if e.plugin in failed]:  # a failed plugin contributes nothing
                 del table[name]
+        for name, entries in list(self.offers.items()):
+            for entry in entries:
+                if entry.plugin in failed:
+                    self.lost[name] = self.plugins[entry.plugin]
+            self.offers[name] = [e for e in entries if e.plugin not in failed]
+            if not self.offers[name]:
+                del self.offers[name]
         self._collected = True
+        self._index_strategies()
         return self
+
+    def _index_strategies(self) -> None:
+        """Fill :attr:`strategies` from :attr:`offers`. An unpinned clash is refused in strict mode; otherwise
+        it shows in ``kdzoo strategies``, and only a use of the bare name fails (one line, the choices)."""
+        for name, entries in sorted(self.offers.items()):
+            if len(entries) == 1:
+                self.strategies[name] = entries[0]
+                continue
+            for entry in entries:
+                self.strategies[qualified(entry)] = entry
+            if name in self.prefer:
+                continue
+            message = (f"strategy {name!r} is offered by {' and '.join(e.distribution for e in entries)}: "
+                       f"use {' or '.join(qualified(e) for e in entries)}, or pin the bare name ({PIN_HINT})")
+            if os.environ.get("KDZOO_STRICT_PLUGINS") == "1":
+                raise PluginError(message)
 
     def _registrar(self, record: PluginRecord, table: dict[str, Entry], check: Callable, hook: str):
         def register(obj_or_name: Any, obj: Any = None, **meta: Any) -> None:
@@ -214,23 +286,103 @@ class Zoo:
                 name = obj_or_name
             if not isinstance(name, str) or not NAME_RE.match(name):
                 raise PluginError(f"{record.name}: invalid name {name!r} (lower-case words joined by hyphens)")
-            if name in table:
+            if hook == "register_strategies":  # a name two distributions offer is qualified, not first-come
+                mine = dist_key(record.distribution)
+                same = [e for e in self.offers.get(name, []) if dist_key(e.distribution) == mine]
+                if same:
+                    raise PluginLoadError(f"strategy {name!r} is registered twice by {record.distribution} "
+                                          f"(plugins {same[0].plugin} and {record.name})", source_line(obj))
+                check(name, obj, meta)
+                self.offers.setdefault(name, []).append(Entry(name, obj, record.name, record.distribution, meta))
+                return
+            if name in table:  # one owner per name; only this item is left out, the plugin's others load
                 other = table[name]
-                raise PluginLoadError(
-                    f"{ITEM_KIND[hook]} {name!r} is registered by both "
-                    f"{other.distribution} (plugin {other.plugin}, kept: loaded first) and "
-                    f"{record.distribution} (plugin {record.name})", _where(obj))
+                where = source_line(obj)
+                text = (f"{ITEM_KIND[hook]} {name!r} is registered by both {other.distribution} "
+                        f"(plugin {other.plugin}, kept: loaded first) and {record.distribution} "
+                        f"(plugin {record.name}), whose {ITEM_KIND[hook]} is left out")
+                text += f" ({where})" if where else ""
+                if os.environ.get("KDZOO_STRICT_PLUGINS") == "1":
+                    raise PluginLoadError(text, where)
+                record.left_out.append(text)
+                print(f'kdzoo: plugin "{record.name}" from {record.distribution}: {text}', file=sys.stderr)
+                return
             check(name, obj, meta)
             table[name] = Entry(name, obj, record.name, record.distribution, meta)
 
         return register
 
     def strategy(self, name: str) -> Entry:
-        """The registered strategy called ``name``, or a ConfigError naming the closest ones."""
+        """The strategy ``name`` means: ``NAME`` or ``DIST:NAME``.
+
+        A bare name offered by two distributions means the one it is pinned to (``KDZOO_PREFER``;
+        a run config's ``plugins.prefer`` arrives here already qualified) and is refused otherwise.
+
+        Raises:
+            ConfigError: one line: the closest names, the qualified choices of an ambiguous name, or
+                the load error of the plugin that would have offered it.
+        """
         self.collect()
-        if name not in self.strategies:
-            raise unknown("strategy", name, self.strategies)
-        return self.strategies[name]
+        dist, bare = split_qualified(name)
+        entries = self.offers.get(bare, [])
+        choices = ", ".join(qualified(e) for e in entries)
+        if dist is not None:
+            match = next((e for e in entries if dist_key(e.distribution) == dist), None)
+            if match is not None:
+                return match
+            if entries:
+                raise ConfigError(f"strategy {name!r}: distribution {dist!r} offers no strategy {bare!r}; "
+                                  f"offered by: {choices}")
+            raise self._unknown_strategy(name)
+        if not entries:
+            raise self._unknown_strategy(name)
+        pinned = self.prefer.get(bare)
+        if pinned is not None:
+            match = next((e for e in entries if dist_key(e.distribution) == dist_key(pinned)), None)
+            if match is None:
+                raise ConfigError(f"{PREFER_ENV} pins strategy {bare!r} to {pinned!r}, which does not offer it; "
+                                  f"offered by: {choices}")
+            return match
+        if len(entries) > 1:
+            raise ConfigError(f"strategy {bare!r} is ambiguous: {len(entries)} plugins offer it; name one "
+                              f"({choices}) or pin the bare name ({PIN_HINT})")
+        return entries[0]
+
+    def strategy_names(self) -> set[str]:
+        """Every spelling that names an installed strategy (an ambiguous bare name included: using it says why not)."""
+        self.collect()
+        return set(self.strategies) | set(self.offers) | {qualified(e) for es in self.offers.values() for e in es}
+
+    def spelling(self, entry: Entry) -> str:
+        """How a config names ``entry`` so that it means it on this installation whatever is pinned:
+        its bare name, or ``DIST:NAME`` when another distribution offers the name too."""
+        self.collect()
+        return entry.name if len(self.offers.get(entry.name, [])) <= 1 else qualified(entry)
+
+    def _unknown_strategy(self, name: str) -> ConfigError:
+        """"unknown strategy", saying so when a plugin that failed to load would have offered it."""
+        dist, bare = split_qualified(name)
+        record = self.lost.get(bare) or self._catalogued_failure(bare)
+        if record is not None and (dist is None or dist == dist_key(record.distribution)):
+            return ConfigError(f"unknown strategy {name!r}: plugin {record.name!r} ({record.distribution}) "
+                               f"failed to load: {record.error}")
+        failed = [r for r in self.plugins.values() if r.error]
+        error = unknown("strategy", name, self.strategies)
+        if failed:  # one of them may have offered it: say why it is not here
+            error = ConfigError(f"{error}; not loaded, so unknown what they offer: " + "; ".join(
+                f"plugin {r.name!r} ({r.distribution}) failed to load: {r.error}" for r in failed))
+        return error
+
+    def _catalogued_failure(self, name: str) -> PluginRecord | None:
+        """The failed plugin whose distribution the catalog credits with strategy ``name`` (one that failed
+        before registering anything, e.g. on import or for its kdzoo version)."""
+        failed = [r for r in self.plugins.values() if r.error]
+        if not failed:
+            return None
+        from .registry import load_registry
+
+        owner = (load_registry().get("strategies", {}).get(name) or {}).get("plugin")
+        return next((r for r in failed if owner and dist_key(r.distribution) == dist_key(owner)), None)
 
     def model(self, name: str) -> Entry | None:
         """The registered (non-timm) model called ``name``, or None."""
@@ -251,6 +403,11 @@ class Zoo:
         return self.datasets[name]
 
 
+def qualified(entry: Entry) -> str:
+    """``DIST:NAME`` of a registered strategy: the name that always means it."""
+    return f"{dist_key(entry.distribution)}{QUALIFIER}{entry.name}"
+
+
 def _hook_names(pm: pluggy.PluginManager) -> list[str]:
     return sorted(name for name in dir(pm.hook) if not name.startswith("_") and getattr(pm.hook, name).has_spec())
 
@@ -263,7 +420,8 @@ def _check_pending(pm: pluggy.PluginManager, plugin: object) -> None:
             close = difflib.get_close_matches(impl_caller.name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             impl = next((i for i in impl_caller.get_hookimpls() if i.plugin is plugin), None)
-            raise PluginLoadError(f"unknown hook {impl_caller.name!r}{hint}", _where(impl.function) if impl else "")
+            raise PluginLoadError(f"unknown hook {impl_caller.name!r}{hint}",
+                                  source_line(impl.function) if impl else "")
 
 
 def _check_markers(pm: pluggy.PluginManager, plugin: object) -> None:
@@ -278,66 +436,7 @@ def _check_markers(pm: pluggy.PluginManager, plugin: object) -> None:
             continue
         if attr in known or difflib.get_close_matches(attr, known, n=1, cutoff=0.85):
             raise PluginLoadError(f"function {attr!r} has no @kdzoo.hookimpl marker, so kdzoo would never call it; "
-                                  f"hooks: {', '.join(known)}", _where(fn))
-
-
-def check_strategy_class(cls: type) -> None:
-    """Contract checks that need no run: what registration (and :func:`kdzoo.testing.check_strategy`) enforce.
-
-    Checks that every ``Config`` default matches its field's type and bounds, and that the student
-    requirement of ``needs()`` keeps the logits whenever the hard-label term is weighted (the trainer
-    computes that term from the student's logits; without them it would vanish without a word).
-
-    Raises:
-        PluginError: one line naming the strategy and the defect.
-    """
-    from torch import nn
-
-    from ..config import build, check_defaults
-    from ..contract.errors import ConfigError
-    from ..contract.strategy import label_weight_of
-
-    for gone, instead in (("label_weight", "return it as term_weights()['label'] (kdzoo.alpha_blend for alpha)"),
-                          ("teacher_grad", "remove it: the teacher's outputs are constants of the student's loss"),
-                          ("smoke_params", "make it the 'smoke' preset")):
-        if any(gone in vars(klass) for klass in cls.__mro__[:-1] if klass.__module__ != "kdzoo.contract.strategy"):
-            raise PluginError(f"strategy {cls.name!r} defines {gone!r}, which kdzoo no longer reads; {instead}")
-
-    try:
-        check_defaults(cls.Config, f"strategy {cls.name!r}: Config.")
-    except ConfigError as exc:
-        raise PluginError(str(exc)) from exc
-    try:  # a bare instance with the default config: needs() and the weights depend on the config only
-        probe = cls.__new__(cls)
-        nn.Module.__init__(probe)
-        try:
-            probe.config = build(cls.Config, {})
-        except ConfigError:  # a parameter without a usable default (a path): the smoke preset fills it
-            probe.config = build(cls.Config, dict(cls.presets.get("smoke", {})))
-        needs, weight = probe.needs(), label_weight_of(probe)
-    except Exception:  # noqa: BLE001 - needs() reads run state; the stack checks it when the run is built
-        return
-    if weight > 0 and not needs.student.logits:
-        raise PluginError(dropped_label_message(cls.name, weight))
-
-
-def dropped_label_message(strategy: str, weight: float) -> str:
-    """The one line for a strategy whose student needs exclude the logits the hard-label term needs."""
-    return (f"strategy {strategy!r}: needs() asks the student for no logits, so the hard-label loss "
-            f"(weight {weight:g}) would be dropped; add logits=True to the student Requirement or weight "
-            "the label term 0")
-
-
-def _where(obj: Any) -> str:
-    """``path:line`` where ``obj`` (function or class) is defined, or ``""``."""
-    try:
-        target = inspect.unwrap(obj)
-        lines, start = inspect.getsourcelines(target)
-        # the ``def``/``class`` line itself, not its first decorator
-        offset = next((i for i, line in enumerate(lines) if line.lstrip().startswith(("def ", "async def ", "class "))), 0)
-        return f"{inspect.getsourcefile(target)}:{start + offset}"
-    except (TypeError, OSError):
-        return ""
+                                  f"hooks: {', '.join(known)}", source_line(fn))
 
 
 def _origin(exc: BaseException) -> str:
@@ -368,6 +467,7 @@ def load_zoo(entry_points: bool = True) -> Zoo:
     from . import builtin
 
     zoo = Zoo()
+    zoo.prefer = parse_prefer(os.environ.get(PREFER_ENV))
     zoo.add_plugin(builtin, BUILTIN, BUILTIN, _version())
     if entry_points:
         zoo.load_entry_points()
@@ -379,3 +479,7 @@ def _version() -> str:
         return md.version("kdzoo")
     except md.PackageNotFoundError:
         return "0+unknown"
+
+
+__all__ = ["BUILTIN", "Entry", "PluginLoadError", "PluginRecord", "Zoo", "check_strategy_class", "dist_key",
+           "dropped_label_message", "load_zoo", "parse_prefer", "qualified", "split_qualified"]

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from ..config import StrategySpec, build
 from ..contract.context import RunContext
 from ..contract.errors import ConfigError, unknown
-from .plugins import dropped_label_message
+from .checks import dropped_label_message
+from .terms import check_returned, check_term
 from ..contract.strategy import (LABEL_TERM, Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy,
                                  label_weight_of)
 
@@ -44,10 +45,10 @@ def check_specs(specs: list[StrategySpec], zoo: Any, task: str | None = None) ->
     """Look up and validate every member before any work is done."""
     seen, out = set(), []
     for spec in specs:
-        if spec.name in seen:
-            raise ConfigError(f"strategy {spec.name!r} appears twice in one stack")
-        seen.add(spec.name)
         cls = zoo.strategy(spec.name).obj
+        if cls.name in seen:  # by its bare name: members, terms and parameters are keyed by it
+            raise ConfigError(f"strategy {cls.name!r} appears twice in one stack")
+        seen.add(cls.name)
         params = resolve_params(cls, spec)
         if task is not None and task not in cls.tasks:
             raise ConfigError(f"strategy {cls.name!r} does not support {task} data (supports: {', '.join(sorted(cls.tasks))})")
@@ -58,9 +59,11 @@ def check_specs(specs: list[StrategySpec], zoo: Any, task: str | None = None) ->
 class StrategyStack(nn.Module):
     """The members of one run's strategy, behaving as one strategy towards the trainer."""
 
-    def __init__(self, members: list[Strategy], label_weight: float | None = None) -> None:
+    def __init__(self, members: list[Strategy], label_weight: float | None = None,
+                 distributions: dict[str, str] | None = None) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.distributions = dict(distributions or {})  # member name -> its distribution (named in term errors)
         changed = {m.name: w for m in members if (w := label_weight_of(m)) != 1.0}
         if label_weight is not None:
             self.label_weight = float(label_weight)
@@ -133,14 +136,18 @@ class StrategyStack(nn.Module):
             if only is not None and i != only:  # an exclusive stage trains its owner's terms alone
                 continue
             weights = m.term_weights()
-            for term, value in m(batch, student, teacher, step).items():
+            returned = m(batch, student, teacher, step)
+            check_returned(m, returned, self.distributions.get(m.name))
+            for term, value in returned.items():
                 if term == LABEL_TERM:
                     raise ConfigError(f"strategy {m.name!r} returns a loss term named {LABEL_TERM!r}, the hard-label "
                                       "loss's name; rename it")
                 if term in out:
                     raise ConfigError(f"strategies {owner[term]} and {m.name} both return loss term {term!r}")
+                weight = float(weights.get(term, 1.0))
+                check_term(m, term, value, weight, student, batch, self.distributions.get(m.name))
                 owner[term] = m.name
-                out[term] = (value, float(weights.get(term, 1.0)))
+                out[term] = (value, weight)
         self.term_owner = owner
         return out
 
@@ -148,6 +155,7 @@ class StrategyStack(nn.Module):
 def build_stack(specs: list[StrategySpec], ctx: RunContext, zoo: Any, label_weight: float | None = None) -> StrategyStack:
     """Instantiate the validated members for this run and check them against its models."""
     members = []
+    distributions = {zoo.strategy(spec.name).obj.name: zoo.strategy(spec.name).distribution for spec in specs}
     for cls, params in check_specs(specs, zoo, ctx.task):
         if cls.requires_teacher and ctx.teacher is None:
             raise ConfigError(f"strategy {cls.name!r} needs a teacher; pass --teacher")
@@ -155,7 +163,7 @@ def build_stack(specs: list[StrategySpec], ctx: RunContext, zoo: Any, label_weig
             check_label_space(cls.name, ctx.teacher.meta.get("classes", []), ctx.classes, ctx.task,
                               cross_task_alternatives(zoo, ctx.task))
         members.append(cls(params, ctx))
-    return StrategyStack(members, label_weight)
+    return StrategyStack(members, label_weight, distributions)
 
 
 def check_label_space(strategy: str, teacher_classes: list[str], student_classes: list[str], task: str,
