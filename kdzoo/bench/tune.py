@@ -1,0 +1,553 @@
+"""``kdzoo tune``: select a strategy's parameters and the learning rate on the validation split, with Optuna.
+
+One *study* per (task, pair, strategy): Optuna's TPE sampler (seeded) proposes the strategy's declared
+parameters (:func:`kdzoo.param` bounds or ``search=`` ranges, on a log scale where declared) and the
+learning rate; each trial trains the run's budget on tuning seeds of its own (never the table's) and
+scores the mean best validation accuracy over them, reporting validation accuracy at every evaluation
+so that a median pruner stops the trials that trail. ``ce`` gets the same learning-rate search with the
+same number of trials, so tuned rows are compared with a tuned baseline.
+
+The tuner never builds the test split: kdzoo's file datasets are read without their test files, and the
+test rows of a dataset without an official test split are blanked before any model sees the data (the
+train/validation partition is the one every run of the config uses).
+
+Study folder (``--out``, default ``runs/tune/STUDY``)::
+
+    study.db         Optuna's storage (SQLite) unless --storage names another database
+    spec.json        what the study searches and how (read back by workers and by the bench)
+    best.yaml        the best trial's effective config (a re-runnable run config)
+    summary.json     Optuna's study summary: trials by state, the best trial, every trial's params and values
+    importances.json parameter importances (fANOVA; once two trials have finished)
+
+A trial is one call, :func:`run_trials` ``(storage, study)``, so many processes or machines (an
+executor's jobs) can work on one study through a shared database.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from ..config import RunConfig, canonical, data_options, make_config, to_dict
+from ..contract.errors import ConfigError, NonFiniteLoss, unknown
+from ..train.checkpoint import write_text
+
+TUNE_EXTRA = "kdzoo tune needs Optuna, which is not installed: pip install 'kdzoo[tune]'"
+DEFAULT_SEEDS = (1000,)  # tuning seeds: far from a table's 0..N, and checked against them
+LR_SPAN = 10.0  # the default learning-rate search: [lr / 10, lr * 10], log scale
+
+
+def optuna_module():
+    """Optuna, or the one-line error naming the extra (an optional dependency: imported on use)."""
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError(TUNE_EXTRA) from None
+    import warnings
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # heartbeats (RDB storage) are marked experimental; kdzoo relies on them only to fail a killed worker's trial
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+# -- the search space --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dimension:
+    """One searched value: ``optim.lr`` or ``MEMBER.PARAM`` of the strategy stack."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def suggest(self, trial: Any) -> float | int:
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+
+def _member_fields(config: RunConfig, zoo: Any) -> dict[str, dict[str, Any]]:
+    """``{member: {param: dataclass field}}`` of the config's strategy stack (unknown members: one line)."""
+    from ..zoo.stack import check_specs
+
+    return {cls.name: {f.name: f for f in fields(cls.Config)} if getattr(cls, "Config", None) else {}
+            for cls, _ in check_specs(config.strategy, zoo)}
+
+
+def _parse_range(key: str, value: Any) -> tuple[float, float, bool]:
+    """``[low, high]``, ``[low, high, log]`` or ``"low:high[:log]"`` as ``(low, high, log)``."""
+    parts = value.split(":") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+    if not parts or len(parts) not in (2, 3) or (len(parts) == 3 and str(parts[2]).strip() not in ("log", "linear")):
+        raise ConfigError(f"search {key}={value!r}: expected LOW:HIGH or LOW:HIGH:log (a list [low, high, log] in YAML)")
+    try:
+        low, high = float(parts[0]), float(parts[1])
+    except (TypeError, ValueError):
+        raise ConfigError(f"search {key}={value!r}: LOW and HIGH must be numbers") from None
+    log = len(parts) == 3 and str(parts[2]).strip() == "log"
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        raise ConfigError(f"search {key}={value!r}: needs finite LOW < HIGH")
+    if log and low <= 0:
+        raise ConfigError(f"search {key}={value!r}: a log scale needs LOW > 0")
+    return low, high, log
+
+
+def _within_bounds(key: str, low: float, high: float, bounds: dict[str, float | None]) -> None:
+    b = bounds or {}
+    if ((b.get("ge") is not None and low < b["ge"]) or (b.get("gt") is not None and low <= b["gt"])
+            or (b.get("le") is not None and high > b["le"]) or (b.get("lt") is not None and high >= b["lt"])):
+        from ..config import _range_text
+
+        raise ConfigError(f"search {key}: [{low:g}, {high:g}] leaves the parameter's range {_range_text(b)}")
+
+
+def declared_dimension(member: str, f: Any) -> Dimension | None:
+    """The default search of one parameter: its declared ``search=`` range, else both bounds; ``None`` if neither."""
+    bounds, search = f.metadata.get("bounds") or {}, f.metadata.get("search")
+    if f.type in (bool, "bool") or isinstance(f.default, bool) or not isinstance(f.default, (int, float)):
+        return None
+    integer = isinstance(f.default, int)
+    if search and search.get("range"):
+        low, high = search["range"]
+    else:
+        low = bounds.get("ge") if bounds.get("ge") is not None else bounds.get("gt")
+        high = bounds.get("le") if bounds.get("le") is not None else bounds.get("lt")
+        if low is None or high is None:
+            return None
+        if bounds.get("gt") is not None or bounds.get("lt") is not None:  # open ends: stay just inside
+            span = (high - low) * 1e-3
+            low, high = (low + span if bounds.get("gt") is not None else low), (high - span if bounds.get("lt") is not None else high)
+    return Dimension(f"{member}.{f.name}", float(low), float(high), bool(search and search.get("log")), integer)
+
+
+def search_space(config: RunConfig, zoo: Any, given: dict[str, Any] | None = None,
+                 lr_range: Any = None, members_searched: list[str] | None = None) -> list[Dimension]:
+    """The dimensions a study searches: the learning rate plus each member's declared (or ``given``) parameters.
+
+    Args:
+        given: ``{"kd.temperature": "1:16:log", "alpha": [0.5, 1]}``; replaces the declared search
+            (a bare ``PARAM`` names the one member that has it). Unknown members or parameters, ranges
+            outside a parameter's bounds and non-numeric parameters are one-line errors.
+        lr_range: ``"LOW:HIGH[:log]"`` for ``optim.lr`` (default: a tenth to ten times the config's lr, log scale).
+        members_searched: the members whose declared parameters are searched (default: all).
+    """
+    members = _member_fields(config, zoo)
+    lr = config.optim.lr
+    low, high, log = _parse_range("optim.lr", lr_range) if lr_range is not None else (lr / LR_SPAN, lr * LR_SPAN, True)
+    if low <= 0:
+        raise ConfigError(f"search optim.lr: the learning rate must stay > 0, got LOW {low:g}")
+    space = {"optim.lr": Dimension("optim.lr", low, high, log)}
+    if given:
+        for key, value in given.items():
+            name = _resolve_key(str(key), members)
+            if name == "optim.lr":
+                space[name] = Dimension(name, *_parse_range(name, value))
+                continue
+            member, param = name.split(".", 1)
+            f = members[member][param]
+            if isinstance(f.default, bool) or not isinstance(f.default, (int, float)):
+                raise ConfigError(f"search {key}: {member}.{param} is {type(f.default).__name__}, not a number; "
+                                  "only numeric parameters are searched (set it as a variant instead)")
+            low, high, log = _parse_range(str(key), value)
+            _within_bounds(str(key), low, high, f.metadata.get("bounds") or {})
+            space[name] = Dimension(name, low, high, log, isinstance(f.default, int))
+    else:
+        for member, params in members.items():
+            if members_searched is not None and member not in members_searched:
+                continue
+            for f in params.values():
+                dim = declared_dimension(member, f)
+                if dim is not None:
+                    space[dim.name] = dim
+    return list(space.values())
+
+
+def _resolve_key(key: str, members: dict[str, dict[str, Any]]) -> str:
+    """``kd.temperature``, ``temperature`` (one member has it), ``lr`` or ``optim.lr`` to its full name."""
+    if key in ("lr", "optim.lr"):
+        return "optim.lr"
+    member, dot, param = key.partition(".")
+    if dot:
+        if member not in members:
+            raise unknown(f"strategy in search key {key!r}", member, list(members))
+        if param not in members[member]:
+            raise unknown(f"parameter of {member} in search key {key!r}", param, members[member])
+        return key
+    having = [m for m, params in members.items() if key in params]
+    if len(having) == 1:
+        return f"{having[0]}.{key}"
+    if len(having) > 1:
+        raise ConfigError(f"search {key!r}: several members have it ({', '.join(having)}); name one, e.g. "
+                          f"{having[0]}.{key}")
+    valid = ["optim.lr"] + [f"{m}.{p}" for m, params in members.items() for p in params]
+    raise unknown("search parameter", key, valid)
+
+
+def apply_params(config: RunConfig, params: dict[str, Any]) -> RunConfig:
+    """``config`` with a trial's values: ``optim.lr`` and ``MEMBER.PARAM`` (validated like any config)."""
+    data = to_dict(config)
+    for name, value in params.items():
+        if name == "optim.lr":
+            data["optim"]["lr"] = value
+            continue
+        member, param = name.split(".", 1)
+        spec = next(s for s in data["strategy"] if s["name"] == member)
+        spec["params"] = dict(spec.get("params") or {}, **{param: value})
+    return make_config(data)
+
+
+# -- the study ---------------------------------------------------------------------------------------
+@dataclass
+class StudySpec:
+    """What a study searches and how: stored in its folder (``spec.json``) and in the storage, so any
+    worker with the storage URL and the study's name can run its trials."""
+
+    name: str
+    config: dict[str, Any]  # the base run config (plain data); train.seeds are the tuning seeds
+    space: list[dict[str, Any]]
+    seeds: list[int]
+    trials: int
+    sampler_seed: int = 0
+    prune_warmup: float = 0.25  # no pruning in the first quarter of the budget: early accuracy is noise
+
+    def dimensions(self) -> list[Dimension]:
+        return [Dimension(**d) for d in self.space]
+
+    def run_config(self) -> RunConfig:
+        return make_config(copy.deepcopy(self.config))
+
+
+def study_name(config: RunConfig, space: list[Dimension], seeds: list[int]) -> str:
+    """A readable, stable name of (task, pair, strategy, budget, search): equal inputs share one study."""
+    data = to_dict(config)
+    for key in ("out", "name"):
+        data.pop(key, None)
+    data["train"].pop("seeds", None)
+    for key in ("progress", "threads"):
+        data["runtime"].pop(key, None)
+    payload = canonical([data, [asdict(d) for d in space], sorted(seeds)])
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    stem = f"{'+'.join(s.name for s in config.strategy)}_{config.student.name}_{config.data.name}"
+    return "".join(c if c.isalnum() or c in "+-_." else "-" for c in stem) + f"-{digest}"
+
+
+def make_spec(config: RunConfig | dict, zoo: Any, *, trials: int, seeds: list[int] | None = None,
+              search: dict[str, Any] | None = None, lr_range: Any = None, sampler_seed: int = 0,
+              table_seeds: list[int] | None = None, members_searched: list[str] | None = None) -> StudySpec:
+    """Validate a tuning request and name its study (nothing is loaded or written)."""
+    from ..train.runs import check_run
+
+    config = config if isinstance(config, RunConfig) else make_config(config)
+    if trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {trials}")
+    seeds = list(seeds) if seeds else list(DEFAULT_SEEDS)
+    shared = sorted(set(seeds) & set(table_seeds if table_seeds is not None else config.train.seeds))
+    if shared:
+        raise ConfigError(f"tuning seeds {seeds} share {shared} with the table's seeds; tune on seeds of its own "
+                          f"(--seeds, default {list(DEFAULT_SEEDS)})")
+    check_run(config, zoo)
+    space = search_space(config, zoo, search, lr_range, members_searched)
+    data = to_dict(config)
+    data["train"]["seeds"] = seeds
+    data["runtime"]["progress"] = False
+    base = make_config(data)
+    return StudySpec(study_name(base, space, seeds), to_dict(base), [asdict(d) for d in space], seeds, trials,
+                     sampler_seed)
+
+
+def open_study(spec: StudySpec | None, storage: str, name: str | None = None, worker: int = 0,
+               warmup_steps: int = 0):
+    """Create or load a study; a worker that knows only the name reads the spec from the storage.
+
+    The study always maximises: a trial returns validation accuracy, or minus an error metric.
+    """
+    optuna = optuna_module()
+    storage_obj = optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=180) \
+        if "://" in storage else storage  # heartbeats mark the trials of a killed worker failed
+    if spec is None:
+        try:
+            stored = optuna.load_study(study_name=name, storage=storage_obj)
+        except KeyError:
+            names = [s.study_name for s in optuna.get_all_study_summaries(storage_obj)]
+            raise unknown(f"study in {storage}", name, names) from None
+        spec = StudySpec(**stored.user_attrs["kdzoo"])
+    sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed + worker, multivariate=len(spec.space) > 1)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup_steps)
+    study = optuna.create_study(study_name=spec.name, storage=storage_obj, sampler=sampler, pruner=pruner,
+                                direction="maximize", load_if_exists=True)
+    if "kdzoo" not in study.user_attrs:
+        study.set_user_attr("kdzoo", asdict(spec))
+    return study, spec
+
+
+def default_storage(folder: Path) -> str:
+    return f"sqlite:///{(folder / 'study.db').resolve()}"
+
+
+# -- data the tuner may read -------------------------------------------------------------------------
+def tuning_data(config: RunConfig, zoo: Any):
+    """The config's dataset and splits with the test split never built.
+
+    kdzoo's file datasets are read without their test files (an empty official test split keeps the
+    train/validation partition of every run); a dataset that holds its test rows among the others
+    has those rows blanked before anything trains; a plugin's loader is called as usual and its test
+    part dropped before splitting. Either way ``splits.test`` is empty.
+    """
+    from ..data import load_dataset, make_splits
+    from ..models.wrapper import check_student_weights
+
+    bundle = load_dataset(config.data.name, config.data.root, zoo, **data_options(config), test=False)
+    if bundle.test_x is not None and len(bundle.test_x):  # a plugin loader that cannot skip its test part
+        bundle.test_x, bundle.test_y = bundle.test_x[:0], bundle.test_y[:0]
+    check_student_weights(config, bundle, zoo)
+    splits = make_splits(bundle, config.data)
+    return seal_test(bundle, splits)
+
+
+def seal_test(bundle: Any, splits: Any):
+    """Blank the test rows of ``bundle`` and empty ``splits.test``; indices of the other rows are unchanged,
+    so batch plans and the teacher-output cache see exactly what a run sees."""
+    from dataclasses import replace
+
+    test = np.asarray(splits.test, dtype=np.int64)
+    if not splits.official_test and len(test):
+        rows = torch.as_tensor(test)
+        if isinstance(bundle.x, torch.Tensor):
+            x = bundle.x.clone()
+            x[rows] = 0
+        else:  # lazily read files: the test rows point nowhere, so reading one fails loudly
+            from ..data import LazyImages
+
+            files = list(bundle.x.files)
+            for i in test:
+                files[i] = "<test split sealed by kdzoo tune>"
+            x = LazyImages(files, bundle.x.channels, bundle.x.size)
+        y = bundle.y.clone()
+        y[rows] = 0
+        bundle = replace(bundle, x=x, y=y)
+    return bundle, replace(splits, test=test[:0])
+
+
+# -- trials --------------------------------------------------------------------------------------------
+def _refuse_training(tconf: RunConfig, *args: Any, **kwargs: Any) -> Any:
+    raise ConfigError(f"kdzoo tune: the teacher {tconf.student.name} is not trained yet and a tuning run never "
+                      "trains one (it would test it); train it first: kdzoo teacher with the same config, or let "
+                      "kdzoo tune --suite train the suite's teachers")
+
+
+def run_trials(storage: str, study: str, trials: int | None = None, *, zoo: Any = None, log=print,
+               worker: int = 0) -> Any:
+    """Run trials of an existing study until it holds ``trials`` finished (complete or pruned) ones.
+
+    The unit an executor schedules: any process or machine that reaches ``storage`` can call it, and
+    as many at once as there are workers (each with its own ``worker`` number, which offsets the
+    sampler's seed). Returns the Optuna study.
+    """
+    from ..train.runs import setup_runtime, total_steps
+    from ..train.teacher import resolve_teacher
+    from ..data import channel_stats, steps_per_epoch
+    from ..zoo.plugins import load_zoo
+
+    optuna = optuna_module()
+    zoo = zoo or load_zoo()
+    _, spec = open_study(None, storage, study)
+    target = spec.trials if trials is None else trials
+    config = spec.run_config()
+    device = setup_runtime(config)
+    bundle, splits = tuning_data(config, zoo)
+    per_seed = total_steps(config, steps_per_epoch(splits, config.data))
+    opened, _ = open_study(spec, storage, worker=worker, warmup_steps=int(per_seed * spec.prune_warmup))
+    mean, std = channel_stats(bundle, splits.train)
+    teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, train=_refuse_training)
+    if teacher is not None:
+        teacher = teacher.to(device)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    todo = target - len(opened.get_trials(deepcopy=False, states=finished))
+    if todo <= 0:
+        return opened
+    objective = _objective(spec, config, bundle, splits, zoo, teacher, log)
+    opened.optimize(objective, n_trials=todo, callbacks=[optuna.study.MaxTrialsCallback(target, states=finished)],
+                    gc_after_trial=False)
+    return opened
+
+
+def _objective(spec: StudySpec, config: RunConfig, bundle: Any, splits: Any, zoo: Any, teacher: Any, log):
+    """Optuna's objective: the mean best validation score over the tuning seeds, reported as it trains."""
+    from ..bench.metrics import primary_metric
+    from ..train.runs import make_trainer, total_steps
+    from ..data import steps_per_epoch
+
+    optuna = optuna_module()
+    dims = spec.dimensions()
+    metric, higher = primary_metric(bundle.task)
+    sign = 1.0 if higher else -1.0  # the study maximises; an error metric is negated
+    per_seed = total_steps(config, steps_per_epoch(splits, config.data))
+    quiet = lambda *a, **k: None  # noqa: E731
+
+    def objective(trial: Any) -> float:
+        params = {d.name: d.suggest(trial) for d in dims}
+        trial_config = apply_params(config, params)
+        scores = []
+        for k, seed in enumerate(spec.seeds):
+            trainer, _ = make_trainer(trial_config, bundle, splits, zoo, seed, None, teacher, log=quiet)
+
+            def report(step: int, val: dict[str, float], offset: int = k * per_seed) -> None:
+                trial.report(sign * val[metric], offset + step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"validation {metric} {val[metric]:.4g} at step {offset + step} "
+                                             "trails the median of earlier trials")
+
+            trainer.on_validate.append(report)
+            try:
+                result = trainer.fit(None)
+            except NonFiniteLoss as exc:  # a diverging learning rate: stop the trial, keep the study going
+                trial.set_user_attr("diverged", " ".join(str(exc).split())[:200])
+                raise optuna.TrialPruned("diverged") from None
+            finally:
+                if trainer.plan is not None:
+                    trainer.plan.close()
+            scores.append(result.best_val[metric])
+        trial.set_user_attr("val_per_seed", scores)
+        value = float(np.mean(scores))
+        log(f"trial {trial.number}: validation {metric} {value:.4g} with "
+            + ", ".join(f"{k}={v:.4g}" for k, v in params.items()))
+        return sign * value
+
+    return objective
+
+
+# -- the command -------------------------------------------------------------------------------------------
+def tune(config: RunConfig | dict, *, trials: int = 20, out: str | Path | None = None, storage: str | None = None,
+         seeds: list[int] | None = None, search: dict[str, Any] | None = None, lr_range: Any = None,
+         sampler_seed: int = 0, jobs: int = 1, zoo: Any = None, log=print, table_seeds: list[int] | None = None,
+         train_teacher: bool = True, members_searched: list[str] | None = None) -> dict[str, Any]:
+    """Tune one (task, pair, strategy) on the validation split and write its study folder.
+
+    Args:
+        config: the run config whose strategy and learning rate are tuned (its ``train.seeds`` are the
+            table's seeds, which tuning never uses).
+        trials: finished trials the study ends with (a re-run continues a study; none run twice).
+        out: the study folder (default ``runs/tune/STUDY``).
+        storage: an Optuna database URL shared by workers (default: SQLite in the study folder).
+        seeds: tuning seeds (default ``[1000]``).
+        search: parameter ranges replacing the declared ones (see :func:`search_space`).
+        lr_range: the learning-rate range (default a tenth to ten times the config's, log scale).
+        sampler_seed: the TPE sampler's seed (worker ``i`` of ``jobs`` uses ``sampler_seed + i``).
+        jobs: worker processes working on the study at once.
+        train_teacher: train a teacher missing from the cache first, as ``kdzoo teacher`` does (the
+            only step that reads the test split, for the teacher's card); ``False``: a missing teacher is an error.
+        members_searched: the stack members whose declared parameters are searched (default: all).
+
+    Returns:
+        The study summary (also ``summary.json`` in the study folder).
+    """
+    from ..zoo.plugins import load_zoo
+
+    optuna_module()
+    zoo = zoo or load_zoo()
+    spec = make_spec(config, zoo, trials=trials, seeds=seeds, search=search, lr_range=lr_range,
+                     sampler_seed=sampler_seed, table_seeds=table_seeds, members_searched=members_searched)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    folder = Path(out) if out is not None else Path("runs") / "tune" / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    url = storage or default_storage(folder)
+    if train_teacher:
+        ensure_teacher(spec.run_config(), zoo, log)
+    open_study(spec, url)
+    write_text(folder / "spec.json", json.dumps({**asdict(spec), "storage": url}, indent=2))
+    log(f"study {spec.name}: {trials} trials over {', '.join(d.name for d in spec.dimensions())} "
+        f"on seeds {spec.seeds} ({url})")
+    if jobs == 1:
+        run_trials(url, spec.name, trials, zoo=zoo, log=log)
+    else:
+        _run_workers(url, spec.name, trials, jobs)
+    return write_outputs(url, spec.name, folder, zoo)
+
+
+def ensure_teacher(config: RunConfig, zoo: Any, log=print) -> None:
+    """Train the config's teacher once, before tuning, if the cache lacks it (kdzoo teacher's recipe)."""
+    from ..train.runs import task_teacher
+    from ..train.teacher import teacher_config
+
+    if config.teacher is None or config.teacher.checkpoint:
+        return
+    tconf = teacher_config(config)
+    if not (Path(tconf.out) / tconf.name / "teacher.safetensors").exists():
+        log(f"teacher {config.teacher.name} is not cached: training it first (kdzoo teacher)")
+        task_teacher(config, zoo, log=log)
+
+
+def _worker(url: str, name: str, trials: int, worker: int) -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    run_trials(url, name, trials, worker=worker, log=lambda *a, **k: None)
+
+
+def _run_workers(url: str, name: str, trials: int, jobs: int) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        for fut in [pool.submit(_worker, url, name, trials, i) for i in range(jobs)]:
+            fut.result()
+
+
+def write_outputs(storage: str, name: str, folder: Path, zoo: Any) -> dict[str, Any]:
+    """Write the study's summary, parameter importances and the best trial's effective config."""
+    from ..train.effective import effective_config
+
+    optuna = optuna_module()
+    study, spec = open_study(None, storage, name)
+    states = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in (states.COMPLETE, states.PRUNED, states.FAIL,
+                                                                          states.RUNNING)}
+    summary: dict[str, Any] = {"study": name, "storage": storage, "direction": study.direction.name.lower(),
+                               "seeds": spec.seeds, "search": spec.space, "trials": counts,
+                               "sampler": f"TPESampler(seed={spec.sampler_seed})",
+                               "pruner": f"MedianPruner(n_startup_trials=3, warm-up {spec.prune_warmup:.0%} of the budget)",
+                               "rows": [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
+                                         "params": t.params, **t.user_attrs} for t in trials]}
+    if counts["complete"]:
+        best = study.best_trial
+        best_config = apply_params(spec.run_config(), best.params)
+        summary["best"] = {"number": best.number, "value": best.value, "params": best.params}
+        write_text(folder / "best.yaml", yaml.safe_dump(effective_config(best_config, zoo), sort_keys=False))
+    importances: dict[str, float] = {}
+    if counts["complete"] >= 2 and spec.space:
+        try:
+            importances = {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+        except (RuntimeError, ValueError) as exc:  # e.g. every finished trial scored the same
+            importances = {"note": f"not computed: {' '.join(str(exc).split())[:160]}"}  # type: ignore[dict-item]
+    write_text(folder / "importances.json", json.dumps(importances, indent=2))
+    write_text(folder / "summary.json", json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def best_params(storage: str, name: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """A study's best parameters and its trial counts (``complete``, ``pruned``); a study without a
+    finished trial is a one-line error."""
+    optuna = optuna_module()
+    study, _ = open_study(None, storage, name)
+    states = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    counts = {"complete": sum(t.state == states.COMPLETE for t in trials),
+              "pruned": sum(t.state == states.PRUNED for t in trials)}
+    if not counts["complete"]:
+        raise ConfigError(f"study {name!r} in {storage} has no finished trial yet; run kdzoo tune first")
+    return dict(study.best_trial.params), counts
+
+
+__all__ = ["Dimension", "StudySpec", "apply_params", "best_params", "make_spec", "run_trials", "search_space",
+           "seal_test", "study_name", "tune", "tuning_data", "write_outputs"]
