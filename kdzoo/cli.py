@@ -390,7 +390,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             seeds = [int(s) for s in args.tune_seeds.split(",") if s.strip()]
         except ValueError:
             raise KdzooError(f"--seeds {args.tune_seeds!r}: expected comma-separated integers, e.g. 1000,1001") from None
-    summary = tune(config, trials=args.trials or 20, out=args.study_out, storage=args.storage, seeds=seeds,
+    summary = tune(config, trials=20 if args.trials is None else args.trials, out=args.study_out, storage=args.storage, seeds=seeds,
                    search=search or None, lr_range=args.lr_range, sampler_seed=args.sampler_seed, jobs=args.jobs,
                    log=_to_stderr)
     print(json.dumps(_tune_line(summary), indent=2))

@@ -185,7 +185,8 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                     if name not in catalogued:
                         raise unknown(f"strategy in suite {suite.get('name')!r} task {tname!r}", name,
                                       installed | catalogued)
-                cell_base, variant, tuned = dict(base), variant_name(members), None
+                cell_base, tuned = dict(base), None
+                variant = tuned_variant(members) if is_tuned(members) else variant_name(members)
                 if is_tuned(members) and not missing:
                     members, cell_base, variant, tuned = _tuned_entry(suite, base, pair, members, train, seeds, out,
                                                                       zoo, threads)

@@ -120,6 +120,7 @@ def declared_dimension(member: str, f: Any) -> Dimension | None:
     integer = isinstance(f.default, int)
     if search and search.get("range"):
         low, high = search["range"]
+        _within_bounds(f"{member}.{f.name} (declared)", low, high, bounds)
     else:
         low = bounds.get("ge") if bounds.get("ge") is not None else bounds.get("gt")
         high = bounds.get("le") if bounds.get("le") is not None else bounds.get("lt")
@@ -518,7 +519,8 @@ def write_outputs(storage: str, name: str, folder: Path, zoo: Any) -> dict[str, 
                                "sampler": f"TPESampler(seed={spec.sampler_seed})",
                                "pruner": f"MedianPruner(n_startup_trials=3, warm-up {spec.prune_warmup:.0%} of the budget)",
                                "rows": [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
-                                         "params": t.params, **t.user_attrs} for t in trials]}
+                                         "params": t.params, "reported": len(t.intermediate_values), **t.user_attrs}
+                                        for t in trials]}
     if counts["complete"]:
         best = study.best_trial
         best_config = apply_params(spec.run_config(), best.params)
