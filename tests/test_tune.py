@@ -202,6 +202,7 @@ def test_without_optuna_tune_is_one_line_naming_the_extra(monkeypatch, capsys, t
     (["--strategy", "kd", "--seeds", "0"], "share [0] with the table's seeds"),
     (["--strategy", "kd", "--trials", "0"], "--trials must be >= 1"),
     (["--strategy", "kd", "--lr-range", "1:0.1"], "needs finite LOW < HIGH"),
+    (["--strategy", "kd", "--storage", "nosuchdb://x"], "--storage 'nosuchdb://x': cannot open it"),
 ])
 def test_bad_tuning_requests_are_one_line_errors(args, message, capsys, tmp_path):
     assert tune_cli(*args, "--out", str(tmp_path / "s")) == 2

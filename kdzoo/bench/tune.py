@@ -274,8 +274,7 @@ def open_study(spec: StudySpec | None, storage: str, name: str | None = None, wo
     The study always maximises: a trial returns validation accuracy, or minus an error metric.
     """
     optuna = optuna_module()
-    storage_obj = optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=180) \
-        if "://" in storage else storage  # heartbeats mark the trials of a killed worker failed
+    storage_obj = open_storage(storage)
     if spec is None:
         try:
             stored = optuna.load_study(study_name=name, storage=storage_obj)
@@ -290,6 +289,20 @@ def open_study(spec: StudySpec | None, storage: str, name: str | None = None, wo
     if "kdzoo" not in study.user_attrs:
         study.set_user_attr("kdzoo", asdict(spec))
     return study, spec
+
+
+def open_storage(url: str):
+    """Optuna's storage for a database URL, with heartbeats (a killed worker's trial is marked failed);
+    a URL it cannot open is a one-line error."""
+    optuna = optuna_module()
+    if "://" not in url:
+        raise ConfigError(f"--storage {url!r}: expected a database URL, e.g. sqlite:////shared/tune.db or "
+                          "postgresql://host/db")
+    try:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+    except Exception as exc:  # sqlalchemy's errors: a bad scheme, a missing driver, an unreachable server
+        raise ConfigError(f"--storage {url!r}: cannot open it ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:160]})") from None
 
 
 def default_storage(folder: Path) -> str:
@@ -461,6 +474,8 @@ def tune(config: RunConfig | dict, *, trials: int = 20, out: str | Path | None =
                      sampler_seed=sampler_seed, table_seeds=table_seeds, members_searched=members_searched)
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    if storage is not None:
+        open_storage(storage)  # a bad URL fails before anything is written
     folder = Path(out) if out is not None else Path("runs") / "tune" / spec.name
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage(folder)
