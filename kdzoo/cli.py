@@ -370,8 +370,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         from .bench.tune_suite import tune_suite
 
         suite = Path(args.suite).stem if args.suite.endswith((".yaml", ".yml")) else args.suite
-        summaries = tune_suite(args.suite, args.study_out or f"runs/bench-{suite}", trials=args.trials, jobs=args.jobs,
-                               log=_to_stderr, data_root=args.data_root)
+        summaries = tune_suite(args.suite, args.study_out or f"runs/bench-{suite}", trials=args.trials,
+                               jobs=args.jobs, log=_to_stderr, data_root=args.data_root)
         print(json.dumps([_tune_line(s) for s in summaries], indent=2))
         return 0
     from .bench.tune import tune
@@ -390,8 +390,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             seeds = [int(s) for s in args.tune_seeds.split(",") if s.strip()]
         except ValueError:
             raise KdzooError(f"--seeds {args.tune_seeds!r}: expected comma-separated integers, e.g. 1000,1001") from None
-    summary = tune(config, trials=20 if args.trials is None else args.trials, out=args.study_out, storage=args.storage, seeds=seeds,
-                   search=search or None, lr_range=args.lr_range, sampler_seed=args.sampler_seed, jobs=args.jobs,
+    summary = tune(config, trials=20 if args.trials is None else args.trials, out=args.study_out, storage=args.storage,
+                   seeds=seeds, search=search or None, lr_range=args.lr_range, sampler_seed=args.sampler_seed, jobs=args.jobs,
                    log=_to_stderr)
     print(json.dumps(_tune_line(summary), indent=2))
     return 0

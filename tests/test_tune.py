@@ -195,7 +195,8 @@ def test_without_optuna_tune_is_one_line_naming_the_extra(monkeypatch, capsys, t
     (["--strategy", "kd", "--search", "kd.tempreature=1:8"], "unknown parameter of kd in search key 'kd.tempreature' "
                                                              "'tempreature'; did you mean 'temperature'"),
     (["--strategy", "kd", "--search", "dkd.beta=1:8"], "unknown strategy in search key 'dkd.beta' 'dkd'"),
-    (["--strategy", "kd", "--search", "kd.alpha=0:2"], "search kd.alpha: [0, 2] leaves the parameter's range in [0, 1]"),
+    (["--strategy", "kd", "--search", "kd.alpha=0:2"],
+     "search kd.alpha: [0, 2] leaves the parameter's range in [0, 1]"),
     (["--strategy", "kd", "--search", "kd.temperature=0:8:log"], "a log scale needs LOW > 0"),
     (["--strategy", "kd", "--search", "kd.logit_standardize=0:1"], "not a number; only numeric parameters"),
     (["--strategy", "kd", "--search", "kd.temperature"], "expected PARAM=LOW:HIGH[:log]"),

@@ -67,7 +67,8 @@ def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
             if members[0].get("tuned"):  # trials run and pruned by the row's study (kdzoo tune)
                 entry["tuned"] = {k: members[0]["tuned"][k] for k in ("study", "trials", "pruned")}
             baseline = _baseline(rows, task, pair, tuned=bool(members[0].get("tuned")))
-            base = [r for r in rows if r["task"] == task and r["pair"] == pair and r["variant"] == baseline and r.get("status") == "ok"]
+            base = [r for r in rows if r["task"] == task and r["pair"] == pair and r["variant"] == baseline
+                    and r.get("status") == "ok"]
             not_applicable = any(str(r.get("status", "")).startswith("not applicable") for r in members)
             if variant != baseline and base and not not_applicable:
                 c = compare({r["seed"]: r[f"test_best_{metric}"] for r in ok},

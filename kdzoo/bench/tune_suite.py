@@ -58,8 +58,9 @@ def tune_suite(suite_name: str, out: str | Path, *, trials: int | None = None, j
     for data, members, storage, folder, seeds in wanted:
         plain = [{k: v for k, v in m.items() if not (k == "params" and v == TUNED)} for m in members]
         searched = [m["name"] for m in members if m.get("params") == TUNED]
-        summaries.append(tune(dict(data, strategy=plain), trials=int(opts["trials"] if trials is None else trials), out=folder,
-                              storage=storage, seeds=opts["seeds"], search=search_for(opts, searched), lr_range=opts["lr_range"],
+        summaries.append(tune(dict(data, strategy=plain), trials=int(opts["trials"] if trials is None else trials),
+                              out=folder, storage=storage, seeds=opts["seeds"], search=search_for(opts, searched),
+                              lr_range=opts["lr_range"],
                               sampler_seed=int(opts["sampler_seed"]), jobs=jobs, zoo=zoo, log=log, table_seeds=seeds,
                               members_searched=searched))
     return summaries
