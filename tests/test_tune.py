@@ -216,3 +216,14 @@ def test_an_unknown_study_is_one_line_naming_the_studies_there(kd_study, capsys)
     spec = json.loads((kd_study / "spec.json").read_text())
     assert main(["tune", "--study", "kd_mlp_digts", "--storage", spec["storage"]]) == 2
     assert f"did you mean '{spec['name']}'" in capsys.readouterr().err
+
+
+def test_trials_that_trail_the_median_are_pruned(tmp_path):
+    from kdzoo.bench.tune import tune
+
+    config = {"data": "digits", "student": {"name": "mlp", "kwargs": {"hidden": [8]}}, "strategy": "ce",
+              "train": {"steps": 8, "eval_every": 1}, "runtime": {"progress": False}}
+    summary = tune(config, trials=6, out=tmp_path / "s", lr_range="0.00001:1:log", log=lambda *a, **k: None)
+    pruned = [row for row in summary["rows"] if row["state"] == "pruned"]
+    assert summary["trials"]["pruned"] == len(pruned) >= 1 and summary["trials"]["complete"] + len(pruned) == 6
+    assert all(row["number"] >= 3 and 2 <= row["reported"] < 8 for row in pruned)  # after 3 trials, mid-run
