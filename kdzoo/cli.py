@@ -365,6 +365,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             from .zoo.plugins import load_zoo
 
             write_outputs(args.storage, study.study_name, Path(args.study_out), load_zoo())
+        states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
+        print(json.dumps({"study": study.study_name, "trials": {s: states.count(s) for s in sorted(set(states))}}))
         return 0
     if args.suite:
         from .bench.tune_suite import tune_suite

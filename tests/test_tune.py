@@ -227,3 +227,17 @@ def test_trials_that_trail_the_median_are_pruned(tmp_path):
     pruned = [row for row in summary["rows"] if row["state"] == "pruned"]
     assert summary["trials"]["pruned"] == len(pruned) >= 1 and summary["trials"]["complete"] + len(pruned) == 6
     assert all(row["number"] >= 3 and 2 <= row["reported"] < 8 for row in pruned)  # after 3 trials, mid-run
+
+
+def test_an_image_folder_without_a_test_part_keeps_its_test_images_unreadable():
+    import torch
+
+    from kdzoo.bench.tune import seal_test
+    from kdzoo.data import DatasetBundle, LazyImages, Splits
+
+    files = [f"/data/img{i}.png" for i in range(6)]
+    bundle = DatasetBundle(LazyImages(files, 1, (8, 8)), torch.arange(6) % 2, classes=["a", "b"])
+    splits = Splits(np.array([0, 1, 2]), np.array([3]), np.array([4, 5]), np.array([0, 1, 2]), np.array([], int))
+    sealed, sealed_splits = seal_test(bundle, splits)
+    assert sealed.x.files[:4] == files[:4] and all("sealed" in f for f in sealed.x.files[4:])
+    assert len(sealed_splits.test) == 0 and bundle.x.files == files  # the caller's bundle is untouched
