@@ -178,9 +178,11 @@ def test_a_suite_row_with_tuned_params_runs_at_its_studys_best_trial(tmp_path):
     config = yaml.safe_load((out / "cells" / kd["key"] / "config.yaml").read_text())
     assert config["optim"]["lr"] == pytest.approx(summaries[0]["best"]["params"]["optim.lr"])
     assert config["strategy"][0]["params"]["alpha"] == pytest.approx(summaries[0]["best"]["params"]["kd.alpha"])
-    assert "'[tuned]' rows run at the best trial" in (out / "results.md").read_text()
+    written = {r["variant"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert written["kd [tuned]"]["tuned"]["study"] == summaries[0]["study"] and "tuned" not in written["ce"]
+    # the tuned row's verdict is against the tuned ce (one seed: the paired difference itself)
     entry = next(e for e in results["summary"] if e["variant"] == "kd [tuned]")
-    assert entry["tuned"]["trials"] == 2
+    assert entry["vs_ce"]["mean_diff"] == pytest.approx(kd["test_best_acc"] - rows["ce [tuned]"]["test_best_acc"])
 
 
 def test_without_optuna_tune_is_one_line_naming_the_extra(monkeypatch, capsys, tmp_path):

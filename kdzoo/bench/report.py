@@ -14,6 +14,7 @@ from typing import Any
 from ..train.checkpoint import write_text
 from .metrics import ALPHA, MIN_SEEDS, compare, holm_correct, mean_std
 from .plots import plots
+from .tuned import baseline_variant
 
 
 def _metric(rows: list[dict]) -> tuple[str, bool]:
@@ -64,11 +65,8 @@ def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
                 entry["teacher"] = teacher[metric]
             if members[0].get("published"):  # a paper's number for this row, shown beside the measured one
                 entry["published"] = members[0]["published"]
-            if members[0].get("tuned"):  # trials run and pruned by the row's study (kdzoo tune)
-                entry["tuned"] = {k: members[0]["tuned"][k] for k in ("study", "trials", "pruned")}
-            baseline = _baseline(rows, task, pair, tuned=bool(members[0].get("tuned")))
-            base = [r for r in rows if r["task"] == task and r["pair"] == pair and r["variant"] == baseline
-                    and r.get("status") == "ok"]
+            baseline = baseline_variant(rows, task, pair, members[0].get("tuned"))  # a tuned row: the tuned ce
+            base = [r for r in rows if r["task"] == task and r["pair"] == pair and r["variant"] == baseline and r.get("status") == "ok"]
             not_applicable = any(str(r.get("status", "")).startswith("not applicable") for r in members)
             if variant != baseline and base and not not_applicable:
                 c = compare({r["seed"]: r[f"test_best_{metric}"] for r in ok},
@@ -80,24 +78,6 @@ def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
         for (entry, _), c in zip(members, corrected):
             entry["vs_ce"] = c.to_dict()
     return out
-
-
-def _baseline(rows: list[dict], task: str, pair: str, tuned: bool) -> str:
-    """The row a variant is compared with: ``ce``, or for a tuned row the tuned ``ce`` (same trials) if present."""
-    if tuned and any(r["task"] == task and r["pair"] == pair and r["variant"] == "ce [tuned]" for r in rows):
-        return "ce [tuned]"
-    return "ce"
-
-
-def tuned_note(summary: list[dict]) -> str:
-    """One sentence on the tuned rows: selected on validation, and each study's trials run and pruned."""
-    tuned = [e for e in summary if e.get("tuned")]
-    if not tuned:
-        return ""
-    counts = "; ".join(f"{e['variant']} ({e['pair']}): {e['tuned']['trials']} trials, {e['tuned']['pruned']} pruned"
-                       for e in tuned)
-    return (" '[tuned]' rows run at the best trial of a kdzoo tune study (learning rate and the strategy's parameters "
-            f"selected on validation, tuning seeds apart from these) and are compared with 'ce [tuned]': {counts}.")
 
 
 def holm_families(summary: list[dict]) -> dict[str, int]:
@@ -194,7 +174,7 @@ def markdown(results: dict[str, Any]) -> str:
     body = "".join("| " + " | ".join(r.get(k, "") for k, _ in cols) + " |\n" for r in rows)
     note = (f"\nMean ± std over seeds. {verdict_note(results['summary'])} '(reference)' rows are one "
             "measurement on the frozen teacher with the same labels (e.g. a probe on its features); their params "
-            f"and ms/img include the teacher.{tuned_note(results['summary'])}\n")
+            "and ms/img include the teacher.\n")
     return f"# Bench `{results['suite']}`\n\n" + head + body + note
 
 

@@ -24,6 +24,7 @@ from ..contract.errors import ConfigError, unknown
 from .tune import best_params, default_storage, make_spec
 
 TUNED = "tuned"
+TUNED_CE = "ce [tuned]"  # the baseline of tuned rows
 TUNE_KEYS = {"trials": 20, "seeds": None, "storage": None, "search": None, "lr_range": None, "sampler_seed": 0}
 
 
@@ -116,9 +117,17 @@ def tuned_members(suite: dict[str, Any], data: dict[str, Any], members: list[dic
     return chosen, float(params["optim.lr"]), marker
 
 
+def baseline_variant(rows: list[dict], task: str, pair: str, tuned: Any) -> str:
+    """The row a variant's verdict is against: ``ce``; for a tuned row, ``ce [tuned]`` (the learning rate tuned
+    with the same number of trials) when the bench has it."""
+    if tuned and any(r["task"] == task and r["pair"] == pair and r["variant"] == TUNED_CE for r in rows):
+        return TUNED_CE
+    return "ce"
+
+
 def tuned_variant(members: list[dict]) -> str:
     """``kd [tuned]``: a tuned row is named by its strategy, not by the values its study chose."""
     return "+".join(m["name"] for m in members) + " [tuned]"
 
 
-__all__ = ["TUNED", "is_tuned", "study_of", "tune_options", "tuned_members", "tuned_variant", "with_tuned_baseline"]
+__all__ = ["TUNED", "TUNED_CE", "baseline_variant", "is_tuned", "study_of", "tune_options", "tuned_members", "tuned_variant", "with_tuned_baseline"]
