@@ -1,5 +1,6 @@
 """kdzoo tune: Optuna studies on the validation split, the test split never built, tuned suite rows."""
 
+import importlib.util
 import json
 import struct
 import sys
@@ -12,7 +13,8 @@ from kdzoo.cli import main
 from kdzoo.config import make_config
 from kdzoo.contract.errors import ConfigError
 
-pytest.importorskip("optuna")
+# `make test` installs the extra (kdzoo[tune]); without it only the tests that need no Optuna run
+needs_optuna = pytest.mark.skipif(importlib.util.find_spec("optuna") is None, reason="pip install 'kdzoo[tune]'")
 
 # a tiny pair on digits: each trial trains 12 steps of an MLP of width 8
 TINY = ["--data", "digits", "--teacher", "mlp", "--student", "mlp", "--steps", "12", "--set", "teacher_train.epochs=2",
@@ -34,6 +36,7 @@ def kd_study(tmp_path_factory):
     return folder
 
 
+@needs_optuna
 def test_tune_on_digits_writes_a_study_with_three_trials_and_its_best_config(kd_study, capsys):
     summary = json.loads((kd_study / "summary.json").read_text())
     assert summary["trials"]["complete"] + summary["trials"]["pruned"] == 3
@@ -52,6 +55,7 @@ def test_tune_on_digits_writes_a_study_with_three_trials_and_its_best_config(kd_
         json.loads((kd_study / "summary.json").read_text())["trials"]["pruned"] == 3
 
 
+@needs_optuna
 def test_a_worker_adds_trials_to_a_study_by_its_storage_url(kd_study):
     spec = json.loads((kd_study / "spec.json").read_text())
     assert main(["tune", "--study", spec["name"], "--storage", spec["storage"], "--trials", "4",
@@ -60,6 +64,7 @@ def test_a_worker_adds_trials_to_a_study_by_its_storage_url(kd_study):
     assert summary["trials"]["complete"] + summary["trials"]["pruned"] == 4
 
 
+@needs_optuna
 def test_the_seeded_sampler_proposes_the_same_trials(tmp_path):
     from kdzoo.bench.tune import tune
 
@@ -94,6 +99,7 @@ def idx_folder(tmp_path):
     return tmp_path
 
 
+@needs_optuna
 def test_a_tuning_run_never_opens_the_test_files(idx_folder, tmp_path, monkeypatch):
     import kdzoo.data.files as files
     from kdzoo.bench.tune import tune, tuning_data
@@ -156,6 +162,7 @@ SUITE = {
 }
 
 
+@needs_optuna
 def test_a_suite_row_with_tuned_params_runs_at_its_studys_best_trial(tmp_path):
     from kdzoo.bench.suite import run_bench
     from kdzoo.bench.tune_suite import tune_suite
@@ -193,6 +200,7 @@ def test_without_optuna_tune_is_one_line_naming_the_extra(monkeypatch, capsys, t
     assert not (tmp_path / "s").exists()
 
 
+@needs_optuna
 @pytest.mark.parametrize("args, message", [
     (["--strategy", "kd", "--search", "kd.tempreature=1:8"], "unknown parameter of kd in search key 'kd.tempreature' "
                                                              "'tempreature'; did you mean 'temperature'"),
@@ -214,12 +222,14 @@ def test_bad_tuning_requests_are_one_line_errors(args, message, capsys, tmp_path
     assert not (tmp_path / "s").exists()
 
 
+@needs_optuna
 def test_an_unknown_study_is_one_line_naming_the_studies_there(kd_study, capsys):
     spec = json.loads((kd_study / "spec.json").read_text())
     assert main(["tune", "--study", "kd_mlp_digts", "--storage", spec["storage"]]) == 2
     assert f"did you mean '{spec['name']}'" in capsys.readouterr().err
 
 
+@needs_optuna
 def test_trials_that_trail_the_median_are_pruned(tmp_path):
     from kdzoo.bench.tune import tune
 
