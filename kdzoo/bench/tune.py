@@ -38,7 +38,7 @@ import torch
 import yaml
 
 from ..config import RunConfig, canonical, data_options, make_config, to_dict
-from ..contract.errors import ConfigError, NonFiniteLoss, unknown
+from ..contract.errors import ConfigError, Interrupted, NonFiniteLoss, unknown
 from ..train.checkpoint import write_text
 from .tune_space import Dimension, apply_params, search_space
 
@@ -243,8 +243,12 @@ def run_trials(storage: str, study: str, trials: int | None = None, *, zoo: Any 
     if todo <= 0:
         return opened
     objective = _objective(spec, config, bundle, splits, zoo, teacher, log)
-    opened.optimize(objective, n_trials=todo, callbacks=[optuna.study.MaxTrialsCallback(target, states=finished)],
-                    gc_after_trial=False)
+    try:
+        opened.optimize(objective, n_trials=todo, callbacks=[optuna.study.MaxTrialsCallback(target, states=finished)],
+                        gc_after_trial=False)
+    except Interrupted as exc:  # the trial in progress is marked failed and not counted
+        exc.hint = "the study keeps its finished trials; run the same kdzoo tune command again to continue it"
+        raise
     return opened
 
 
