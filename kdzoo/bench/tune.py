@@ -28,8 +28,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import multiprocessing as mp
 import os
-from dataclasses import asdict, dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,13 @@ import yaml
 
 from ..config import RunConfig, canonical, data_options, make_config, to_dict
 from ..contract.errors import ConfigError, Interrupted, NonFiniteLoss, unknown
+from ..data import LazyImages, channel_stats, load_dataset, make_splits, steps_per_epoch
+from ..models.wrapper import check_student_weights
 from ..train.checkpoint import write_text
+from ..train.effective import effective_config
+from ..train.runs import check_run, make_trainer, setup_runtime, task_teacher, total_steps
+from ..train.teacher import resolve_teacher, teacher_config
+from .metrics import primary_metric
 from .tune_space import Dimension, apply_params, search_space
 
 TUNE_EXTRA = "kdzoo tune needs Optuna, which is not installed: pip install 'kdzoo[tune]'"
@@ -65,7 +73,6 @@ def optuna_module():
 class StudySpec:
     """What a study searches and how: stored in its folder (``spec.json``) and in the storage, so any
     worker with the storage URL and the study's name can run its trials."""
-
     name: str
     config: dict[str, Any]  # the base run config (plain data); train.seeds are the tuning seeds
     space: list[dict[str, Any]]
@@ -99,8 +106,6 @@ def make_spec(config: RunConfig | dict, zoo: Any, *, trials: int, seeds: list[in
               search: dict[str, Any] | None = None, lr_range: Any = None, sampler_seed: int = 0,
               table_seeds: list[int] | None = None, members_searched: list[str] | None = None) -> StudySpec:
     """Validate a tuning request and name its study (nothing is loaded or written)."""
-    from ..train.runs import check_run
-
     config = config if isinstance(config, RunConfig) else make_config(config)
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
@@ -170,12 +175,11 @@ def tuning_data(config: RunConfig, zoo: Any):
     has those rows blanked before anything trains; a plugin's loader is called as usual and its test
     part dropped before splitting. Either way ``splits.test`` is empty.
     """
-    from ..data import load_dataset, make_splits
-    from ..models.wrapper import check_student_weights
-
     bundle = load_dataset(config.data.name, config.data.root, zoo, **data_options(config), test=False)
     if bundle.test_x is not None and len(bundle.test_x):  # a plugin loader that cannot skip its test part
-        bundle.test_x, bundle.test_y = bundle.test_x[:0], bundle.test_y[:0]
+        keep = isinstance(bundle.test_x, torch.Tensor)
+        bundle.test_x = bundle.test_x[:0] if keep else LazyImages([], bundle.test_x.channels, bundle.test_x.size)
+        bundle.test_y = bundle.test_y[:0]
     check_student_weights(config, bundle, zoo)
     splits = make_splits(bundle, config.data)
     return seal_test(bundle, splits)
@@ -184,8 +188,6 @@ def tuning_data(config: RunConfig, zoo: Any):
 def seal_test(bundle: Any, splits: Any):
     """Blank the test rows of ``bundle`` and empty ``splits.test``; indices of the other rows are unchanged,
     so batch plans and the teacher-output cache see exactly what a run sees."""
-    from dataclasses import replace
-
     test = np.asarray(splits.test, dtype=np.int64)
     if not splits.official_test and len(test):
         rows = torch.as_tensor(test)
@@ -193,8 +195,6 @@ def seal_test(bundle: Any, splits: Any):
             x = bundle.x.clone()
             x[rows] = 0
         else:  # lazily read files: the test rows point nowhere, so reading one fails loudly
-            from ..data import LazyImages
-
             files = list(bundle.x.files)
             for i in test:
                 files[i] = "<test split sealed by kdzoo tune>"
@@ -220,9 +220,6 @@ def run_trials(storage: str, study: str, trials: int | None = None, *, zoo: Any 
     as many at once as there are workers (each with its own ``worker`` number, which offsets the
     sampler's seed). Returns the Optuna study.
     """
-    from ..train.runs import setup_runtime, total_steps
-    from ..train.teacher import resolve_teacher
-    from ..data import channel_stats, steps_per_epoch
     from ..zoo.plugins import load_zoo
 
     optuna = optuna_module()
@@ -254,10 +251,6 @@ def run_trials(storage: str, study: str, trials: int | None = None, *, zoo: Any 
 
 def _objective(spec: StudySpec, config: RunConfig, bundle: Any, splits: Any, zoo: Any, teacher: Any, log):
     """Optuna's objective: the mean best validation score over the tuning seeds, reported as it trains."""
-    from ..bench.metrics import primary_metric
-    from ..train.runs import make_trainer, total_steps
-    from ..data import steps_per_epoch
-
     optuna = optuna_module()
     dims = spec.dimensions()
     metric, higher = primary_metric(bundle.task)
@@ -350,9 +343,6 @@ def tune(config: RunConfig | dict, *, trials: int = 20, out: str | Path | None =
 
 def ensure_teacher(config: RunConfig, zoo: Any, log=print) -> None:
     """Train the config's teacher once, before tuning, if the cache lacks it (kdzoo teacher's recipe)."""
-    from ..train.runs import task_teacher
-    from ..train.teacher import teacher_config
-
     if config.teacher is None or config.teacher.checkpoint:
         return
     tconf = teacher_config(config)
@@ -367,9 +357,6 @@ def _worker(url: str, name: str, trials: int, worker: int) -> None:
 
 
 def _run_workers(url: str, name: str, trials: int, jobs: int) -> None:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
         for fut in [pool.submit(_worker, url, name, trials, i) for i in range(jobs)]:
             fut.result()
@@ -377,8 +364,6 @@ def _run_workers(url: str, name: str, trials: int, jobs: int) -> None:
 
 def write_outputs(storage: str, name: str, folder: Path, zoo: Any) -> dict[str, Any]:
     """Write the study's summary, parameter importances and the best trial's effective config."""
-    from ..train.effective import effective_config
-
     optuna = optuna_module()
     study, spec = open_study(None, storage, name)
     states = optuna.trial.TrialState

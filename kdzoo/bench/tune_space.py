@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..config import RunConfig, make_config, to_dict
+from ..config import RunConfig, _range_text, make_config, to_dict
 from ..contract.errors import ConfigError, unknown
+from ..zoo.stack import check_specs
 
 LR_SPAN = 10.0  # the default learning-rate search: [lr / 10, lr * 10], log scale
 
@@ -35,8 +36,6 @@ class Dimension:
 
 def _member_fields(config: RunConfig, zoo: Any) -> dict[str, dict[str, Any]]:
     """``{member: {param: dataclass field}}`` of the config's strategy stack (unknown members: one line)."""
-    from ..zoo.stack import check_specs
-
     return {cls.name: {f.name: f for f in fields(cls.Config)} if getattr(cls, "Config", None) else {}
             for cls, _ in check_specs(config.strategy, zoo)}
 
@@ -63,8 +62,6 @@ def _within_bounds(key: str, low: float, high: float, bounds: dict[str, float | 
     b = bounds or {}
     if ((b.get("ge") is not None and low < b["ge"]) or (b.get("gt") is not None and low <= b["gt"])
             or (b.get("le") is not None and high > b["le"]) or (b.get("lt") is not None and high >= b["lt"])):
-        from ..config import _range_text
-
         raise ConfigError(f"search {key}: [{low:g}, {high:g}] leaves the parameter's range {_range_text(b)}")
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import make_config
+from ..config import make_config, parse_strategy
 from ..contract.errors import ConfigError, unknown
 from .tune import best_params, default_storage, make_spec
 
@@ -46,8 +46,6 @@ def tune_options(suite: dict[str, Any]) -> dict[str, Any]:
 
 def with_tuned_baseline(strategies: list[Any]) -> list[Any]:
     """A task's strategies plus ``{name: ce, params: tuned}`` when any row is tuned and the suite lacks it."""
-    from ..config import parse_strategy
-
     entries = [parse_strategy(e) for e in strategies]
     if any(is_tuned(m) for m in entries) and not any([m["name"] for m in e] == ["ce"] and is_tuned(e) for e in entries):
         return [*strategies, {"name": "ce", "params": TUNED}]
