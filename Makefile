@@ -1,5 +1,5 @@
 # kdzoo: `make demo` runs the main job, `make test` the whole suite. Each installs what it needs first
-# (core, every in-repo plugin, the documented example plugin, test and tracker extras) into .venv.
+# (core, every in-repo plugin, the documented example plugin, test, tracker, completion and tune extras) into .venv.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,7 +13,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) docs/example-plugin/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,trackers,completion]" $(foreach p,$(PLUGINS),-e $(p)) -e docs/example-plugin
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,trackers,completion,tune]" $(foreach p,$(PLUGINS),-e $(p)) -e docs/example-plugin
 	touch $(STAMP)
 
 install: $(STAMP)

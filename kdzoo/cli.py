@@ -92,6 +92,7 @@ def _parser(listing: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--list", action="store_true", help="print the suite's cells (and which are reused) without running")
     s.add_argument("--data-root", help="where this machine keeps the suite's data files (replaces data.root of every "
                    "task that reads a folder, e.g. the fashion suite's Fashion-MNIST folder)")
+    _tune_parser(sub, listing)
     s = sub.add_parser("report", help="rebuild and open a bench's HTML report")
     s.add_argument("bench_dir")
     s = sub.add_parser("runs", help="list recorded runs and benches (SQLite index)")
@@ -110,6 +111,46 @@ def _parser(listing: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     for command in listing.get("commands", []):  # plugins' commands: main() dispatches them with their own parser
         sub.add_parser(command["name"], help=f"{command['help']} [{command['distribution']}]")
     return p
+
+
+def _tune_parser(sub: Any, listing: dict[str, Any]) -> None:
+    """``kdzoo tune``: a run config (as for distill), a suite's tuned rows, or a worker on an existing study."""
+    s = sub.add_parser(
+        "tune", help="select a strategy's parameters and the learning rate on validation (Optuna; kdzoo[tune])",
+        description="Tune a strategy's declared parameters and the learning rate on the validation split: Optuna's "
+                    "seeded TPE sampler, a median pruner on validation accuracy, tuning seeds apart from the table's. "
+                    "The test split is never built. Give a run config (-c/--strategy/...), or --suite to run the "
+                    "studies a suite's 'params: tuned' rows need, or --study with --storage to add a worker to a study.")
+    s.add_argument("-c", "--config", help="YAML run config whose strategy is tuned (loaded safely)")
+    _complete(s.add_argument("--teacher", help="timm/registered model name, or a weights file/folder"),
+              _names(listing, "models") + listing.get("timm_models", []))
+    _complete(s.add_argument("--student", help="timm or registered model name"),
+              _names(listing, "models") + listing.get("timm_models", []))
+    s.add_argument("--strategy", help="strategy or stack to tune, e.g. kd (ce tunes the learning rate alone)").completer = \
+        _stack_completer(_names(listing, "strategies"))
+    _complete(s.add_argument("--data", help="dataset, as for kdzoo distill"), _names(listing, "datasets"))
+    s.add_argument("--data-root", help="local root of file datasets")
+    s.add_argument("--steps", type=int, help="each trial's step budget (default: the config's)")
+    s.add_argument("--epochs", type=float, help="each trial's budget in epochs")
+    s.add_argument("--threads", type=int, help="torch threads per trial process")
+    s.add_argument("--device", choices=["cpu", "cuda", "auto"], help="default cpu")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted config override")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.add_argument("--suite", help="tune every 'params: tuned' row of this suite (registry name or YAML file), "
+                   "with the suite's tune: settings; studies go to OUT/studies")
+    s.add_argument("--study", help="worker mode: run trials of this existing study (needs --storage)")
+    s.add_argument("--trials", type=int, help="finished trials the study ends with (default 20; a re-run continues)")
+    s.add_argument("--out", dest="study_out", metavar="OUT", help="study folder (default runs/tune/STUDY); with --suite, the bench "
+                   "folder (default runs/bench-SUITE)")
+    s.add_argument("--storage", help="Optuna database URL shared by workers (default: sqlite in the study folder), "
+                   "e.g. sqlite:////shared/tune.db or postgresql://host/db")
+    s.add_argument("--seeds", dest="tune_seeds", metavar="SEEDS", help="tuning seeds, comma-separated (default 1000; never the "
+                   "config's train.seeds)")
+    s.add_argument("--search", action="append", default=[], metavar="PARAM=LOW:HIGH[:log]",
+                   help="search range replacing the declared ones, e.g. kd.temperature=1:16:log (repeat)")
+    s.add_argument("--lr-range", metavar="LOW:HIGH[:log]", help="learning-rate range (default lr/10:lr*10:log)")
+    s.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
+    s.add_argument("--jobs", type=int, default=1, help="worker processes on the study at once")
 
 
 def _names(listing: dict[str, Any], table: str) -> list[str]:
@@ -312,6 +353,58 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .bench.tune import optuna_module
+
+    optuna_module()  # without the extra: one line naming it, before anything is read
+    if args.study:
+        from .bench.tune import run_trials, write_outputs
+
+        if not args.storage:
+            raise KdzooError("--study needs --storage, the database URL the study lives in")
+        study = run_trials(args.storage, args.study, args.trials, log=_to_stderr)
+        if args.study_out:
+            from .zoo.plugins import load_zoo
+
+            write_outputs(args.storage, study.study_name, Path(args.study_out), load_zoo())
+        states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
+        print(json.dumps({"study": study.study_name, "trials": {s: states.count(s) for s in sorted(set(states))}}))
+        return 0
+    if args.suite:
+        from .bench.tune_suite import tune_suite
+
+        suite = Path(args.suite).stem if args.suite.endswith((".yaml", ".yml")) else args.suite
+        summaries = tune_suite(args.suite, args.study_out or f"runs/bench-{suite}", trials=args.trials,
+                               jobs=args.jobs, log=_to_stderr, data_root=args.data_root)
+        print(json.dumps([_tune_line(s) for s in summaries], indent=2))
+        return 0
+    from .bench.tune import tune
+    from .config import make_config
+
+    config = make_config(_config_data(args), args.set)
+    search = {}
+    for item in args.search:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise KdzooError(f"--search {item!r}: expected PARAM=LOW:HIGH[:log], e.g. kd.temperature=1:16:log")
+        search[key.strip()] = value.strip()
+    seeds = None
+    if args.tune_seeds:
+        try:
+            seeds = [int(s) for s in args.tune_seeds.split(",") if s.strip()]
+        except ValueError:
+            raise KdzooError(f"--seeds {args.tune_seeds!r}: expected comma-separated integers, e.g. 1000,1001") from None
+    summary = tune(config, trials=20 if args.trials is None else args.trials, out=args.study_out, storage=args.storage,
+                   seeds=seeds, search=search or None, lr_range=args.lr_range, sampler_seed=args.sampler_seed, jobs=args.jobs,
+                   log=_to_stderr)
+    print(json.dumps(_tune_line(summary), indent=2))
+    return 0
+
+
+def _tune_line(summary: dict[str, Any]) -> dict[str, Any]:
+    return {"study": summary["study"], "trials": summary["trials"], "best": summary.get("best")}
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .bench.report import open_report
 
@@ -360,7 +453,7 @@ def run_plugin_command(name: str, argv: list[str]) -> int:
     return 0 if code is None else int(code)
 
 
-COMMANDS = {"distill": cmd_distill, "completion": cmd_completion, "teacher": cmd_teacher, "eval": cmd_eval, "compare": cmd_compare, "bench": cmd_bench,
+COMMANDS = {"distill": cmd_distill, "completion": cmd_completion, "teacher": cmd_teacher, "eval": cmd_eval, "compare": cmd_compare, "bench": cmd_bench, "tune": cmd_tune,
             "report": cmd_report, "runs": cmd_runs,
             "strategies": cmd_list, "plugins": cmd_list, "models": cmd_list, "datasets": cmd_list}
 

@@ -56,7 +56,8 @@ def key_dict(obj: Any) -> Any:
 
 
 def param(default: Any = dataclasses.MISSING, *, help: str, ge: float | None = None, gt: float | None = None,
-          le: float | None = None, lt: float | None = None, **kwargs: Any) -> Any:
+          le: float | None = None, lt: float | None = None, search: tuple[float, float] | None = None,
+          log: bool = False, **kwargs: Any) -> Any:
     """A documented strategy parameter: one declaration feeds validation, ``kdzoo strategies`` and the docs.
 
     Args:
@@ -65,8 +66,14 @@ def param(default: Any = dataclasses.MISSING, *, help: str, ge: float | None = N
             ``docs/strategies.md``).
         ge, gt, le, lt: bounds, checked (with finiteness) on every value built from YAML, the CLI or a
             preset, and on the default when the strategy is registered.
+        search: ``(low, high)`` that ``kdzoo tune`` searches by default (within the bounds); a number
+            with both bounds is searched over them when this is not given.
+        log: ``kdzoo tune`` samples the parameter on a log scale (a temperature, a loss weight).
     """
-    return field(default=default, metadata={"bounds": {"ge": ge, "gt": gt, "le": le, "lt": lt}, "help": help}, **kwargs)
+    metadata = {"bounds": {"ge": ge, "gt": gt, "le": le, "lt": lt}, "help": help}
+    if search is not None or log:
+        metadata["search"] = {"range": None if search is None else (float(search[0]), float(search[1])), "log": log}
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 def param_help(cls: type) -> dict[str, str]:

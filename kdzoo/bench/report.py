@@ -32,6 +32,7 @@ from .metrics import compare, holm_correct, mean_std
 from .page import html_report
 from .plots import plots
 from .tables import markdown, tuned_info, verdict_note
+from .tuned import baseline_variant
 
 
 def _metric(rows: list[dict]) -> tuple[str, bool]:
@@ -88,9 +89,10 @@ def aggregate(rows: list[dict]) -> list[dict[str, Any]]:
                 entry["curve"] = curve
             if members[0].get("published"):  # a paper's number for this row, shown beside the measured one
                 entry["published"] = members[0]["published"]
-            base = [r for r in rows if r["task"] == task and r["pair"] == pair and r["variant"] == "ce" and r.get("status") == "ok"]
+            baseline = baseline_variant(rows, task, pair, members[0].get("tuned"))  # a tuned row: the tuned ce
+            base = [r for r in rows if r["task"] == task and r["pair"] == pair and r["variant"] == baseline and r.get("status") == "ok"]
             not_applicable = any(str(r.get("status", "")).startswith("not applicable") for r in members)
-            if variant != "ce" and base and not not_applicable:
+            if variant != baseline and base and not not_applicable:
                 c = compare({r["seed"]: r[f"test_best_{metric}"] for r in ok},
                             {r["seed"]: r[f"test_best_{metric}"] for r in base}, higher)
                 verdicts[task].append((entry, c))

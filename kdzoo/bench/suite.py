@@ -23,6 +23,7 @@ from typing import Any
 from ..config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
 from ..train.effective import cell_key, versions
 from ..contract.errors import ConfigError, NotApplicable, unknown
+from .tuned import is_tuned, tuned_members, tuned_variant, with_tuned_baseline
 
 NOT_APPLICABLE = "not applicable: "  # status prefix of a cell whose strategy cannot act on its pair: no verdict
 TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references"}
@@ -40,6 +41,7 @@ class Cell:
     key: str
     missing: list[str] = field(default_factory=list)  # strategies that are not installed
     published: dict[str, float] | None = None  # a paper's numbers for this row: {"row": %, "teacher": %}
+    tuned: dict[str, Any] | None = None  # a tuned row: its study, trials run and pruned, chosen values (.tuned)
 
     @property
     def label(self) -> str:
@@ -161,6 +163,7 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
         strategies = list(task["strategies"])
         if not any(parse_strategy(e) == parse_strategy("ce") for e in strategies):
             strategies.insert(0, "ce")  # a ce row is always in the table: every verdict is against it
+        strategies = with_tuned_baseline(strategies)
         for pair in task["pairs"]:
             for ref in ref_names:
                 data = dict(base, teacher=pair.get("teacher"), student=pair["student"], strategy="ce",
@@ -182,18 +185,33 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                     if name not in catalogued:
                         raise unknown(f"strategy in suite {suite.get('name')!r} task {tname!r}", name,
                                       installed | catalogued)
+                cell_base, tuned = dict(base), None
+                variant = tuned_variant(members) if is_tuned(members) else variant_name(members)
+                if is_tuned(members) and not missing:
+                    members, cell_base, variant, tuned = _tuned_entry(suite, base, pair, members, train, seeds, out,
+                                                                      zoo, threads)
                 for seed in seeds:
-                    data = dict(base, teacher=pair.get("teacher"), student=pair["student"], strategy=members,
+                    data = dict(cell_base, teacher=pair.get("teacher"), student=pair["student"], strategy=members,
                                 train=dict(train, seeds=[seed]),
                                 runtime=dict(base.get("runtime") or {}, progress=False, threads=threads))
                     config = make_config(data)
                     key = _cell_key(config, zoo, ver, missing)
                     config.out, config.name = str(out / "cells"), key
-                    cells.append(Cell(tname, pair_name(pair), variant_name(members), seed, config, key, missing,
-                                      published_numbers(pair, members)))
+                    cells.append(Cell(tname, pair_name(pair), variant, seed, config, key, missing,
+                                      published_numbers(pair, members), tuned))
     if not cells:
         raise ConfigError(f"suite {suite.get('name')!r} has no cells")
     return cells, refs
+
+
+def _tuned_entry(suite: dict, base: dict, pair: dict, members: list[dict], train: dict, seeds: list[int], out: Path,
+                 zoo: Any, threads: int | None) -> tuple[list[dict], dict, str, dict]:
+    """A ``params: tuned`` entry at its study's best trial: members, task data with the chosen learning rate,
+    the row's variant name and its ``tuned`` marker (see :mod:`kdzoo.bench.tuned`)."""
+    data = dict(base, teacher=pair.get("teacher"), student=pair["student"], strategy=members,
+                train=dict(train, seeds=seeds), runtime=dict(base.get("runtime") or {}, progress=False, threads=threads))
+    chosen, lr, marker = tuned_members(suite, data, members, out, zoo, list(seeds))
+    return chosen, dict(base, optim=dict(base.get("optim") or {}, lr=lr)), tuned_variant(members), marker
 
 
 def _cell_key(config: RunConfig, zoo: Any, ver: dict[str, str], missing: list[str]) -> str:
@@ -558,6 +576,8 @@ def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dic
                "teacher": cell.config.teacher.name if cell.config.teacher else None, "student": cell.config.student.name}
         if cell.published:
             row["published"] = cell.published
+        if cell.tuned:
+            row["tuned"] = cell.tuned
         summary = cell_summary(cell)
         if cell.missing:
             hints = [catalog.get(m, {}).get("plugin", "the plugin providing it") for m in cell.missing]

@@ -75,7 +75,7 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
 def idx_loader(name: str, torchvision_name: str, classes: list[str]):
     """A loader for an IDX dataset (60,000 train + 10,000 test 28x28 grey images for both)."""
 
-    def load(arg: str | None, root: str | None, download: bool = False, **_: Any) -> DatasetBundle:
+    def load(arg: str | None, root: str | None, download: bool = False, test: bool = True, **_: Any) -> DatasetBundle:
         if not root:
             raise ConfigError(f"dataset {name!r} needs --data-root: a folder with the four *-ubyte(.gz) IDX files "
                               f"(or torchvision's {torchvision_name}/raw); set data.download=true to fetch them")
@@ -89,8 +89,10 @@ def idx_loader(name: str, torchvision_name: str, classes: list[str]):
             wanted = ", ".join(n + "[.gz]" for pair in IDX_FILES.values() for n in pair)
             raise ConfigError(f"dataset {name!r}: no folder under {root!r} holds {wanted} (looked in ROOT and "
                               f"ROOT/{torchvision_name}/raw); kdzoo never downloads unless data.download=true")
-        parts = {}
+        parts = {"test": _no_test((1, 28, 28))}
         for split, (images, labels) in IDX_FILES.items():
+            if split == "test" and not test:  # kdzoo tune: the test files are never opened
+                continue
             x = read_idx(_idx_file(folder, images))
             y = read_idx(_idx_file(folder, labels))
             if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
@@ -101,6 +103,11 @@ def idx_loader(name: str, torchvision_name: str, classes: list[str]):
 
     load.__doc__ = f"{torchvision_name} from its four IDX files in --data-root (any folder, or torchvision's layout)."
     return load
+
+
+def _no_test(sample_shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """An empty official test split (``test=False``): the split stays official, so train/val are unchanged."""
+    return torch.zeros((0, *sample_shape), dtype=torch.uint8), torch.zeros(0, dtype=torch.long)
 
 
 # -- CIFAR python batches ---------------------------------------------------------------------------
@@ -156,7 +163,7 @@ def cifar_loader(name: str):
             ys.append(labels.astype(np.int64))
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
-    def load(arg: str | None, root: str | None, download: bool = False, **_: Any) -> DatasetBundle:
+    def load(arg: str | None, root: str | None, download: bool = False, test: bool = True, **_: Any) -> DatasetBundle:
         if not root:
             raise ConfigError(f"dataset {name!r} needs --data-root: the folder holding {folder_name}/ "
                               "(set data.download=true to fetch it)")
@@ -172,7 +179,7 @@ def cifar_loader(name: str):
                               "batches); kdzoo never downloads unless data.download=true")
         meta = read_data_pickle(folder / meta_file)
         classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta.get(names_key, [])]
-        (x, y), (tx, ty) = read(folder, train_files), read(folder, test_files)
+        (x, y), (tx, ty) = read(folder, train_files), read(folder, test_files) if test else _no_test((3, 32, 32))
         return DatasetBundle(x, y, classes=classes, test_x=tx, test_y=ty, name=name)
 
     load.__doc__ = f"{tv_name} from its python batches under --data-root (unpickled as numpy data only)."
@@ -256,8 +263,12 @@ def fit_and_crop(img, size: tuple[int, int]) -> Tensor:
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
-def load_imagefolder(arg: str | None, root: str | None, image_size: list[int] | None = None, **_: Any) -> DatasetBundle:
-    """``imagefolder:PATH``: one sub-folder per class (``train/`` and ``test/`` if present), read lazily."""
+def load_imagefolder(arg: str | None, root: str | None, image_size: list[int] | None = None, test: bool = True,
+                     **_: Any) -> DatasetBundle:
+    """``imagefolder:PATH``: one sub-folder per class (``train/`` and ``test/`` if present), read lazily.
+
+    ``test=False`` (``kdzoo tune``) never lists or opens ``test/``: the bundle keeps an empty official test split.
+    """
     from torchvision.datasets import ImageFolder
 
     if not arg:
@@ -282,14 +293,16 @@ def load_imagefolder(arg: str | None, root: str | None, image_size: list[int] | 
         return files, torch.tensor([label for _, label in ds.samples], dtype=torch.long), ds.classes
 
     files, y, classes = scan(split_dirs[0] if has_splits else path, None)
-    test = scan(split_dirs[1], classes) if has_splits else None
-    channels, first_size = _probe(files + (test[0] if test else []))
+    tested = scan(split_dirs[1], classes) if has_splits and test else ([], torch.zeros(0, dtype=torch.long), classes) \
+        if has_splits else None
+    channels, first_size = _probe(files + (tested[0] if tested else []))
     size = tuple(image_size) if image_size else first_size
     if len(size) == 1:
         size = (size[0], size[0])
     x = LazyImages(files, channels, size)
-    tx = LazyImages(test[0], channels, size) if test else None
-    return DatasetBundle(x, y, classes=classes, test_x=tx, test_y=test[1] if test else None, name=f"imagefolder:{arg}")
+    tx = LazyImages(tested[0], channels, size) if tested is not None else None
+    return DatasetBundle(x, y, classes=classes, test_x=tx, test_y=tested[1] if tested is not None else None,
+                         name=f"imagefolder:{arg}")
 
 
 def _probe(files: list[str], limit: int = 256) -> tuple[int, tuple[int, int]]:

@@ -126,6 +126,32 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     (:class:`kdzoo.user.UserObjects`) holds a caller's own student module and data loader, if any;
     each seed trains its own copy of a student module.
     """
+    trainer, resuming = make_trainer(config, bundle, splits, zoo, seed, run_dir, teacher, resume, log, objects)
+    ctx = trainer.ctx
+    main = distributed.current().is_main
+    if not main:
+        log = _silent
+    try:
+        summary = _train_and_export(trainer, config, bundle, splits, ctx.task, trainer.target_norm, ctx.device, teacher,
+                                    ctx.student, trainer.stack, seed, run_dir, resuming, export_name, main, log, bar)
+    except BaseException:
+        for logger in trainer.loggers:
+            logger.finish("failed")
+        raise
+    for logger in trainer.loggers:
+        logger.finish("ok")
+    return summary
+
+
+def make_trainer(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, seed: int, run_dir: Path | None,
+                 teacher, resume: bool = False, log=print, objects: Any = None) -> tuple[Trainer, bool]:
+    """One seed's student, strategy stack, batch plan and :class:`Trainer`, ready to ``fit``.
+
+    :func:`run_seed` trains, tests and exports with it; ``kdzoo tune`` fits it on the validation split only.
+
+    Returns:
+        ``(trainer, resuming)``: ``resuming`` when ``run_dir`` holds a checkpoint to continue from.
+    """
     device = setup_runtime(config)
     mean, std = student_stats(config, zoo, bundle, splits, teacher)
     task = bundle.task
@@ -179,16 +205,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         from .loggers import open_loggers
 
         trainer.loggers = open_loggers(config, zoo, run_dir, seed, canonical(effective_config(config, zoo)))
-    try:
-        summary = _train_and_export(trainer, config, bundle, splits, task, target_norm, device, teacher, student, stack,
-                                    seed, run_dir, resuming, export_name, main, log, bar)
-    except BaseException:
-        for logger in trainer.loggers:
-            logger.finish("failed")
-        raise
-    for logger in trainer.loggers:
-        logger.finish("ok")
-    return summary
+    return trainer, resuming
 
 
 def _train_and_export(trainer: Trainer, config: RunConfig, bundle: DatasetBundle, splits: Splits, task: str, target_norm,
@@ -294,8 +311,21 @@ def prepare(config: RunConfig, zoo: Any, objects: Any = None) -> tuple[DatasetBu
     With ``objects`` (:class:`kdzoo.user.UserObjects`), the caller's datasets replace a named
     dataset and the caller's modules replace named models.
     """
-    from ..data import ALIASES
     from ..user import user_bundle
+
+    check_run(config, zoo, objects)
+    if objects is not None and objects.has_data:
+        if config.data.labels_per_class is not None:
+            raise ConfigError("data.labels_per_class applies to named datasets; pass the labelled subset as train")
+        return user_bundle(objects, config.data)
+    bundle = load_dataset(config.data.name, config.data.root, zoo, **data_options(config))
+    check_student_weights(config, bundle, zoo)
+    return bundle, make_splits(bundle, config.data)
+
+
+def check_run(config: RunConfig, zoo: Any, objects: Any = None) -> None:
+    """What :func:`prepare` checks before it loads any data: strategies, models, weight files, loggers."""
+    from ..data import ALIASES
 
     user_data = objects is not None and objects.has_data
     name = config.data.name.partition(":")[0]
@@ -312,13 +342,6 @@ def prepare(config: RunConfig, zoo: Any, objects: Any = None) -> tuple[DatasetBu
         from .loggers import check_logger_names
 
         check_logger_names(config.runtime.loggers, zoo)
-    if user_data:
-        if config.data.labels_per_class is not None:
-            raise ConfigError("data.labels_per_class applies to named datasets; pass the labelled subset as train")
-        return user_bundle(objects, config.data)
-    bundle = load_dataset(config.data.name, config.data.root, zoo, **data_options(config))
-    check_student_weights(config, bundle, zoo)
-    return bundle, make_splits(bundle, config.data)
 
 
 def train_teacher(tconf: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, *, run_dir: Path, resume: bool,

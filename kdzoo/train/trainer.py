@@ -13,6 +13,7 @@ import json
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,8 @@ class Trainer:
         self.ckpt_every = self.cfg.train.checkpoint_every or self.eval_every
         self._signal: int | None = None
         self.loggers: list[Any] = []  # experiment trackers (kdzoo.train.loggers), rank 0 only
+        # called as hook(step, val) after each validation (kdzoo tune reports to its pruner; raising stops the run)
+        self.on_validate: list[Callable[[int, dict[str, float]], None]] = []
 
     def _teacher_cache(self):
         """A :class:`TeacherOutputCache` when the teacher's inputs repeat exactly every epoch."""
@@ -358,6 +361,8 @@ class Trainer:
                         logger.log({k: v for k, v in record.items() if k.startswith("val/") or k == "epoch"}, step)
                     if bar is not None:
                         bar.set_postfix(val=f"{val[self.metric]:.3f}", refresh=True)
+                    for hook in self.on_validate:
+                        hook(step, val)
                 stop = distributed.any_rank(self._signal is not None, self.ctx.device) if self.dist.enabled else self._signal
                 if ckpt_path is not None and (step % self.ckpt_every == 0 or step == total or stop):
                     if main:

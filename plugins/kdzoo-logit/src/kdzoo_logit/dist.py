@@ -25,9 +25,12 @@ from kdzoo.losses import dist_terms
 class DISTConfig:
     """DIST parameters (each field: default, bounds, help)."""
 
-    beta: float = kdzoo.param(1.0, ge=0, help="weight of the inter-class relation term.")
-    gamma: float = kdzoo.param(1.0, ge=0, help="weight of the intra-class relation term.")
-    temperature: float = kdzoo.param(1.0, gt=0, help="softmax temperature T (the terms are scaled by T^2).")
+    beta: float = kdzoo.param(1.0, ge=0, search=(0.25, 4), log=True,
+                               help="weight of the inter-class relation term.")
+    gamma: float = kdzoo.param(1.0, ge=0, search=(0.25, 4), log=True,
+                                help="weight of the intra-class relation term.")
+    temperature: float = kdzoo.param(1.0, gt=0, search=(1, 8), log=True,
+                                      help="softmax temperature T (the terms are scaled by T^2).")
     ce_weight: float = kdzoo.param(1.0, ge=0, help="weight of the hard-label cross-entropy.")
 
 

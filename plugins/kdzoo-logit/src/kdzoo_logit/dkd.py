@@ -25,9 +25,9 @@ from kdzoo.losses import dkd_terms
 class DKDConfig:
     """DKD parameters (each field: default, bounds, help)."""
 
-    alpha: float = kdzoo.param(1.0, ge=0, help="TCKD weight.")
-    beta: float = kdzoo.param(8.0, ge=0, help="NCKD weight.")
-    temperature: float = kdzoo.param(4.0, gt=0, help="T.")
+    alpha: float = kdzoo.param(1.0, ge=0, search=(0.25, 4), log=True, help="TCKD weight.")
+    beta: float = kdzoo.param(8.0, ge=0, search=(1, 16), log=True, help="NCKD weight.")
+    temperature: float = kdzoo.param(4.0, gt=0, search=(1, 8), log=True, help="T.")
     warmup_epochs: float = kdzoo.param(20.0, ge=0, help="epochs of linear warm-up of both terms.")
     ce_weight: float = kdzoo.param(1.0, ge=0, help="weight of the hard-label cross-entropy.")
     logit_standardize: bool = kdzoo.param(

@@ -24,7 +24,7 @@ from kdzoo.losses import kd_loss
 class KDConfig:
     """KD parameters (each field: default, bounds, help)."""
 
-    temperature: float = kdzoo.param(4.0, gt=0, help="softening temperature T.")
+    temperature: float = kdzoo.param(4.0, gt=0, search=(1, 16), log=True, help="softening temperature T.")
     alpha: float = kdzoo.param(
         0.9, ge=0, le=1, help="weight of the distillation term; the hard-label term gets ``1 - alpha``.")
     logit_standardize: bool = kdzoo.param(
