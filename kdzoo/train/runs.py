@@ -13,6 +13,7 @@ Layout of a run directory::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -36,8 +37,8 @@ from .effective import code_identity, effective_config
 from ..contract.errors import ConfigError, Interrupted
 from ..bench.metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from ..models.wrapper import KDModel, save_model
-from ..paths import (cache_root, check_out_dir, check_resumable, create_run_dir, remove_run_dir, sweep_temp_files,
-                     write_status)
+from ..paths import (cache_root, check_out_dir, check_resumable, create_run_dir, own_run, read_status, remove_run_dir,
+                     sweep_temp_files, write_status)
 from ..zoo.stack import build_stack, check_specs
 from .trainer import Trainer
 from ..models.weights import check_weight_files
@@ -434,17 +435,52 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
     Returns:
         The per-seed results, with mean ± std helpers.
     """
-    from ..zoo.plugins import load_zoo
     from ..user import from_python
 
     config, objects = from_python(config, teacher=teacher, student=student, train=train, val=val, test=test)
-    if resume is not None:
-        config = read_run_config(resume)
-        check_resume_objects(config, objects, resume)
-    elif not isinstance(config, RunConfig):
-        config = make_config(config)
-    else:
-        validate(config)
+    with contextlib.ExitStack() as owner:
+        if resume is not None:
+            if _is_run_folder(resume) and int(os.environ.get("RANK", "0")) == 0:
+                owner.enter_context(own_run(resume))  # before anything in it is read; held to the end
+            config = read_run_config(resume)
+            check_resume_objects(config, objects, resume)
+            finished = finished_result(Path(resume), config)
+            if finished is not None:
+                log(f"run {resume} is finished (test {finished.metric} {finished.mean_std()[0]:.2f}); nothing to do")
+                return finished
+        elif not isinstance(config, RunConfig):
+            config = make_config(config)
+        else:
+            validate(config)
+        return _distill(config, objects, owner, zoo=zoo, resume=resume, log=log)
+
+
+def _is_run_folder(path: str | Path) -> bool:
+    return (Path(path) / "config.yaml").is_file()
+
+
+def finished_result(run_dir: Path, config: RunConfig) -> RunResult | None:
+    """A finished run's result as its folder records it (``None`` unless it is done, whole and covers
+    every seed): resuming it changes nothing."""
+    status = read_status(run_dir) or {}
+    if status.get("state") != "done":
+        return None
+    try:
+        summary = load_run(run_dir)
+    except ConfigError:
+        return None  # a torn summary: the resume rewrites it from the seeds' own summaries
+    seeds = {int(k): v for k, v in summary["seeds"].items()}
+    if set(seeds) != set(config.train.seeds) or any(
+            read_seed_summary(run_dir / f"seed-{seed}" / "summary.json") is None for seed in seeds):
+        return None  # a seed's own summary is gone: the resume re-runs that seed
+    return RunResult(run_dir, config, seeds, summary.get("teacher"), summary["metric"])
+
+
+def _distill(config: RunConfig, objects: Any, owner: contextlib.ExitStack, *, zoo: Any, resume: str | Path | None,
+             log) -> RunResult:
+    """:func:`distill` once its config is read: ``owner`` holds the run folder's lock until the caller ends."""
+    from ..zoo.plugins import load_zoo
+
     cache_root()  # KDZOO_CACHE naming a file fails now, not after training
     check_out_dir(config.out)
     zoo = zoo or load_zoo()
@@ -461,6 +497,8 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
     if resume is None:
         run_dir = _new_run_dir(config, zoo, main)
         created = True
+        if main:
+            owner.enter_context(own_run(run_dir))
     else:
         run_dir = Path(resume)
         if main:
