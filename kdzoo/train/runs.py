@@ -6,7 +6,8 @@ Layout of a run directory::
     RUN/effective.yaml       values worked out at run time and the code that ran (information only)
     RUN/summary.json         per-seed results, mean ± std, provenance
     RUN/seed-S/metrics.jsonl one JSON line per evaluation
-    RUN/seed-S/checkpoint.pt student, strategy parts, optimiser, schedule, EMA, RNG (atomic)
+    RUN/seed-S/checkpoint.pt student, strategy parts, optimiser, schedule, EMA, RNG (atomic, with its SHA-256;
+                             the one before it kept as checkpoint.prev.pt)
     RUN/seed-S/student.safetensors (+ .json)  the exported student with its metadata
     RUN/seed-S/summary.json  this seed's result
 """
@@ -28,7 +29,7 @@ import torch
 import yaml
 
 from . import distributed
-from .checkpoint import atomic_path, write_text
+from .checkpoint import atomic_path, resume_point, write_text
 from ..config import RunConfig, canonical, data_options, make_config, validate
 from ..contract.context import RunContext
 from ..data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
@@ -160,7 +161,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     if run_dir is not None and main:
         run_dir.mkdir(parents=True, exist_ok=True)
     distributed.barrier()
-    resuming = resume and run_dir is not None and (run_dir / "checkpoint.pt").exists()
+    resuming = resume and run_dir is not None and resume_point(run_dir) is not None
     if not resuming:
         report = stack.init_student(ctx)
         if report and run_dir is not None and main:
