@@ -39,6 +39,19 @@ def cache_root() -> Path:
     return root
 
 
+def check_cache_root() -> Path:
+    """:func:`cache_root`, created now and writable: a cache that cannot be used fails before a run starts."""
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"KDZOO_CACHE {str(root)!r} cannot be created ({exc.strerror or exc}); point it at a folder "
+                          "you can write (or unset it)") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ConfigError(f"KDZOO_CACHE {str(root)!r} is not writable; point it at a folder you can write (or unset it)")
+    return root
+
+
 def check_out_dir(out: str | Path) -> Path:
     """``--out`` must be a folder (or not exist yet): never a file."""
     path = Path(out)
@@ -77,13 +90,21 @@ def create_run_dir(out: str | Path, name: str | None, default_stem: str) -> Path
         path = parent / (name or f"{default_stem}_{unique_suffix()}")
         try:
             path.mkdir()
-            write_status(path, "running")
-            CREATED_PARENTS[path] = missing
-            return path
         except FileExistsError:
             if name is not None:
                 raise ConfigError(f"run directory {str(path)!r} already exists; pass --resume {path} or another --name") \
                     from None
+            continue
+        except OSError as exc:  # e.g. --out /proc/self: a folder that holds no new folders
+            raise ConfigError(f"--out {str(out)!r}: cannot create a run folder in it ({exc.strerror or exc})") from None
+        try:
+            write_status(path, "running")
+        except OSError as exc:
+            remove_run_dir(path)
+            raise ConfigError(f"--out {str(out)!r}: cannot write into a run folder there ({exc.strerror or exc})") \
+                from None
+        CREATED_PARENTS[path] = missing
+        return path
     raise ConfigError(f"could not find a free run directory name under {str(parent)!r}")
 
 
@@ -191,5 +212,5 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     return removed
 
 
-__all__ = ["cache_root", "check_out_dir", "check_resumable", "create_run_dir", "own_run", "read_status", "remove_run_dir",
+__all__ = ["cache_root", "check_cache_root", "check_out_dir", "check_resumable", "create_run_dir", "own_run", "read_status", "remove_run_dir",
            "sweep_temp_files", "write_status"]

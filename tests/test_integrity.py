@@ -231,3 +231,77 @@ def test_a_damaged_run_index_is_moved_aside_and_rebuilt_from_the_run_folders(tmp
     rows = json.loads(capsys.readouterr().out)
     assert sorted((Path(r["path"]).name, r["state"], r["strategy"]) for r in rows) == [("a", "done", "ce"),
                                                                                     ("b", "done", "ce")]
+
+
+# -- strict inputs ---------------------------------------------------------------------------------------
+def test_an_image_folder_follows_a_link_loop_once(tmp_path):
+    from PIL import Image
+
+    from kdzoo.data.files import load_imagefolder
+
+    for c, v in (("a", 10), ("b", 200)):
+        for i in range(2):
+            (tmp_path / c).mkdir(exist_ok=True)
+            Image.new("L", (8, 8), v + i).save(tmp_path / c / f"{i}.png")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a")  # a/loop/loop/... would be 40 images from 2
+    (tmp_path / "b" / "again").symlink_to(tmp_path / "b")
+    bundle = load_imagefolder(str(tmp_path), None)
+    assert bundle.y.tolist() == [0, 0, 1, 1]
+
+
+def test_an_error_line_is_cut_at_a_readable_length_and_debug_shows_it_whole(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml_list := "optim:\n  lr: [" + ", ".join(["0.5"] * 20000) + "]\n")
+    assert yaml_list
+    code = main(["distill", "-c", str(config), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert_one_line_exit_2(code, err, "more characters; rerun with --debug for the whole line")
+    assert len(err) < 700
+    assert main(["distill", "-c", str(config), "--out", str(tmp_path / "o"), "--debug"]) == 2
+    whole = capsys.readouterr().err.strip().splitlines()[-1]
+    assert whole.startswith("kdzoo: error:") and len(whole) > 20000
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_and_cache_that_cannot_be_created_are_one_line_before_anything_runs(tmp_path, capsys, monkeypatch):
+    index = tmp_path / "index.sqlite"
+    monkeypatch.setenv("KDZOO_INDEX", str(index))
+    assert_one_line_exit_2(main(NO_TEACHER + ["--out", "/proc/self"]), capsys.readouterr().err,
+                           "cannot create a run folder in it")
+    monkeypatch.setenv("KDZOO_CACHE", "/proc/self/kdzoo-cache")
+    assert_one_line_exit_2(main(NO_TEACHER + ["--out", str(tmp_path / "o")]), capsys.readouterr().err,
+                           "KDZOO_CACHE '/proc/self/kdzoo-cache' cannot be created")
+    assert not (tmp_path / "o").exists() and not index.exists()  # no run folder, no index row
+
+
+def test_report_opens_no_browser_with_no_open_under_ci_or_without_a_display(monkeypatch):
+    from kdzoo.bench import report
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(report.sys, "platform", "linux")
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert report.can_open_browser()
+    monkeypatch.setenv("CI", "true")
+    assert not report.can_open_browser()
+    monkeypatch.delenv("CI")
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not report.can_open_browser()
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_under_torchrun_rank_0_holds_the_teacher_lock_and_the_others_wait(tmp_path, monkeypatch, rank):
+    import fcntl
+
+    from kdzoo.train import distributed, teacher
+
+    waits = []
+    monkeypatch.setattr(distributed, "current", lambda: distributed.DistInfo(rank=rank, world_size=2))
+    monkeypatch.setattr(distributed, "barrier", lambda: waits.append(rank))
+    with teacher.teacher_lock(tmp_path, "key", log=lambda *a: None):
+        assert waits == [rank]  # every rank passes the barrier before the teacher is looked up
+        lock = tmp_path / "key.lock"
+        assert lock.exists() == (rank == 0)
+        if rank == 0:  # held for the job: another job's rank 0 would wait
+            with open(lock, "a") as other, pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -7,6 +7,8 @@ import csv
 import html
 import io
 import json
+import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -219,20 +221,29 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
     write_text(out / "report.html", html_report(results, images))
 
 
-def open_report(bench_dir: str | Path) -> Path:
+def open_report(bench_dir: str | Path, open_browser: bool = True) -> Path:
     """Rebuild the report from ``results.json`` and return its path (opened in a browser if one exists).
 
-    The summary and its verdicts are recomputed from the per-cell rows.
+    The summary and its verdicts are recomputed from the per-cell rows. No browser is opened with
+    ``open_browser=False``, under CI (``$CI`` set) or on a Linux machine with no display.
     """
     from ..contract.errors import ConfigError
 
     path = Path(bench_dir) / "results.json"
     if not path.exists():
         raise ConfigError(f"{str(bench_dir)!r} has no results.json (not a kdzoo bench directory)")
-    results = json.loads(path.read_text())
+    try:
+        results = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(f"{str(path)!r} is damaged (not JSON); run the same kdzoo bench command again to rewrite "
+                          "it") from None
+    if not isinstance(results, dict) or not isinstance(results.get("rows"), list):
+        raise ConfigError(f"{str(path)!r} is not a kdzoo bench result (no 'rows' list)")
     results["summary"] = aggregate(results["rows"])  # verdicts by the current rule, also for older benches
     write_outputs(results, Path(bench_dir))
     report = Path(bench_dir) / "report.html"
+    if not (open_browser and can_open_browser()):
+        return report
     try:
         import webbrowser
 
@@ -241,3 +252,12 @@ def open_report(bench_dir: str | Path) -> Path:
     except Exception:  # noqa: BLE001 - headless: printing the path is enough
         pass
     return report
+
+
+def can_open_browser() -> bool:
+    """Whether a browser could show a page here: not under CI, and on Linux only with a display."""
+    if os.environ.get("CI"):
+        return False
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True

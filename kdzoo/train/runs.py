@@ -30,6 +30,7 @@ import yaml
 
 from . import distributed
 from .checkpoint import atomic_path, resume_point, write_text
+from .. import safe_yaml
 from ..config import RunConfig, canonical, data_options, make_config, validate
 from ..contract.context import RunContext
 from ..data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
@@ -38,8 +39,8 @@ from .effective import code_identity, effective_config
 from ..contract.errors import ConfigError, Interrupted
 from ..bench.metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from ..models.wrapper import KDModel, save_model
-from ..paths import (cache_root, check_out_dir, check_resumable, create_run_dir, own_run, read_status, remove_run_dir,
-                     sweep_temp_files, write_status)
+from ..paths import (check_cache_root, check_out_dir, check_resumable, create_run_dir, own_run, read_status,
+                     remove_run_dir, sweep_temp_files, write_status)
 from ..zoo.stack import build_stack, check_specs
 from .trainer import Trainer
 from ..models.weights import check_weight_files
@@ -317,10 +318,24 @@ def prepare(config: RunConfig, zoo: Any, objects: Any = None) -> tuple[DatasetBu
     if user_data:
         if config.data.labels_per_class is not None:
             raise ConfigError("data.labels_per_class applies to named datasets; pass the labelled subset as train")
-        return user_bundle(objects, config.data)
+        bundle, splits = user_bundle(objects, config.data)
+        check_classes(bundle, "your train data")
+        return bundle, splits
     bundle = load_dataset(config.data.name, config.data.root, zoo, **data_options(config))
+    check_classes(bundle, f"data {config.data.name!r}")
     check_student_weights(config, bundle, zoo)
     return bundle, make_splits(bundle, config.data)
+
+
+def check_classes(bundle: DatasetBundle, what: str) -> None:
+    """A classification task needs two classes with samples: with one, every prediction is right."""
+    if bundle.task != "classification":
+        return
+    labels = torch.as_tensor(bundle.y)
+    present = torch.unique(labels).numel() if labels.numel() else 0
+    if len(bundle.classes) < 2 or present < 2:
+        names = ", ".join(map(str, bundle.classes[:5])) or "none"
+        raise ConfigError(f"{what} has {present} class(es) with samples ({names}); classification needs at least 2")
 
 
 def train_teacher(tconf: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, *, run_dir: Path, resume: bool,
@@ -374,7 +389,7 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
         raise ConfigError(f"--resume {str(run_dir)!r}: no config.yaml there (not a kdzoo run directory)")
     check_resumable(run_dir)
     try:
-        data = yaml.safe_load((run_dir / "config.yaml").read_text())
+        data = safe_yaml.load((run_dir / "config.yaml").read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--resume {str(run_dir)!r}: config.yaml is damaged ({' '.join(str(exc).split())[:120]})") \
             from None
@@ -482,7 +497,7 @@ def _distill(config: RunConfig, objects: Any, owner: contextlib.ExitStack, *, zo
     """:func:`distill` once its config is read: ``owner`` holds the run folder's lock until the caller ends."""
     from ..zoo.plugins import load_zoo
 
-    cache_root()  # KDZOO_CACHE naming a file fails now, not after training
+    check_cache_root()  # a KDZOO_CACHE that is a file or cannot be created fails now, not after training
     check_out_dir(config.out)
     zoo = zoo or load_zoo()
     if distributed.current().rank or int(os.environ.get("RANK", "0")):
@@ -676,6 +691,9 @@ def compare_runs(a: str | Path, b: str | Path) -> str:
     """
     ra, rb = load_run(a), load_run(b)
     metric = ra["metric"]
+    if rb["metric"] != metric:
+        raise ConfigError(f"cannot compare {str(a)!r} ({metric}) with {str(b)!r} ({rb['metric']}): the runs measure "
+                          "different things (one task is classification, the other regression); compare runs of one task")
     _, higher = primary_metric("classification" if metric == "acc" else "regression")
     va = {int(k): v["test_best"][metric] for k, v in ra["seeds"].items()}
     vb = {int(k): v["test_best"][metric] for k, v in rb["seeds"].items()}

@@ -193,10 +193,12 @@ def teacher_lock(folder: Path, key: str, log=print) -> Iterator[None]:
 
     Concurrent runs and bench workers that need the same teacher wait for the one training it,
     then load what it cached, instead of training it again into the same folder. Under torchrun
-    every rank takes part in training, so no lock is taken there (rank 0 owns the cache folder).
+    rank 0 holds the lock for the whole job and the other ranks wait for it at a barrier, so two
+    jobs never train one teacher (every rank of the job that holds it takes part in training).
     """
-
-    if distributed.current().enabled:
+    dist = distributed.current()
+    if dist.enabled and not dist.is_main:
+        distributed.barrier()  # until rank 0 holds the lock
         yield
         return
     import fcntl
@@ -209,6 +211,7 @@ def teacher_lock(folder: Path, key: str, log=print) -> Iterator[None]:
             log(f"teacher {key}: another process is training it; waiting ...")
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
+            distributed.barrier()  # under torchrun: the other ranks go on once rank 0 holds the lock
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
