@@ -222,10 +222,22 @@ def test_bad_input_is_one_line_exit_2_and_nothing_changes(tmp_path, capsys, fini
         argv += ["--out", str(out)]
     before_out, before_run = snapshot(out), snapshot(finished_run)
     before_torn = snapshot(Path(files["TORNMETRICS"]))
+    rows_before = _index_rows()
     assert_one_line_exit_2(main(argv), capsys.readouterr().err, needle)
+    assert _index_rows() == rows_before  # no "failed" row for an input error
     assert snapshot(out) == before_out and snapshot(finished_run) == before_run
     assert snapshot(Path(files["TORNMETRICS"])) == before_torn  # a refused resume leaves the run as it was
     assert not Path(files["BENCHOUT"]).exists()
+
+
+def _index_rows() -> int:
+    import sqlite3
+
+    index = Path(os.environ["KDZOO_INDEX"])
+    if not index.exists():
+        return 0
+    with sqlite3.connect(index) as con:
+        return con.execute("SELECT count(*) FROM runs").fetchone()[0]
 
 
 def test_out_or_cache_naming_a_file(tmp_path, capsys, monkeypatch):
