@@ -95,6 +95,8 @@ def _parser(listing: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     _tune_parser(sub, listing)
     s = sub.add_parser("report", help="rebuild and open a bench's HTML report")
     s.add_argument("bench_dir")
+    s.add_argument("--no-open", action="store_true",
+                   help="do not open a browser (none is opened under CI or without a display either)")
     s = sub.add_parser("runs", help="list recorded runs and benches (SQLite index)")
     s.add_argument("--kind", choices=["run", "bench"])
     s.add_argument("--strategy")
@@ -213,7 +215,7 @@ def _config_data(args: argparse.Namespace) -> dict[str, Any]:
         section("train")["steps"] = args.steps
     if args.epochs is not None:
         section("train")["epochs"] = args.epochs
-    if getattr(args, "seeds", None):
+    if getattr(args, "seeds", None) is not None:  # --seeds "" is refused (no seed), never read as the default
         section("train")["seeds"] = args.seeds
     if getattr(args, "out", None):
         data["out"] = args.out
@@ -408,7 +410,7 @@ def _tune_line(summary: dict[str, Any]) -> dict[str, Any]:
 def cmd_report(args: argparse.Namespace) -> int:
     from .bench.report import open_report
 
-    print(open_report(args.bench_dir))
+    print(open_report(args.bench_dir, open_browser=not args.no_open))
     return 0
 
 
@@ -458,6 +460,16 @@ COMMANDS = {"distill": cmd_distill, "completion": cmd_completion, "teacher": cmd
             "strategies": cmd_list, "plugins": cmd_list, "models": cmd_list, "datasets": cmd_list}
 
 
+ERROR_LINE_LIMIT = 500  # characters of an error line; --debug prints it whole
+
+
+def readable(line: str, limit: int = ERROR_LINE_LIMIT) -> str:
+    """``line`` cut to ``limit`` characters, saying how much was left out and where to see it."""
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]}... ({len(line) - limit:,} more characters; rerun with --debug for the whole line)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kdzoo`` command; returns the exit code.
 
@@ -489,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     except KdzooError as exc:
         if debug:
             traceback.print_exc()
-        print(error_line(exc), file=sys.stderr)
+        print(error_line(exc) if debug else readable(error_line(exc)), file=sys.stderr)
         return 2
     except Interrupted as exc:
         print(f"kdzoo: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -18,7 +19,13 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from . import safe_yaml
 from .contract.errors import ConfigError, unknown
+
+
+SEED_MAX = 2**32 - 1  # seeds are 32-bit: every generator kdzoo and its plugins seed takes them, offsets included
+MAX_THREADS = 4096  # far above any machine, far below what makes torch.set_num_threads overflow
+RUN_NAME_MAX = 200  # bytes of a run name: room for the suffixes kdzoo adds within a file name's 255
 
 
 def bounded(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
@@ -189,7 +196,7 @@ class DataConfig:
 
     name: str = "mnist5k"
     root: str | None = None
-    split_seed: int = 0
+    split_seed: int = bounded(0, ge=0, le=SEED_MAX)
     val_fraction: float = bounded(0.1, gt=0, lt=1)
     test_fraction: float = bounded(0.2, gt=0, lt=1)
     labels_per_class: int | None = bounded(None, ge=1)
@@ -248,7 +255,7 @@ class TrainConfig:
     eval_every: int | None = bounded(None, ge=1)
     checkpoint_every: int | None = bounded(None, ge=1)
     ema: float | None = bounded(None, ge=0, lt=1)
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = bounded(default_factory=lambda: [0], ge=0, le=SEED_MAX)
     nonfinite: Literal["stop", "skip"] = "stop"
 
 
@@ -275,7 +282,7 @@ class RuntimeConfig:
         tracking_uri: the MLflow tracking URI (``None``: ``sqlite:///OUT/mlflow.db``, embedded).
     """
 
-    threads: int | None = bounded(None, ge=1)
+    threads: int | None = bounded(None, ge=1, le=MAX_THREADS)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     deterministic: bool = True
     progress: bool = True
@@ -319,7 +326,7 @@ class TeacherTrainConfig:
     epochs: float = bounded(15, gt=0)
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: Literal["none", "shift", "timm"] = "none"
-    seed: int = 0
+    seed: int = bounded(0, ge=0, le=SEED_MAX)
     random_init: bool = False
     finetune: bool = switch()
 
@@ -475,7 +482,9 @@ def load_yaml(path: str | Path) -> dict:
     """Read a YAML config safely (data only: no tags, nothing imported)."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = safe_yaml.load(f)
+    except safe_yaml.StrictYAMLError as exc:  # a repeated key (with its line), an alias bomb
+        raise ConfigError(f"config file {str(path)!r}: {exc}") from None
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except IsADirectoryError:
@@ -513,7 +522,7 @@ def set_dotted(data: dict, dotted: str) -> None:
         raise ConfigError(f"--set {dotted!r}: expected KEY=VALUE, e.g. optim.lr=0.01")
     key, raw = dotted.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_yaml.load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:  # e.g. a !!python tag: data only, never code
         raise ConfigError(f"--set {dotted!r}: the value is not plain YAML data ({str(exc).splitlines()[0]})") from None
     parts = key.strip().split(".")
@@ -526,10 +535,17 @@ def set_dotted(data: dict, dotted: str) -> None:
                        if parts[1] in (m.get("name"), str(m.get("name")).rpartition(":")[2], str(i))), None)
         if target is not None and len(parts) == 2:
             raise ConfigError(f"--set {dotted!r}: name a parameter, e.g. strategy.{parts[1]}.temperature=4")
+        close = difflib.get_close_matches(parts[1], names, n=1, cutoff=0.6) if len(parts) >= 3 else []
+        if target is None and close:  # strategy.kdd.x: a misspelt member, not a parameter named kdd
+            raise ConfigError(f"--set {dotted!r}: the stack has no member {parts[1]!r} ({', '.join(names)}); did you "
+                              f"mean {close[0]!r}? e.g. strategy.{close[0]}.{'.'.join(parts[2:])}={raw.strip()}")
         if target is not None:
             param_path = parts[2:]
         elif len(members) == 1:  # a one-member stack: strategy.PARAM means that member's parameter
             target, param_path = members[0], parts[1:]
+        elif len(parts) >= 3:  # strategy.X.param with X no member: X was meant as a member's name
+            raise ConfigError(f"--set {dotted!r}: the stack has no member {parts[1]!r} ({', '.join(names)}); "
+                              f"name one, e.g. strategy.{names[-1]}.{'.'.join(parts[2:])}={raw.strip()}")
         else:
             raise ConfigError(f"--set {dotted!r}: the stack has {len(members)} members ({', '.join(names)}); "
                               f"name one, e.g. strategy.{names[-1]}.{'.'.join(parts[1:])}={raw.strip()}")
@@ -645,6 +661,11 @@ def check_run_name(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise ConfigError(f"--name {name!r} must be a plain folder name (no '/', not '.' or '..'); "
                           "use --out to choose the parent folder")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ConfigError(f"--name {name!r} holds a control character (a newline or tab?); use a plain folder name")
+    if len(name.encode("utf-8", "surrogateescape")) > RUN_NAME_MAX:
+        raise ConfigError(f"--name is {len(name.encode('utf-8', 'surrogateescape'))} bytes long; a run name may have "
+                          f"at most {RUN_NAME_MAX} (got {name[:40]!r}...)")
     return name
 
 

@@ -5,21 +5,30 @@ runs can never write into the same folder; default names carry the time, the pro
 random suffix. ``status.json`` in it says what state the run is in (``running``, ``interrupted``,
 ``failed``, ``done``) and which process owns it, so ``--resume`` continues only runs that can
 continue and never one that another live process is writing.
+
+One process owns a run folder at a time: it holds ``RUN/.owner.lock`` (:func:`own_run`, a
+``filelock`` lock the kernel drops when its holder dies, even by ``kill -9``) from before anything in
+the folder is read until the run ends, so two ``--resume`` of one run can never both train it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from .contract.errors import ConfigError
 
 STATUS = "status.json"
+OWNER_LOCK = ".owner.lock"
 
 
 def cache_root() -> Path:
@@ -27,6 +36,19 @@ def cache_root() -> Path:
     root = Path(os.environ.get("KDZOO_CACHE") or Path.home() / ".cache" / "kdzoo")
     if root.exists() and not root.is_dir():
         raise ConfigError(f"KDZOO_CACHE {str(root)!r} is a file, not a folder; point it at a folder (or unset it)")
+    return root
+
+
+def check_cache_root() -> Path:
+    """:func:`cache_root`, created now and writable: a cache that cannot be used fails before a run starts."""
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"KDZOO_CACHE {str(root)!r} cannot be created ({exc.strerror or exc}); point it at a folder "
+                          "you can write (or unset it)") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ConfigError(f"KDZOO_CACHE {str(root)!r} is not writable; point it at a folder you can write (or unset it)")
     return root
 
 
@@ -68,13 +90,21 @@ def create_run_dir(out: str | Path, name: str | None, default_stem: str) -> Path
         path = parent / (name or f"{default_stem}_{unique_suffix()}")
         try:
             path.mkdir()
-            write_status(path, "running")
-            CREATED_PARENTS[path] = missing
-            return path
         except FileExistsError:
             if name is not None:
                 raise ConfigError(f"run directory {str(path)!r} already exists; pass --resume {path} or another --name") \
                     from None
+            continue
+        except OSError as exc:  # e.g. --out /proc/self: a folder that holds no new folders
+            raise ConfigError(f"--out {str(out)!r}: cannot create a run folder in it ({exc.strerror or exc})") from None
+        try:
+            write_status(path, "running")
+        except OSError as exc:
+            remove_run_dir(path)
+            raise ConfigError(f"--out {str(out)!r}: cannot write into a run folder there ({exc.strerror or exc})") \
+                from None
+        CREATED_PARENTS[path] = missing
+        return path
     raise ConfigError(f"could not find a free run directory name under {str(parent)!r}")
 
 
@@ -143,6 +173,34 @@ def check_resumable(run_dir: Path) -> None:
         raise ConfigError(f"run {str(run_dir)!r} is being written by process {status['pid']}; wait for it to finish")
 
 
+@contextlib.contextmanager
+def own_run(run_dir: str | Path) -> Iterator[None]:
+    """Own ``run_dir`` for the whole block: hold its ``.owner.lock``, or refuse in one line.
+
+    Taken before anything in the folder is read (``--resume``) or right after the folder is created
+    (a new run), and held to the end, so no second process trains the same run. Not waiting is the
+    point: a second owner is refused, never queued behind the first.
+
+    Raises:
+        ConfigError: another process holds the lock, or the folder cannot hold a lock file.
+    """
+    lock = FileLock(str(Path(run_dir) / OWNER_LOCK), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        status = read_status(Path(run_dir)) or {}
+        who = (f"process {status['pid']} on {status.get('host', '?')}" if status.get("state") == "running"
+               and "pid" in status else "another process")
+        raise ConfigError(f"run {str(run_dir)!r} is owned by {who} (it holds {OWNER_LOCK}); wait for it to finish "
+                          "before resuming it") from None
+    except OSError as exc:
+        raise ConfigError(f"run {str(run_dir)!r}: cannot take its lock {OWNER_LOCK} ({exc.strerror or exc})") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def sweep_temp_files(folder: Path) -> list[Path]:
     """Remove checkpoint/summary temp files (``.NAME.tmpPID``) left by killed writers under ``folder``."""
     removed = []
@@ -154,5 +212,5 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     return removed
 
 
-__all__ = ["cache_root", "check_out_dir", "check_resumable", "create_run_dir", "read_status", "remove_run_dir",
+__all__ = ["cache_root", "check_cache_root", "check_out_dir", "check_resumable", "create_run_dir", "own_run", "read_status", "remove_run_dir",
            "sweep_temp_files", "write_status"]

@@ -71,7 +71,79 @@ def _files(tmp_path: Path, finished: Path) -> dict[str, str]:
     (torn_metrics / "seed-0" / "summary.json").unlink()  # seed 0 must be re-run from its log
     return {"FILE": str(tmp_path / "a-file"), "LATIN1": str(tmp_path / "latin1.yaml"), "DIR": str(tmp_path / "cfg-dir"),
             "EMPTY": str(tmp_path / "empty-images"), "BADIMG": str(bad), "TORN": str(torn), "RUN": str(finished),
-            "CKPT": str(finished / "seed-0" / "checkpoint.pt"), "TORNMETRICS": str(torn_metrics)}
+            "CKPT": str(finished / "seed-0" / "checkpoint.pt"), "TORNMETRICS": str(torn_metrics),
+            **_integrity_files(tmp_path, finished)}
+
+
+ALIAS_BOMB = """a: &a [x, x, x, x, x, x, x, x, x, x]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+student:
+  name: linear
+  kwargs: {leaves: *g}
+data: digits
+train: {steps: 2}
+runtime: {progress: false}
+"""
+
+SUITE = {"tasks": [{"name": "t", "data": {"name": "digits"}, "steps": 2, "pairs": [{"student": {"name": "linear"}}],
+                    "strategies": ["ce"]}]}
+
+
+def _integrity_files(tmp_path: Path, finished: Path) -> dict[str, str]:
+    """Inputs that parse but must be refused: ambiguous YAML and suites, shared images, cast weights."""
+    import shutil
+
+    import torch
+    from PIL import Image
+    from safetensors.torch import load_file, save_file
+
+    files = {}
+    (tmp_path / "dup.yaml").write_text("student: linear\ndata: digits\nstudent: mlp\n")
+    (tmp_path / "bomb.yaml").write_text(ALIAS_BOMB)
+    files.update(DUPKEYS=str(tmp_path / "dup.yaml"), BOMB=str(tmp_path / "bomb.yaml"))
+    suites = {"SUITE_SEED": {**SUITE, "seed": [0, 1]}, "SUITE_DUPSEEDS": {**SUITE, "seeds": [0, 0, 1]},
+              "SUITE_STRSTRAT": {"tasks": [{**SUITE["tasks"][0], "strategies": "kd"}]},
+              "SUITE_NOSTUDENT": {"tasks": [{**SUITE["tasks"][0], "pairs": [{"teacher": {"name": "mlp"}}]}]}}
+    for key, suite in suites.items():
+        (tmp_path / f"{key}.yaml").write_text(yaml.safe_dump(suite))
+        files[key] = str(tmp_path / f"{key}.yaml")
+    files["BENCHOUT"] = str(tmp_path / "bench-out")
+    torn = tmp_path / "torn-bench"
+    torn.mkdir()
+    (torn / "results.json").write_text('{"rows": [{"task": "t", "pai')
+    regression = tmp_path / "regression-run"
+    regression.mkdir()
+    summary = json.loads((finished / "summary.json").read_text())
+    for seed in summary["seeds"].values():
+        seed["test_best"] = {"mse": 1.0}
+    (regression / "summary.json").write_text(json.dumps({**summary, "metric": "mse"}))
+    files.update(TORNBENCH=str(torn), REGRUN=str(regression))
+
+    def image(path: Path, value: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (8, 8), value).save(path)
+
+    image(tmp_path / "one-class" / "a" / "0.png", 10)
+    image(tmp_path / "one-class" / "a" / "1.png", 20)
+    for c, v in (("a", 10), ("b", 200)):
+        image(tmp_path / "two-classes" / c / "0.png", v)
+        for split in ("train", "test"):
+            image(tmp_path / "train-test" / split / c / "0.png", v)
+    (tmp_path / "two-classes" / "b" / "same.png").symlink_to(tmp_path / "two-classes" / "a" / "0.png")
+    shutil.rmtree(tmp_path / "train-test" / "test" / "a")
+    (tmp_path / "train-test" / "test" / "a").symlink_to(tmp_path / "train-test" / "train" / "a")
+    files.update(ONECLASS=str(tmp_path / "one-class"), TWOCLASSES=str(tmp_path / "two-classes"),
+                 TRAINTEST=str(tmp_path / "train-test"))
+    weights = load_file(str(finished / "seed-0" / "student.safetensors"))
+    for key, dtype in (("INTW", torch.int32), ("COMPLEXW", torch.complex64)):
+        save_file({k: v.to(dtype) for k, v in weights.items()}, str(tmp_path / f"{key}.safetensors"))
+        files[key] = str(tmp_path / f"{key}.safetensors")
+    return files
 
 
 # (argv, needle): {NAME} is replaced by a path from _files; --out OUT is added to distill runs.
@@ -88,7 +160,7 @@ BAD_INPUTS = [
     (NO_TEACHER + ["--labels-per-class", "1000"], "but class 0 has only"),
     (NO_TEACHER + ["--set", "data.batch_size=0"], "data.batch_size must be >= 1"),
     (NO_TEACHER + ["--set", "data.batch_size=-8"], "data.batch_size must be >= 1"),
-    (NO_TEACHER + ["--threads", "-1"], "runtime.threads must be >= 1"),
+    (NO_TEACHER + ["--threads", "-1"], "runtime.threads must be in [1, 4096], got -1"),
     (NO_TEACHER + ["--set", "data.val_fraction=0.5", "--set", "data.test_fraction=0.5"],
      "data.val_fraction + data.test_fraction must be < 1"),
     (NO_TEACHER + ["--set", "train.ema=1.5"], "train.ema must be in [0, 1), got 1.5"),
@@ -110,6 +182,31 @@ BAD_INPUTS = [
     (["compare", "{TORN}", "{RUN}"], "is damaged (not JSON)"),
     (["compare", "{RUN}", "{FILE}"], "has no summary.json"),
     (["distill", "--epochs", "x"], "argument --epochs: invalid float value: 'x'"),
+    # integrity (issue 27): ambiguous or damaged input that used to be accepted, and "internal errors"
+    (["distill", "-c", "{DUPKEYS}"], "line 3: key 'student' appears twice in one mapping (first on line 1)"),
+    (["distill", "-c", "{BOMB}"], "an alias bomb"),
+    (NO_TEACHER + ["--seeds", ""], "train.seeds is empty"),
+    (NO_TEACHER + ["--seeds", str(2**64)], "train.seeds[0] must be in [0, 4294967295]"),
+    (NO_TEACHER + ["--threads", "99999999999"], "runtime.threads must be in [1, 4096]"),
+    (NO_TEACHER + ["--name", "x" * 300], "a run name may have at most 200"),
+    (NO_TEACHER + ["--name", "run\nname"], "holds a control character"),
+    (BASE + ["--strategy", "kd", "--set", "strategy.kdd.x=1"], "did you mean 'kd'? e.g. strategy.kd.x=1"),
+    (BASE + ["--strategy", "kd+dkd", "--set", "strategy.kdd.x=1"], "did you mean 'kd'? e.g. strategy.kd.x=1"),
+    (BASE + ["--strategy", "kd+dkd", "--set", "strategy.zz.temperature=2"],
+     "no member 'zz' (kd, dkd); name one, e.g. strategy.dkd.temperature=2"),
+    (NO_TEACHER + ["--set", "student.checkpoint={INTW}"], "is int32 where the model holds floating-point"),
+    (NO_TEACHER + ["--set", "student.checkpoint={COMPLEXW}"], "is complex64 where the model holds floating-point"),
+    (["distill", "--student", "linear", "--data", "imagefolder:{ONECLASS}", "--steps", "2"],
+     "classification needs at least 2"),
+    (["distill", "--student", "linear", "--data", "imagefolder:{TWOCLASSES}", "--steps", "2"],
+     "a sample must have one class"),
+    (["distill", "--student", "linear", "--data", "imagefolder:{TRAINTEST}", "--steps", "2"], "not both"),
+    (["compare", "{RUN}", "{REGRUN}"], "the runs measure different things"),
+    (["report", "{TORNBENCH}", "--no-open"], "is damaged (not JSON)"),
+    (["bench", "--suite", "{SUITE_SEED}", "--out", "{BENCHOUT}"], "did you mean 'seeds'"),
+    (["bench", "--suite", "{SUITE_DUPSEEDS}", "--out", "{BENCHOUT}"], "seeds repeats 0"),
+    (["bench", "--suite", "{SUITE_STRSTRAT}", "--out", "{BENCHOUT}"], "'strategies' must be a non-empty list, e.g. strategies: [kd]"),
+    (["bench", "--suite", "{SUITE_NOSTUDENT}", "--out", "{BENCHOUT}"], "pair 0 has no student"),
 ]
 
 
@@ -125,9 +222,22 @@ def test_bad_input_is_one_line_exit_2_and_nothing_changes(tmp_path, capsys, fini
         argv += ["--out", str(out)]
     before_out, before_run = snapshot(out), snapshot(finished_run)
     before_torn = snapshot(Path(files["TORNMETRICS"]))
+    rows_before = _index_rows()
     assert_one_line_exit_2(main(argv), capsys.readouterr().err, needle)
+    assert _index_rows() == rows_before  # no "failed" row for an input error
     assert snapshot(out) == before_out and snapshot(finished_run) == before_run
     assert snapshot(Path(files["TORNMETRICS"])) == before_torn  # a refused resume leaves the run as it was
+    assert not Path(files["BENCHOUT"]).exists()
+
+
+def _index_rows() -> int:
+    import sqlite3
+
+    index = Path(os.environ["KDZOO_INDEX"])
+    if not index.exists():
+        return 0
+    with sqlite3.connect(index) as con:
+        return con.execute("SELECT count(*) FROM runs").fetchone()[0]
 
 
 def test_out_or_cache_naming_a_file(tmp_path, capsys, monkeypatch):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from kdzoo.contract.errors import ConfigError
+from kdzoo.bench import metrics
 from kdzoo.bench.metrics import ALPHA, MIN_SEEDS, compare, holm, holm_correct, verdict_power
 from kdzoo.bench.report import aggregate, markdown
 
@@ -111,6 +113,43 @@ def test_holm_correct_decides_by_the_adjusted_p_and_skips_untested_rows():
 
 
 # -- the verdict under simulation -------------------------------------------------------------------
+def rate_by_compare(effect_sd: float, n: int, trials: int, seed: int) -> float:
+    """Share of simulated paired experiments that ``compare()`` itself (looked up at call time, so a
+    changed rule is what is measured) calls "beats": per-seed numbers of A and B, not differences."""
+    rng = np.random.default_rng(seed)
+    b = rng.normal(80.0, 1.0, size=(trials, n))
+    a = b + rng.normal(effect_sd, 1.0, size=(trials, n))
+    return float(np.mean([metrics.compare(dict(enumerate(x)), dict(enumerate(y))).beats for x, y in zip(a, b)]))
+
+
+def check_false_positive_rate(n: int, trials: int = 1000) -> float:
+    fpr = rate_by_compare(0.0, n, trials, seed=n)
+    assert 0.025 <= fpr <= 0.075, f"false-positive rate {fpr:.3f} with {n} seeds, for a 5% test"
+    return fpr
+
+
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_false_positive_rate_of_compare_under_the_null_is_alpha(n):
+    print(f"false-positive rate of compare() under the null, n = {n}: {check_false_positive_rate(n):.4f}")
+
+
+def test_a_lenient_rule_fails_the_null_simulation(monkeypatch):
+    """The mutation the issue found passing every test: any positive mean with >= 5 seeds is a win."""
+    real = metrics.compare
+
+    def lenient(a, b, higher_is_better=True):
+        c = real(a, b, higher_is_better)
+        if c.n >= 5 and c.mean_diff > 0:
+            return dataclasses.replace(c, verdict="beats")
+        return c
+
+    monkeypatch.setattr(metrics, "compare", lenient)
+    with pytest.raises(AssertionError, match="false-positive rate"):
+        check_false_positive_rate(5, trials=300)
+    with pytest.raises(AssertionError):
+        test_the_power_table_is_what_compare_decides(5, 0.0)
+
+
 @pytest.mark.parametrize("n", [3, 5])
 def test_false_positive_rate_under_the_null_is_at_most_alpha(n):
     fpr = verdict_power(0.0, n, trials=10_000, seed=n)
@@ -127,6 +166,16 @@ def test_power_at_two_sd_with_five_seeds():
     exact = stats.nct.sf(stats.t.ppf(1 - ALPHA, 4), 4, 2 * math.sqrt(5))
     assert 0.9 < power < 1.0 and power == pytest.approx(exact, abs=0.01)
     assert verdict_power(2.0, 2) == 0.0  # too few seeds never wins
+
+
+@pytest.mark.parametrize("n, effect", [(3, 1.0), (5, 0.0), (5, 0.5), (10, 0.5)])
+def test_the_power_table_is_what_compare_decides(n, effect):
+    """Each cell of the power table (``verdict_power``) equals compare()'s verdicts on the same draws."""
+    trials = 300
+    diffs = np.random.default_rng(7).normal(effect, 1.0, size=(trials, n))  # verdict_power's draws
+    zero = dict.fromkeys(range(n), 0.0)
+    by_compare = np.mean([metrics.compare(dict(enumerate(d)), zero).beats for d in diffs])
+    assert verdict_power(effect, n, trials=trials, seed=7) == pytest.approx(by_compare)
 
 
 def test_the_simulation_applies_the_same_rule_as_compare():

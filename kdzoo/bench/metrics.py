@@ -279,8 +279,14 @@ def compare(a: Mapping[int, float], b: Mapping[int, float], higher_is_better: bo
     elif n < MIN_SEEDS:
         verdict = "too few seeds"
     else:
-        verdict = "beats" if mean > 0 and p < ALPHA else "does not beat"
+        verdict = "beats" if bool(_beats(mean, p, True, n)) else "does not beat"
     return Comparison(verdict, n, wins, mean, lo, hi, p, seeds=seeds)
+
+
+def _beats(mean: Any, p: Any, nonzero: Any, n: int) -> Any:
+    """The rule of the verdict, on numbers or arrays alike (:func:`compare` and :func:`verdict_power` share it):
+    enough seeds, not all differences zero, a positive mean difference and p below ``ALPHA``."""
+    return (n >= MIN_SEEDS) & np.asarray(nonzero) & (np.asarray(mean) > 0) & (np.asarray(p) < ALPHA)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -328,7 +334,7 @@ def verdict_power(effect_sd: float, n: int, trials: int = 10_000, seed: int = 0)
         return 0.0  # the rule never says "beats" with fewer seeds
     diffs = np.random.default_rng(seed).normal(effect_sd, 1.0, size=(trials, n))
     mean, p, _, _ = _paired_t(diffs)
-    return float(((mean > 0) & (p < ALPHA) & diffs.any(axis=-1)).mean())
+    return float(_beats(mean, p, diffs.any(axis=-1), n).mean())
 
 
 __all__ = ["ALPHA", "MIN_SEEDS", "VERDICTS", "Comparison", "agreement", "compare", "count_flops", "evaluate",

@@ -21,7 +21,9 @@ import csv
 import io
 import json
 import math
+import os
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -249,6 +251,9 @@ def rebuild(results: dict[str, Any]) -> dict[str, Any]:
 def open_report(target: str | Path, open_browser: bool = True) -> Path:
     """Rebuild a results page from its JSON and return the HTML path (opened in a browser if one exists).
 
+    The summary and its verdicts are recomputed from the per-cell rows. No browser is opened with
+    ``open_browser=False``, under CI (``$CI`` set) or on a Linux machine with no display.
+
     Args:
         target: a bench folder (its ``results.json``) or a results JSON file (``breadth.json``).
         open_browser: False to only write the files.
@@ -259,13 +264,14 @@ def open_report(target: str | Path, open_browser: bool = True) -> Path:
         raise ConfigError(f"{str(target)!r} has no {name}.json (not a kdzoo bench directory or results file)")
     try:
         results = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ConfigError(f"{str(path)!r} is not valid JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(f"{str(path)!r} is damaged (not JSON); run the same kdzoo bench command again to rewrite "
+                          "it") from None
     if not isinstance(results, dict) or not isinstance(results.get("rows"), list):
         raise ConfigError(f"{str(path)!r} is not a kdzoo results file (no 'rows' list)")
     write_outputs(rebuild(results), folder, name)
     report = folder / ("report.html" if name == "results" else f"{name}.html")
-    if open_browser:
+    if open_browser and can_open_browser():
         try:
             import webbrowser  # only when a page is to be opened
 
@@ -277,4 +283,13 @@ def open_report(target: str | Path, open_browser: bool = True) -> Path:
 
 
 __all__ = ["aggregate", "csv_rows", "holm_families", "html_report", "markdown", "mean_curve", "open_report",
-           "read_curve", "rebuild", "rows_from_csv", "verdict_note", "write_outputs"]
+           "read_curve", "rebuild", "rows_from_csv", "verdict_note", "write_outputs", "can_open_browser"]
+
+
+def can_open_browser() -> bool:
+    """Whether a browser could show a page here: not under CI, and on Linux only with a display."""
+    if os.environ.get("CI"):
+        return False
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
+from .schema import check_suite
 from ..train.effective import cell_key, versions
 from ..contract.errors import ConfigError, NotApplicable, unknown
 from .tuned import is_tuned, tuned_members, tuned_variant, with_tuned_baseline
@@ -114,6 +115,7 @@ def load_suite(name_or_path: str, data_root: str | None = None) -> dict[str, Any
         if name_or_path not in suites:
             raise unknown("suite", name_or_path, suites)
         suite = dict(suites[name_or_path], name=name_or_path)
+    check_suite(suite, suite.get("name", name_or_path) if isinstance(suite, dict) else name_or_path)
     if data_root is not None:
         suite = _with_data_root(suite, data_root)
     return suite

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -269,8 +270,6 @@ def load_imagefolder(arg: str | None, root: str | None, image_size: list[int] | 
 
     ``test=False`` (``kdzoo tune``) never lists or opens ``test/``: the bundle keeps an empty official test split.
     """
-    from torchvision.datasets import ImageFolder
-
     if not arg:
         raise ConfigError("dataset 'imagefolder' needs a path: imagefolder:PATH")
     path = Path(arg)
@@ -281,20 +280,27 @@ def load_imagefolder(arg: str | None, root: str | None, image_size: list[int] | 
 
     def scan(folder: Path, classes: list[str] | None) -> tuple[list[str], Tensor, list[str]]:
         try:
-            ds = ImageFolder(str(folder), allow_empty=True, loader=lambda p: p)
-        except (FileNotFoundError, OSError) as exc:  # no class sub-folders, or unreadable folder
+            found = sorted(e.name for e in os.scandir(folder) if e.is_dir())
+        except OSError as exc:
+            found = []
+            reason = f"; {' '.join(str(exc).split())[:100]}"
+        else:
+            reason = ""
+        if not found:  # no class sub-folders, or unreadable folder
             raise ConfigError(f"imagefolder {str(folder)!r} holds no class folders with images "
-                              f"(expected {folder}/CLASS/IMAGE; {' '.join(str(exc).split())[:100]})") from None
-        if classes is not None and ds.classes != classes:
-            raise ConfigError(f"{folder}: classes {ds.classes} differ from train's {classes}")
-        if not ds.samples:
+                              f"(expected {folder}/CLASS/IMAGE{reason})")
+        if classes is not None and found != classes:
+            raise ConfigError(f"{folder}: classes {found} differ from train's {classes}")
+        samples = image_files(folder, found)
+        if not samples:
             raise ConfigError(f"imagefolder {str(folder)!r} holds no images")
-        files = [f for f, _ in ds.samples]
-        return files, torch.tensor([label for _, label in ds.samples], dtype=torch.long), ds.classes
+        return [f for f, _ in samples], torch.tensor([label for _, label in samples], dtype=torch.long), found
 
     files, y, classes = scan(split_dirs[0] if has_splits else path, None)
     tested = scan(split_dirs[1], classes) if has_splits and test else ([], torch.zeros(0, dtype=torch.long), classes) \
         if has_splits else None
+    if tested is not None:
+        _refuse_shared_files(files, tested[0], "train", "test")
     channels, first_size = _probe(files + (tested[0] if tested else []))
     size = tuple(image_size) if image_size else first_size
     if len(size) == 1:
@@ -303,6 +309,52 @@ def load_imagefolder(arg: str | None, root: str | None, image_size: list[int] | 
     tx = LazyImages(tested[0], channels, size) if tested is not None else None
     return DatasetBundle(x, y, classes=classes, test_x=tx, test_y=tested[1] if tested is not None else None,
                          name=f"imagefolder:{arg}")
+
+
+def image_files(folder: Path, classes: list[str]) -> list[tuple[str, int]]:
+    """``(file, class index)`` of every image under ``folder/CLASS/``, in torchvision ``ImageFolder``'s order.
+
+    Folder links are followed, but no real folder is entered twice (a link loop ends there), and
+    a file reached twice counts once; a file reachable from two classes is refused, since it would
+    carry two labels.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    samples: list[tuple[str, int]] = []
+    owner: dict[str, tuple[str, str]] = {}  # real path -> (class, path as found)
+    for label, cls in enumerate(classes):
+        seen_dirs: set[str] = set()
+        walk = []
+        for root, dirs, names in os.walk(folder / cls, followlinks=True):
+            real = os.path.realpath(root)
+            if real in seen_dirs:
+                dirs[:] = []  # entered before (a link loop, or two links to one folder): never again
+                continue
+            seen_dirs.add(real)
+            walk.append((root, names))
+        for root, names in sorted(walk):
+            for name in sorted(names):
+                if not name.lower().endswith(IMG_EXTENSIONS):
+                    continue
+                file = os.path.join(root, name)
+                real = os.path.realpath(file)
+                if real in owner:
+                    if owner[real][0] != cls:
+                        raise ConfigError(f"imagefolder: {owner[real][1]!r} (class {owner[real][0]!r}) and {file!r} "
+                                          f"(class {cls!r}) are one file; a sample must have one class")
+                    continue
+                owner[real] = (cls, file)
+                samples.append((file, label))
+    return samples
+
+
+def _refuse_shared_files(train: list[str], test: list[str], a: str, b: str) -> None:
+    """Refuse an image in both splits: a test image that is also trained on makes the test score a lie."""
+    seen = {os.path.realpath(f): f for f in train}
+    for file in test:
+        if os.path.realpath(file) in seen:
+            raise ConfigError(f"imagefolder: {seen[os.path.realpath(file)]!r} ({a}) and {file!r} ({b}) are one file; "
+                              f"an image must be in {a} or in {b}, not both")
 
 
 def _probe(files: list[str], limit: int = 256) -> tuple[int, tuple[int, int]]:

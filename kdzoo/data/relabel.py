@@ -59,11 +59,15 @@ def read_class_map(path: str | Path, what: str = "class map") -> tuple[dict[str,
     """
     import yaml
 
+    from .. import safe_yaml
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{what} file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = safe_yaml.load(p.read_text())
+    except safe_yaml.StrictYAMLError as exc:
+        raise ConfigError(f"{what} file {str(path)!r}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} file {str(path)!r} is not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
     classes = None

@@ -374,6 +374,12 @@ def check_fit(net: nn.Module, state: dict[str, Tensor], path: str | Path, what: 
         what: the model as messages name it, e.g. ``"student 'test_resnet'"``.
     """
     own = net.state_dict()
+    cast = [f"{k} is {str(v.dtype).removeprefix('torch.')}" for k, v in state.items()
+            if k in own and own[k].is_floating_point() and not v.is_floating_point()]
+    if cast:  # an integer or complex tensor would be cast into the model silently
+        more = f" and {len(cast) - 3} more" if len(cast) > 3 else ""
+        raise ConfigError(f"weights {str(path)!r} do not fit {what}: {', '.join(cast[:3])}{more} where the model holds "
+                          "floating-point numbers; a weights file holds float tensors (quantised or damaged file?)")
     shapes = [f"{k} {tuple(v.shape)} in file vs {tuple(own[k].shape)} in model"
               for k, v in state.items() if k in own and own[k].shape != v.shape]
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]

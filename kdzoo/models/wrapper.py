@@ -9,7 +9,6 @@ different normalisations). Its metadata travels with exported weights.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -219,27 +218,18 @@ def save_model(model: KDModel, path: str | Path, extra_meta: dict[str, Any] | No
     (:func:`kdzoo.models.weights.save_timm_folder`). Every file is written atomically (temporary file,
     then rename).
     """
-    from safetensors.torch import save_file
-
-    from ..train.checkpoint import atomic_path
+    from ..integrity import atomic_path, safetensors_bytes
     from .weights import save_timm_folder
 
     path = Path(path)
     meta = dict(model.meta, **(extra_meta or {}))
     state = {k: v.detach().contiguous().cpu() for k, v in model.net.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={META_KEY: json.dumps(meta)})
-        os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates 0600 files; exports are for sharing
+    with atomic_path(path) as tmp:  # the file carries its own SHA-256 (checked by load_model)
+        tmp.write_bytes(safetensors_bytes(state, {META_KEY: json.dumps(meta)}))
     with atomic_path(path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=2))
     if meta.get("source") == "timm":
         save_timm_folder(model, path.with_suffix(""), path)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -264,9 +254,16 @@ def read_state(path: str | Path, use_ema: bool = True) -> dict[str, Tensor]:
 
 
 def load_model(path: str | Path, zoo: Any, meta: dict[str, Any] | None = None) -> KDModel:
-    """Rebuild an exported model from its metadata and load its weights (every tensor must fit)."""
+    """Rebuild an exported model from its metadata and load its weights (every tensor must fit).
+
+    Raises:
+        DamagedFile: the file does not match the SHA-256 kdzoo wrote into it.
+    """
+    from ..integrity import verify_safetensors
     from .weights import load_into, read_weights
 
+    if Path(path).suffix == ".safetensors" and Path(path).is_file():
+        verify_safetensors(path, "model file")
     meta = dict(meta or read_meta(path))
     shape = meta["input_shape"]
     cfg = ModelConfig(name=meta["name"], kwargs=meta.get("kwargs", {}),

@@ -6,13 +6,15 @@ Layout of a run directory::
     RUN/effective.yaml       values worked out at run time and the code that ran (information only)
     RUN/summary.json         per-seed results, mean ± std, provenance
     RUN/seed-S/metrics.jsonl one JSON line per evaluation
-    RUN/seed-S/checkpoint.pt student, strategy parts, optimiser, schedule, EMA, RNG (atomic)
+    RUN/seed-S/checkpoint.pt student, strategy parts, optimiser, schedule, EMA, RNG (atomic, with its SHA-256;
+                             the one before it kept as checkpoint.prev.pt)
     RUN/seed-S/student.safetensors (+ .json)  the exported student with its metadata
     RUN/seed-S/summary.json  this seed's result
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -27,7 +29,8 @@ import torch
 import yaml
 
 from . import distributed
-from .checkpoint import atomic_path, write_text
+from .checkpoint import atomic_path, resume_point, write_text
+from .. import safe_yaml
 from ..config import RunConfig, canonical, data_options, make_config, validate
 from ..contract.context import RunContext
 from ..data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
@@ -36,8 +39,8 @@ from .effective import code_identity, effective_config
 from ..contract.errors import ConfigError, Interrupted, PluginError
 from ..bench.metrics import agreement, compare, count_flops, evaluate, mean_std, primary_metric
 from ..models.wrapper import KDModel, save_model
-from ..paths import (cache_root, check_out_dir, check_resumable, create_run_dir, remove_run_dir, sweep_temp_files,
-                     write_status)
+from ..paths import (check_cache_root, check_out_dir, check_resumable, create_run_dir, own_run, read_status,
+                     remove_run_dir, sweep_temp_files, write_status)
 from ..zoo.stack import build_stack, check_specs
 from .trainer import Trainer
 from ..models.weights import check_weight_files
@@ -185,7 +188,7 @@ def make_trainer(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: 
     if run_dir is not None and main:
         run_dir.mkdir(parents=True, exist_ok=True)
     distributed.barrier()
-    resuming = resume and run_dir is not None and (run_dir / "checkpoint.pt").exists()
+    resuming = resume and run_dir is not None and resume_point(run_dir) is not None
     if not resuming:
         report = stack.init_student(ctx)
         if report and run_dir is not None and main:
@@ -317,8 +320,11 @@ def prepare(config: RunConfig, zoo: Any, objects: Any = None) -> tuple[DatasetBu
     if objects is not None and objects.has_data:
         if config.data.labels_per_class is not None:
             raise ConfigError("data.labels_per_class applies to named datasets; pass the labelled subset as train")
-        return user_bundle(objects, config.data)
+        bundle, splits = user_bundle(objects, config.data)
+        check_classes(bundle, "your train data")
+        return bundle, splits
     bundle = load_dataset(config.data.name, config.data.root, zoo, **data_options(config))
+    check_classes(bundle, f"data {config.data.name!r}")
     check_student_weights(config, bundle, zoo)
     return bundle, make_splits(bundle, config.data)
 
@@ -342,6 +348,17 @@ def check_run(config: RunConfig, zoo: Any, objects: Any = None) -> None:
         from .loggers import check_logger_names
 
         check_logger_names(config.runtime.loggers, zoo)
+
+
+def check_classes(bundle: DatasetBundle, what: str) -> None:
+    """A classification task needs two classes with samples: with one, every prediction is right."""
+    if bundle.task != "classification":
+        return
+    labels = torch.as_tensor(bundle.y)
+    present = torch.unique(labels).numel() if labels.numel() else 0
+    if len(bundle.classes) < 2 or present < 2:
+        names = ", ".join(map(str, bundle.classes[:5])) or "none"
+        raise ConfigError(f"{what} has {present} class(es) with samples ({names}); classification needs at least 2")
 
 
 def train_teacher(tconf: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, *, run_dir: Path, resume: bool,
@@ -395,7 +412,7 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
         raise ConfigError(f"--resume {str(run_dir)!r}: no config.yaml there (not a kdzoo run directory)")
     check_resumable(run_dir)
     try:
-        data = yaml.safe_load((run_dir / "config.yaml").read_text())
+        data = safe_yaml.load((run_dir / "config.yaml").read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--resume {str(run_dir)!r}: config.yaml is damaged ({' '.join(str(exc).split())[:120]})") \
             from None
@@ -457,18 +474,53 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
     Returns:
         The per-seed results, with mean ± std helpers.
     """
-    from ..zoo.plugins import load_zoo
     from ..user import from_python
 
     config, objects = from_python(config, teacher=teacher, student=student, train=train, val=val, test=test)
-    if resume is not None:
-        config = read_run_config(resume)
-        check_resume_objects(config, objects, resume)
-    elif not isinstance(config, RunConfig):
-        config = make_config(config)
-    else:
-        validate(config)
-    cache_root()  # KDZOO_CACHE naming a file fails now, not after training
+    with contextlib.ExitStack() as owner:
+        if resume is not None:
+            if _is_run_folder(resume) and int(os.environ.get("RANK", "0")) == 0:
+                owner.enter_context(own_run(resume))  # before anything in it is read; held to the end
+            config = read_run_config(resume)
+            check_resume_objects(config, objects, resume)
+            finished = finished_result(Path(resume), config)
+            if finished is not None:
+                log(f"run {resume} is finished (test {finished.metric} {finished.mean_std()[0]:.2f}); nothing to do")
+                return finished
+        elif not isinstance(config, RunConfig):
+            config = make_config(config)
+        else:
+            validate(config)
+        return _distill(config, objects, owner, zoo=zoo, resume=resume, log=log)
+
+
+def _is_run_folder(path: str | Path) -> bool:
+    return (Path(path) / "config.yaml").is_file()
+
+
+def finished_result(run_dir: Path, config: RunConfig) -> RunResult | None:
+    """A finished run's result as its folder records it (``None`` unless it is done, whole and covers
+    every seed): resuming it changes nothing."""
+    status = read_status(run_dir) or {}
+    if status.get("state") != "done":
+        return None
+    try:
+        summary = load_run(run_dir)
+    except ConfigError:
+        return None  # a torn summary: the resume rewrites it from the seeds' own summaries
+    seeds = {int(k): v for k, v in summary["seeds"].items()}
+    if set(seeds) != set(config.train.seeds) or any(
+            read_seed_summary(run_dir / f"seed-{seed}" / "summary.json") is None for seed in seeds):
+        return None  # a seed's own summary is gone: the resume re-runs that seed
+    return RunResult(run_dir, config, seeds, summary.get("teacher"), summary["metric"])
+
+
+def _distill(config: RunConfig, objects: Any, owner: contextlib.ExitStack, *, zoo: Any, resume: str | Path | None,
+             log) -> RunResult:
+    """:func:`distill` once its config is read: ``owner`` holds the run folder's lock until the caller ends."""
+    from ..zoo.plugins import load_zoo
+
+    check_cache_root()  # a KDZOO_CACHE that is a file or cannot be created fails now, not after training
     check_out_dir(config.out)
     zoo = zoo or load_zoo()
     if distributed.current().rank or int(os.environ.get("RANK", "0")):
@@ -484,6 +536,8 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
     if resume is None:
         run_dir = _new_run_dir(config, zoo, main)
         created = True
+        if main:
+            owner.enter_context(own_run(run_dir))
     else:
         run_dir = Path(resume)
         if main:
@@ -660,6 +714,9 @@ def compare_runs(a: str | Path, b: str | Path) -> str:
     """
     ra, rb = load_run(a), load_run(b)
     metric = ra["metric"]
+    if rb["metric"] != metric:
+        raise ConfigError(f"cannot compare {str(a)!r} ({metric}) with {str(b)!r} ({rb['metric']}): the runs measure "
+                          "different things (one task is classification, the other regression); compare runs of one task")
     _, higher = primary_metric("classification" if metric == "acc" else "regression")
     va = {int(k): v["test_best"][metric] for k, v in ra["seeds"].items()}
     vb = {int(k): v["test_best"][metric] for k, v in rb["seeds"].items()}

@@ -22,8 +22,11 @@ from typing import Any
 from ..config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, key_dict, to_dict
 from ..data import DatasetBundle, Splits
 from ..contract.errors import Interrupted
+from ..integrity import DamagedFile, move_aside, verify_torch
 from ..models.wrapper import KDModel, load_model
 from ..paths import cache_root
+from . import distributed
+from .checkpoint import CHECKPOINT, PREVIOUS, resume_point
 
 # (teacher config, its bundle, its full splits, zoo, run_dir=, resume=, log=) -> the run's result (falsy: not trained)
 TrainTeacher = Callable[..., Any]
@@ -125,9 +128,8 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
     tconf = teacher_config(config)
     path = Path(tconf.out) / tconf.name / "teacher.safetensors"
     with teacher_lock(Path(tconf.out), tconf.name, log):
-        if path.exists():  # cached, or trained by the process we waited for
-            model = load_model(path, zoo)
-            log(f"teacher {config.teacher.name}: cached {path} (val acc {model.meta.get('val', {})})")
+        model = _cached(path, zoo, config.teacher.name, log)
+        if model is not None:
             return model
         if config.teacher_train.random_init:
             return _random_teacher(config, t_bundle, tconf, path, zoo, log)
@@ -136,7 +138,8 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
         if train is None:
             raise RuntimeError("resolve_teacher: a teacher must be trained but no train function was given")
         run_dir = Path(tconf.out) / tconf.name
-        resuming = (run_dir / "checkpoint.pt").exists()
+        _set_aside_damaged_checkpoints(run_dir, config.teacher.name, log)
+        resuming = resume_point(run_dir) is not None
         start = f" from {config.teacher.checkpoint}" if config.teacher_train.finetune else ""
         log(f"teacher {config.teacher.name}: {'continuing' if resuming else 'training'}{start} on the full train split "
             f"of {tconf.data.name} (cache key {tconf.name}) ...")
@@ -149,17 +152,53 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
         return load_model(path, zoo) if result else None
 
 
+def _cached(path: Path, zoo: Any, name: str, log) -> KDModel | None:
+    """The cached teacher at ``path``, or ``None`` when there is none; a damaged one is moved aside
+    (and so trained again from its run folder) with one line saying so."""
+    if not path.exists():
+        return None
+    try:
+        model = load_model(path, zoo)
+    except DamagedFile as exc:
+        if distributed.current().is_main:
+            aside = move_aside(path)
+            log(f"teacher {name}: the cached teacher is damaged ({_why(exc)}); moved aside to {aside.name}, "
+                "building it again")
+        distributed.barrier()
+        return None
+    log(f"teacher {name}: cached {path} (val acc {model.meta.get('val', {})})")
+    return model
+
+
+def _set_aside_damaged_checkpoints(run_dir: Path, name: str, log) -> None:
+    """A cached teacher's training checkpoints are a cache too: a damaged one is moved aside, never loaded."""
+    if not distributed.current().is_main:
+        return
+    for file in (run_dir / CHECKPOINT, run_dir / PREVIOUS):
+        if file.is_file():
+            try:
+                verify_torch(file, "teacher checkpoint")
+            except DamagedFile as exc:
+                aside = move_aside(file)
+                log(f"teacher {name}: {file.name} is damaged ({_why(exc)}); moved aside to {aside.name}")
+
+
+def _why(exc: DamagedFile) -> str:
+    return str(exc).rpartition("(")[2].rstrip(")") or "damaged"
+
+
 @contextlib.contextmanager
 def teacher_lock(folder: Path, key: str, log=print) -> Iterator[None]:
     """Hold ``folder/key.lock`` while a teacher is looked up and, if missing, trained.
 
     Concurrent runs and bench workers that need the same teacher wait for the one training it,
     then load what it cached, instead of training it again into the same folder. Under torchrun
-    every rank takes part in training, so no lock is taken there (rank 0 owns the cache folder).
+    rank 0 holds the lock for the whole job and the other ranks wait for it at a barrier, so two
+    jobs never train one teacher (every rank of the job that holds it takes part in training).
     """
-    from . import distributed
-
-    if distributed.current().enabled:
+    dist = distributed.current()
+    if dist.enabled and not dist.is_main:
+        distributed.barrier()  # until rank 0 holds the lock
         yield
         return
     import fcntl
@@ -172,6 +211,7 @@ def teacher_lock(folder: Path, key: str, log=print) -> Iterator[None]:
             log(f"teacher {key}: another process is training it; waiting ...")
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
+            distributed.barrier()  # under torchrun: the other ranks go on once rank 0 holds the lock
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -181,7 +221,6 @@ def _random_teacher(config: RunConfig, t_bundle: DatasetBundle, tconf: RunConfig
     """An untrained teacher (seeded by ``teacher_train.seed``), exported and cached like a trained one."""
     import torch
 
-    from . import distributed
     from ..data import channel_stats, make_splits
     from ..models.wrapper import create_model, save_model
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from . import distributed
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT, load_resume_point, resume_point, save_checkpoint
 from ..config import OptimConfig, RunConfig
 from ..contract.context import RunContext
 from ..data import BatchPlan, StreamingPlan, is_random_augmentation
@@ -306,17 +306,17 @@ class Trainer:
 
         Args:
             run_dir: this seed's run directory (``None``: nothing is written).
-            resume: continue from ``run_dir/checkpoint.pt`` when it exists.
+            resume: continue from ``run_dir/checkpoint.pt`` when it exists (else ``checkpoint.prev.pt``).
             bar: a progress bar shared by every seed of a run (one ETA for the whole run); by
                 default the seed gets its own bar when ``runtime.progress`` is on.
         """
         total = self.ctx.total_steps
         main = self.dist.is_main
-        ckpt_path = run_dir / "checkpoint.pt" if run_dir else None
+        ckpt_path = run_dir / CHECKPOINT if run_dir else None
         metrics_path = run_dir / "metrics.jsonl" if run_dir and main else None
         step, best = 0, {"val": None, "step": -1, "state": None, "last_val": None}
-        if resume and ckpt_path is not None and ckpt_path.exists():
-            step, best = self.restore(load_checkpoint(ckpt_path))
+        if resume and run_dir is not None and resume_point(run_dir) is not None:
+            step, best = self.restore(load_resume_point(run_dir))  # checkpoint.pt, else the kept previous one
         if metrics_path is not None:
             _truncate_metrics(metrics_path, step)
         history: list[dict[str, Any]] = []
@@ -366,7 +366,7 @@ class Trainer:
                 stop = distributed.any_rank(self._signal is not None, self.ctx.device) if self.dist.enabled else self._signal
                 if ckpt_path is not None and (step % self.ckpt_every == 0 or step == total or stop):
                     if main:
-                        save_checkpoint(self.state(step, best, running, window), ckpt_path)
+                        save_checkpoint(self.state(step, best, running, window), ckpt_path, keep_previous=True)
                     distributed.barrier()
                 if stop:
                     raise Interrupted(self._signal or signal.SIGTERM)
