@@ -368,9 +368,10 @@ class Zoo:
                                f"failed to load: {record.error}")
         failed = [r for r in self.plugins.values() if r.error]
         error = unknown("strategy", name, self.strategies)
-        if failed:  # one of them may have offered it: say why it is not here
-            error = ConfigError(f"{error}; not loaded, so unknown what they offer: " + "; ".join(
-                f"plugin {r.name!r} ({r.distribution}) failed to load: {r.error}" for r in failed))
+        if failed:  # one of them may have offered it: say why it is not here, before the long list of choices
+            head = f"unknown strategy {name!r}"
+            why = "; ".join(f"plugin {r.name!r} ({r.distribution}) failed to load: {r.error}" for r in failed)
+            error = ConfigError(f"{head}; not loaded, so unknown what they offer: {why}{str(error)[len(head):]}")
         return error
 
     def _catalogued_failure(self, name: str) -> PluginRecord | None:
