@@ -11,6 +11,7 @@ Teachers are trained once per suite (kdzoo's teacher cache).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
-from ..train.effective import cell_key, versions
+from ..train.effective import cell_key, keyed_data, versions
 from ..contract.errors import ConfigError, NotApplicable, unknown
 
 NOT_APPLICABLE = "not applicable: "  # status prefix of a cell whose strategy cannot act on its pair: no verdict
@@ -169,10 +170,7 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                 config = make_config(data)
                 if config.teacher is None:
                     raise ConfigError(f"suite {suite.get('name')!r} task {tname!r}: reference {ref!r} needs a teacher")
-                resolved = to_dict(config)
-                for k in ("out", "name", "strategy", "train"):  # a reference depends on data and teacher only
-                    resolved.pop(k)
-                key = hashlib.sha256(json.dumps(canonical([ref, resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
+                key = _reference_key(ref, config, ver)
                 config.out, config.name = str(out / "references"), key
                 refs.append(Reference(tname, pair_name(pair), ref, config, key, ref not in zoo.collect().references))
             for entry in strategies:
@@ -194,6 +192,16 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
     if not cells:
         raise ConfigError(f"suite {suite.get('name')!r} has no cells")
     return cells, refs
+
+
+def _reference_key(ref: str, config: RunConfig, ver: dict[str, str], data_by_path: bool = False) -> str:
+    """A reference row depends on its data (files by fingerprint, :func:`keyed_data`) and teacher only."""
+    resolved = to_dict(config)
+    if not data_by_path:
+        keyed_data(resolved, config)
+    for k in ("out", "name", "strategy", "train"):
+        resolved.pop(k)
+    return hashlib.sha256(json.dumps(canonical([ref, resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _cell_key(config: RunConfig, zoo: Any, ver: dict[str, str], missing: list[str]) -> str:
@@ -324,27 +332,35 @@ def _stop_workers(pool: ProcessPoolExecutor, grace_seconds: float = 20.0) -> Non
             proc.kill()
 
 
-def adopt_legacy_cells(cells: list[Cell], zoo: Any, log=None) -> int:
-    """Finished cells stored under their previous key (:func:`kdzoo.train.effective.legacy_cell_key`:
-    the same config and code, keyed when a plugin member hashed its whole package) move to their key,
-    so a bench keeps its results across that change. Returns how many moved."""
+def adopt_legacy_cells(cells: list[Cell], zoo: Any, log=None, refs: list[Reference] = ()) -> int:
+    """Finished cells stored under a previous key (:func:`kdzoo.train.effective.legacy_cell_keys`: the
+    same config and code, keyed in an earlier format) move to their key, so a bench keeps its results
+    across key changes; so do reference rows keyed by their data's path. Returns how many moved."""
     from ..train.runs import read_seed_summary
-    from ..train.effective import legacy_cell_key
+    from ..train.effective import legacy_cell_keys
 
     moved = 0
     for cell in cells:
         if cell.missing or cell_summary(cell) is not None:
             continue
         folder = Path(cell.config.out)
-        old = folder / legacy_cell_key(cell.config, zoo)
         new = folder / cell.key
-        if old == new or new.exists() or read_seed_summary(old / f"seed-{cell.seed}" / "summary.json") is None:
-            continue
-        try:
-            os.rename(old, new)  # atomic; a concurrent bench that moved it first wins
-        except OSError:
-            continue
-        moved += 1
+        for old_key in legacy_cell_keys(cell.config, zoo):
+            old = folder / old_key
+            if new.exists() or read_seed_summary(old / f"seed-{cell.seed}" / "summary.json") is None:
+                continue
+            try:
+                os.rename(old, new)  # atomic; a concurrent bench that moved it first wins
+            except OSError:
+                continue
+            moved += 1
+    ver = versions()
+    for ref in refs:
+        folder = Path(ref.config.out)
+        old = folder / f"{_reference_key(ref.name, ref.config, ver, data_by_path=True)}.json"
+        if old != folder / f"{ref.key}.json" and old.is_file() and reference_result(ref) is None:
+            with contextlib.suppress(OSError):
+                os.rename(old, folder / f"{ref.key}.json")
     if moved and log is not None:
         log(f"{moved} finished cells kept from the previous cell keys (same config and code)")
     return moved
@@ -375,7 +391,7 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     suite = load_suite(suite_name, data_root)
     out = Path(out)
     cells, refs = expand_all(suite, zoo, out)
-    adopt_legacy_cells(cells, zoo, log)
+    adopt_legacy_cells(cells, zoo, log, refs)
     runnable = [c for c in cells if not c.missing]
     # two spellings of one effective config share a key: run it once, both rows read its result
     todo = list({c.key: c for c in runnable if cell_summary(c) is None}.values())
@@ -435,7 +451,7 @@ def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str
     suite = load_suite(suite_name, data_root)
     zoo = zoo or load_zoo()
     cells, refs = expand_all(suite, zoo, Path(out))
-    adopt_legacy_cells(cells, zoo)
+    adopt_legacy_cells(cells, zoo, refs=refs)
     lines = []
     cell_states = ["skipped (not installed)" if c.missing else "done" if cell_summary(c) is not None else "to run"
                    for c in cells]
