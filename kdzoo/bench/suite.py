@@ -26,7 +26,8 @@ from ..train.effective import cell_key, keyed_data, versions
 from ..contract.errors import ConfigError, NotApplicable, unknown
 
 NOT_APPLICABLE = "not applicable: "  # status prefix of a cell whose strategy cannot act on its pair: no verdict
-TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references"}
+TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references", "resources"}
+OWNED = type("Owned", (), {"acquired": True})()  # a cell a scheduler owns needs no claim of its own
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Cell:
     key: str
     missing: list[str] = field(default_factory=list)  # strategies that are not installed
     published: dict[str, float] | None = None  # a paper's numbers for this row: {"row": %, "teacher": %}
+    resources: dict[str, Any] = field(default_factory=dict)  # the task's ``resources:`` (for slurm and ray)
 
     @property
     def label(self) -> str:
@@ -188,7 +190,7 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                     key = _cell_key(config, zoo, ver, missing)
                     config.out, config.name = str(out / "cells"), key
                     cells.append(Cell(tname, pair_name(pair), variant_name(members), seed, config, key, missing,
-                                      published_numbers(pair, members)))
+                                      published_numbers(pair, members), dict(task.get("resources") or {})))
     if not cells:
         raise ConfigError(f"suite {suite.get('name')!r} has no cells")
     return cells, refs
@@ -214,11 +216,12 @@ def _cell_key(config: RunConfig, zoo: Any, ver: dict[str, str], missing: list[st
     return hashlib.sha256(json.dumps(canonical([resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _run_cell(config_data: dict) -> str:
+def _run_cell(config_data: dict, claim: bool = True) -> str:
     """Run one cell (in this or a worker process) unless another live process has claimed it.
 
     An interrupted cell (killed, or stopped by a signal) is resumed from its checkpoint; a cell
     that failed before, or was killed before its config was written, is started again.
+    ``claim=False``: a scheduler (Slurm, Ray) owns the cell, so no ``flock`` claim is taken.
 
     Returns:
         ``"done"``, or ``"busy"`` when another process holds the cell's claim.
@@ -233,8 +236,8 @@ def _run_cell(config_data: dict) -> str:
     config = make_config(config_data)
     cell_dir = Path(config.out) / str(config.name)
     quiet = lambda *a, **k: None  # noqa: E731
-    with Claim(cell_dir.parent / f"{cell_dir.name}.claim") as claim:
-        if not claim.acquired:
+    with Claim(cell_dir.parent / f"{cell_dir.name}.claim") if claim else contextlib.nullcontext(OWNED) as held:
+        if not held.acquired:
             return "busy"
         if cell_dir.exists():
             status = read_status(cell_dir) or {}
@@ -374,7 +377,9 @@ def cell_summary(cell: Cell) -> dict[str, Any] | None:
 
 
 def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = None, progress: bool = True,
-              log=print, data_root: str | None = None) -> dict[str, Any]:
+              log=print, data_root: str | None = None, executor: str | None = None,
+              executor_options: dict[str, Any] | None = None, resources: dict[str, Any] | None = None,
+              detach: bool = False) -> dict[str, Any]:
     """Run (or resume) a suite and write its results and report into ``out``.
 
     Args:
@@ -382,6 +387,11 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
         out: the bench directory (cells, results, report).
         jobs: cells run in this many worker processes (latency is measured serially afterwards).
         data_root: replaces ``data.root`` of every task that reads data from a folder.
+        executor: where cells run (:mod:`kdzoo.bench.executors`): ``local`` (default), ``slurm``, ``ray``
+            or a plugin's; else the suite's ``executor:``.
+        executor_options: over the suite's ``executor_options`` (``address``, ``retries``, ...).
+        resources: per-cell resources over the suite's (``gpus``, ``cpus``, ``mem``, ``time``, ...).
+        detach: submit the cells and return at once (``{"detached": N}``); the same call later collects them.
     """
     from ..zoo.plugins import load_zoo
     from .report import write_outputs
@@ -391,6 +401,10 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     suite = load_suite(suite_name, data_root)
     out = Path(out)
     cells, refs = expand_all(suite, zoo, out)
+    from .executors.drive import executor_choice, open_executor, run_on_executor
+
+    executor, options = executor_choice(suite, executor, executor_options)
+    remote = None if executor == "local" else open_executor(executor, options, zoo)  # a missing extra fails now
     adopt_legacy_cells(cells, zoo, log, refs)
     runnable = [c for c in cells if not c.missing]
     # two spellings of one effective config share a key: run it once, both rows read its result
@@ -408,10 +422,15 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
 
         bar = bench_progress(len(runnable), len(runnable) - len(todo), f"bench {suite['name']}")
     try:
-        _run_cells(todo, jobs, bar, errors, busy)
+        if remote is None:
+            _run_cells(todo, jobs, bar, errors, busy)
+        elif not run_on_executor(remote, todo, out, options, resources or {}, bar, errors, detach=detach, log=log):
+            return {"suite": suite["name"], "detached": len(todo), "rows": [], "failed": []}
     finally:
         if bar is not None:
             bar.close()
+        if remote is not None:
+            remote.close()
     for cell in busy:  # claimed by another bench on the same folder: wait for it, then take its result
         from .claims import Claim
 
@@ -440,11 +459,14 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     return results
 
 
-def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str | None = None) -> str:
+def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str | None = None,
+               status: bool = False, executor: str | None = None, executor_options: dict | None = None) -> str:
     """The cells of a suite, one per line with its key and state (``done``: reused; ``to run``; ``skipped``).
 
     Nothing is trained or loaded: the suite is expanded and validated, and each cell's directory looked
     up (finished cells under their previous key move to their key, :func:`adopt_legacy_cells`).
+    ``status``: cells submitted to a scheduler show as queued or running with their job or task id, and
+    failed cells as failed (``--status``).
     """
     from ..zoo.plugins import load_zoo
 
@@ -455,12 +477,28 @@ def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str
     lines = []
     cell_states = ["skipped (not installed)" if c.missing else "done" if cell_summary(c) is not None else "to run"
                    for c in cells]
+    from .executors.drive import cell_states as scheduled_states, executor_choice, open_executor
+
+    name, options = executor_choice(suite, executor, executor_options)
+    if name not in zoo.collect().executors:
+        raise unknown("executor", name, zoo.collect().executors)
+    if status:
+        remote = None if name == "local" else open_executor(name, options, zoo)
+        try:
+            cell_states = scheduled_states(cells, Path(out), remote)
+        finally:
+            if remote is not None:
+                remote.close()
     ref_states = ["skipped (not installed)" if r.missing else "done" if reference_result(r) else "to run" for r in refs]
     lines += [f"{c.key}  {c.label}  [{state}]" for c, state in zip(cells, cell_states)]
     lines += [f"{r.key}  {r.task} | {r.pair} | {r.variant}  [{state}]" for r, state in zip(refs, ref_states)]
 
     def counts(states: list[str]) -> str:
-        return ", ".join(f"{states.count(s)} {s}" for s in ("done", "to run", "skipped (not installed)"))
+        kinds = [state.split(" (")[0] if state.startswith(("queued", "running", "failed")) else state
+                 for state in states]
+        return ", ".join(f"{kinds.count(s)} {s}" for s in ("done", "queued", "running", "failed", "to run",
+                                                             "skipped (not installed)")
+                         if kinds.count(s) or s in ("done", "to run", "skipped (not installed)"))
 
     lines.append(f"bench {suite['name']}: {len(cells)} cells ({counts(cell_states)})"
                  + (f"; {len(refs)} reference rows ({counts(ref_states)})" if refs else ""))
