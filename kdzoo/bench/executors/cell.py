@@ -21,6 +21,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ...config import make_config
 from ...contract.errors import ConfigError
 
@@ -49,6 +51,17 @@ def placement(executor: str) -> dict[str, Any]:
             where["ray_node_id"] = context.get_node_id()
             where["ray_task_id"] = context.get_task_id()
     return where
+
+
+def checkpoint_steps(config_data: dict[str, Any]) -> dict[str, int]:
+    """``{seed folder: step}`` of the cell's checkpoints: where this attempt continues (empty: from the start)."""
+    steps = {}
+    for path in sorted((Path(config_data["out"]) / str(config_data["name"])).glob("seed-*/checkpoint.pt")):
+        try:  # memory-mapped: the step costs no read of the weights
+            steps[path.parent.name] = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+        except Exception:  # noqa: BLE001 - a damaged checkpoint is the trainer's to report, not the record's
+            continue
+    return steps
 
 
 def attempts(config_data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -84,6 +97,7 @@ def run_cell_task(config_data: dict[str, Any], key: str, executor: str, log: str
     from ..suite import _run_cell
 
     where = placement(executor)
+    where["resume_from"] = checkpoint_steps(config_data)
     _record(config_data, where)
     try:
         check_identity(config_data, key)

@@ -117,10 +117,11 @@ class SlurmExecutor(Executor):
         if not (record.get("info") or {}).get("folder"):
             return None
         handle = Handle(record["key"], self.name, str(record["id"]), record.get("log"), dict(record["info"]))
-        if handle.id in self._queue():
+        state = self._queue().get(handle.id)
+        if state in QUEUED or state in RUNNING:
             return handle
-        result = JobPaths(handle.info["folder"], job_id=handle.id, task_id=0).result_pickle
-        return handle if result.exists() else None
+        # ended: collect a success; a cancelled or failed job is submitted again (and resumes its cell)
+        return handle if self._finished(handle, state).state == "done" else None
 
 
 def make_slurm(options: dict[str, Any]) -> SlurmExecutor:
