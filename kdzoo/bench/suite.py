@@ -23,11 +23,11 @@ from typing import Any
 
 from ..config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
 from ..train.effective import cell_key, keyed_data, versions
+from .executors import NOT_APPLICABLE
+from .executors.cell import run_cell as _run_cell
 from ..contract.errors import ConfigError, NotApplicable, unknown
 
-NOT_APPLICABLE = "not applicable: "  # status prefix of a cell whose strategy cannot act on its pair: no verdict
 TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references", "resources"}
-OWNED = type("Owned", (), {"acquired": True})()  # a cell a scheduler owns needs no claim of its own
 
 
 @dataclass
@@ -214,40 +214,6 @@ def _cell_key(config: RunConfig, zoo: Any, ver: dict[str, str], missing: list[st
     resolved = to_dict(config)
     resolved.pop("out"), resolved.pop("name")
     return hashlib.sha256(json.dumps(canonical([resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _run_cell(config_data: dict, claim: bool = True) -> str:
-    """Run one cell (in this or a worker process) unless another live process has claimed it.
-
-    An interrupted cell (killed, or stopped by a signal) is resumed from its checkpoint; a cell
-    that failed before, or was killed before its config was written, is started again.
-    ``claim=False``: a scheduler (Slurm, Ray) owns the cell, so no ``flock`` claim is taken.
-
-    Returns:
-        ``"done"``, or ``"busy"`` when another process holds the cell's claim.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import shutil
-
-    from .claims import Claim
-    from ..train.runs import distill
-    from ..paths import read_status, write_status
-
-    config = make_config(config_data)
-    cell_dir = Path(config.out) / str(config.name)
-    quiet = lambda *a, **k: None  # noqa: E731
-    with Claim(cell_dir.parent / f"{cell_dir.name}.claim") if claim else contextlib.nullcontext(OWNED) as held:
-        if not held.acquired:
-            return "busy"
-        if cell_dir.exists():
-            status = read_status(cell_dir) or {}
-            if (cell_dir / "config.yaml").is_file() and status.get("state") in (None, "running", "interrupted", "done"):
-                write_status(cell_dir, "interrupted")  # we hold the claim: whoever wrote "running" is gone
-                distill(None, resume=cell_dir, log=quiet)
-                return "done"
-            shutil.rmtree(cell_dir)
-        distill(config, log=quiet)
-    return "done"
 
 
 def _worker_init(parent_pid: int) -> None:
@@ -485,7 +451,7 @@ def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str
     if status:
         remote = None if name == "local" else open_executor(name, options, zoo)
         try:
-            cell_states = scheduled_states(cells, Path(out), remote)
+            cell_states = scheduled_states(cells, Path(out), remote, lambda c: cell_summary(c) is not None)
         finally:
             if remote is not None:
                 remote.close()

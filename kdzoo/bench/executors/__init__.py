@@ -22,6 +22,7 @@ from typing import Any, Callable
 from ...contract.errors import ConfigError, unknown
 
 STATES = ("queued", "running", "done", "failed")
+NOT_APPLICABLE = "not applicable: "  # status prefix of a cell whose strategy cannot act on its pair: no verdict
 
 
 @dataclass
@@ -176,5 +177,5 @@ def make_executor(name: str, options: dict[str, Any] | None, zoo: Any) -> Execut
     return entry.obj(dict(options or {}))
 
 
-__all__ = ["Executor", "Handle", "MissingExtra", "Resources", "STATES", "Task", "TaskState", "executor_names",
+__all__ = ["Executor", "Handle", "MissingExtra", "NOT_APPLICABLE", "Resources", "STATES", "Task", "TaskState", "executor_names",
            "make_executor"]

@@ -1,4 +1,4 @@
-"""A bench cell as an executor task: the same run wherever it lands, recording where that was.
+"""A bench cell's run: :func:`run_cell` (the local pool's, with its ``flock`` claim) and the executor task.
 
 :func:`run_cell_task` is what ``slurm`` and ``ray`` execute (and ``local`` in a fresh process): it
 records the attempt (host, pid, ``SLURM_JOB_ID``, Ray node id) in ``cells/KEY.ran.jsonl``, checks that
@@ -11,8 +11,10 @@ Run as ``python -m kdzoo.bench.executors.cell PAYLOAD.json``: one rank of such a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,10 +23,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ...config import make_config
 from ...contract.errors import ConfigError
+from ...paths import read_status, write_status
+from ..claims import Claim
+
+OWNED = type("Owned", (), {"acquired": True})()  # a cell a scheduler owns needs no claim of its own
 
 
 class StaleCell(ConfigError):
@@ -55,6 +59,8 @@ def placement(executor: str) -> dict[str, Any]:
 
 def checkpoint_steps(config_data: dict[str, Any]) -> dict[str, int]:
     """``{seed folder: step}`` of the cell's checkpoints: where this attempt continues (empty: from the start)."""
+    import torch  # start-up cost: only a cell's own process reads checkpoints
+
     steps = {}
     for path in sorted((Path(config_data["out"]) / str(config_data["name"])).glob("seed-*/checkpoint.pt")):
         try:  # memory-mapped: the step costs no read of the weights
@@ -94,8 +100,6 @@ def check_identity(config_data: dict[str, Any], key: str) -> None:
 def run_cell_task(config_data: dict[str, Any], key: str, executor: str, log: str | None = None,
                   processes: int = 1) -> dict[str, Any]:
     """Run (or resume) one bench cell here; returns where it ran. Failures are appended to ``log``."""
-    from ..suite import _run_cell
-
     where = placement(executor)
     where["resume_from"] = checkpoint_steps(config_data)
     _record(config_data, where)
@@ -104,7 +108,7 @@ def run_cell_task(config_data: dict[str, Any], key: str, executor: str, log: str
         if processes > 1:
             _run_torchrun(config_data, processes)
         else:
-            _run_cell(config_data, claim=False)  # the scheduler owns the cell: no flock across machines
+            run_cell(config_data, claim=False)  # the scheduler owns the cell: no flock across machines
     except BaseException:
         if log:
             Path(log).parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +117,36 @@ def run_cell_task(config_data: dict[str, Any], key: str, executor: str, log: str
                              f"{traceback.format_exc()}")
         raise
     return where
+
+
+def run_cell(config_data: dict, claim: bool = True) -> str:
+    """Run one cell (in this or a worker process) unless another live process has claimed it.
+
+    An interrupted cell (killed, or stopped by a signal) is resumed from its checkpoint; a cell
+    that failed before, or was killed before its config was written, is started again.
+    ``claim=False``: a scheduler (Slurm, Ray) owns the cell, so no ``flock`` claim is taken.
+
+    Returns:
+        ``"done"``, or ``"busy"`` when another process holds the cell's claim.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from ...train.runs import distill  # the run driver (torch, timm): imported when a cell runs
+
+    config = make_config(config_data)
+    cell_dir = Path(config.out) / str(config.name)
+    quiet = lambda *a, **k: None  # noqa: E731
+    with Claim(cell_dir.parent / f"{cell_dir.name}.claim") if claim else contextlib.nullcontext(OWNED) as held:
+        if not held.acquired:
+            return "busy"
+        if cell_dir.exists():
+            status = read_status(cell_dir) or {}
+            if (cell_dir / "config.yaml").is_file() and status.get("state") in (None, "running", "interrupted", "done"):
+                write_status(cell_dir, "interrupted")  # we hold the claim: whoever wrote "running" is gone
+                distill(None, resume=cell_dir, log=quiet)
+                return "done"
+            shutil.rmtree(cell_dir)
+        distill(config, log=quiet)
+    return "done"
 
 
 def _run_torchrun(config_data: dict[str, Any], processes: int) -> None:
@@ -128,9 +162,7 @@ def _run_torchrun(config_data: dict[str, Any], processes: int) -> None:
 
 def _rank_main(argv: list[str]) -> int:
     """One ``torchrun`` rank: every rank runs the same cell (kdzoo's DDP path)."""
-    from ..suite import _run_cell
-
-    _run_cell(json.loads(Path(argv[0]).read_text()), claim=False)
+    run_cell(json.loads(Path(argv[0]).read_text()), claim=False)
     return 0
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from ...config import to_dict
 from ...contract.errors import ConfigError, Interrupted, unknown
-from . import Executor, Handle, Resources, Task, TaskState, make_executor
+from ...paths import read_status
+from . import NOT_APPLICABLE, Executor, Handle, Resources, Task, TaskState, make_executor
 from .cell import attempts, run_cell_task
 
 JOBS_FILE = "executor-jobs.json"
@@ -109,8 +110,6 @@ def run_on_executor(executor: Executor, todo: list[Any], out: Path, options: dic
     Returns:
         ``True`` when every cell has ended; ``False`` when ``detach`` left them running.
     """
-    from ..suite import NOT_APPLICABLE
-
     if detach and not executor.detachable:
         raise ConfigError(f"--detach: executor {executor.name!r} cannot leave its tasks running without this "
                           "command (Ray tasks end with their driver); use --executor slurm, or run without --detach")
@@ -170,10 +169,11 @@ def run_on_executor(executor: Executor, todo: list[Any], out: Path, options: dic
     return True
 
 
-def cell_states(cells: list[Any], out: Path, executor: Executor | None) -> list[str]:
-    """Each cell's state for ``--status``: done, queued/running (job or task id), failed (why), to run."""
-    from ..suite import cell_summary
+def cell_states(cells: list[Any], out: Path, executor: Executor | None, finished: Any) -> list[str]:
+    """Each cell's state for ``--status``: done, queued/running (job or task id), failed (why), to run.
 
+    ``finished(cell)``: whether the cell has its result (:func:`kdzoo.bench.suite.cell_summary`).
+    """
     records = load_records(out)
     handles: dict[str, Handle] = {}
     if executor is not None:
@@ -188,7 +188,7 @@ def cell_states(cells: list[Any], out: Path, executor: Executor | None) -> list[
         record = records.get(cell.key)
         if cell.missing:
             states.append("skipped (not installed)")
-        elif cell_summary(cell) is not None:
+        elif finished(cell):
             states.append("done")
         elif cell.key in polled:
             states.append(describe(handles[cell.key], polled[cell.key], cell))
@@ -203,8 +203,6 @@ def cell_states(cells: list[Any], out: Path, executor: Executor | None) -> list[
 
 
 def _failed_before(cell: Any) -> bool:
-    from ...paths import read_status
-
     status = read_status(Path(cell.config.out) / cell.key) or {}
     return status.get("state") == "failed"
 
