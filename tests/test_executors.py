@@ -130,3 +130,6 @@ def test_status_lists_cells_and_executor_options_are_checked(tmp_path, capsys):
     path.write_text(yaml.safe_dump(dict(SUITE, executor_options={"adress": "auto"})))
     assert main(["bench", "--suite", str(path), "--out", str(tmp_path / "b"), "--status"]) == 2
     assert "unknown key in executor_options 'adress'; did you mean 'address'" in capsys.readouterr().err
+    path.write_text(yaml.safe_dump(SUITE))
+    code = main(["bench", "--suite", str(path), "--out", str(tmp_path / "b"), "--detach"])
+    assert code == 2 and "--detach: the local executor runs cells inside this command" in capsys.readouterr().err

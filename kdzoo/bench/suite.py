@@ -370,7 +370,7 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     from .executors.drive import executor_choice, open_executor, run_on_executor
 
     executor, options = executor_choice(suite, executor, executor_options)
-    remote = None if executor == "local" else open_executor(executor, options, zoo)  # a missing extra fails now
+    remote = open_executor(executor, options, zoo, detach)  # a missing extra fails now, before any teacher
     adopt_legacy_cells(cells, zoo, log, refs)
     runnable = [c for c in cells if not c.missing]
     # two spellings of one effective config share a key: run it once, both rows read its result
@@ -449,7 +449,7 @@ def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str
     if name not in zoo.collect().executors:
         raise unknown("executor", name, zoo.collect().executors)
     if status:
-        remote = None if name == "local" else open_executor(name, options, zoo)
+        remote = open_executor(name, options, zoo)
         try:
             cell_states = scheduled_states(cells, Path(out), remote, lambda c: cell_summary(c) is not None)
         finally:

@@ -181,3 +181,16 @@ def test_a_killed_ray_task_is_retried_by_ray_and_resumed_by_kdzoo(ray_cluster, l
     assert killed == [first["pid"]] and second["pid"] != first["pid"]  # Ray's own retry started it again
     assert 0 < second["resume_from"]["seed-0"] < 800  # and kdzoo's resume continued it
     assert numbers(results) == local["drill"]
+
+
+def test_a_cell_asking_for_two_processes_runs_ddp_under_torchrun_in_its_job(slurm, tmp_path):
+    # procs: 2 on CPU is the path a cell with gpus: 2 takes on a GPU node (gloo here, nccl there)
+    suite = dict(SUITE, name="ddp", tasks=[dict(SUITE["tasks"][0], strategies=["ce"],
+                                                resources={"procs": 2, "cpus": 2})])
+    path, out = write(tmp_path, suite), tmp_path / "b"
+    results = run_bench(path, out, executor="slurm", **QUIET)
+    assert [r["status"] for r in results["rows"] if r.get("seed") is not None] == ["ok"]
+    [cell] = cells_of(path, out)
+    summary = json.loads((out / "cells" / cell.key / "summary.json").read_text())
+    assert summary["provenance"]["world_size"] == 2
+    assert attempts(to_dict(cell.config))[0]["slurm_job_id"]

@@ -134,25 +134,41 @@ def run_cell(config_data: dict, claim: bool = True) -> str:
 
     config = make_config(config_data)
     cell_dir = Path(config.out) / str(config.name)
-    quiet = lambda *a, **k: None  # noqa: E731
     with Claim(cell_dir.parent / f"{cell_dir.name}.claim") if claim else contextlib.nullcontext(OWNED) as held:
         if not held.acquired:
             return "busy"
-        if cell_dir.exists():
-            status = read_status(cell_dir) or {}
-            if (cell_dir / "config.yaml").is_file() and status.get("state") in (None, "running", "interrupted", "done"):
-                write_status(cell_dir, "interrupted")  # we hold the claim: whoever wrote "running" is gone
-                distill(None, resume=cell_dir, log=quiet)
-                return "done"
-            shutil.rmtree(cell_dir)
-        distill(config, log=quiet)
+        if resumable(cell_dir):
+            distill(None, resume=cell_dir, log=_quiet)
+        else:
+            distill(config, log=_quiet)
     return "done"
 
 
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """A cell's log: the bench shows one progress line, not each cell's."""
+
+
+def resumable(cell_dir: Path) -> bool:
+    """Whether the cell continues from its folder (its config was written and it did not fail); a folder
+    that cannot continue is removed, so the cell starts afresh. The caller owns the cell."""
+    if not cell_dir.exists():
+        return False
+    status = read_status(cell_dir) or {}
+    if (cell_dir / "config.yaml").is_file() and status.get("state") in (None, "running", "interrupted", "done"):
+        write_status(cell_dir, "interrupted")  # we own the cell: whoever wrote "running" is gone
+        return True
+    shutil.rmtree(cell_dir)
+    return False
+
+
 def _run_torchrun(config_data: dict[str, Any], processes: int) -> None:
-    """The cell under ``torchrun`` (DDP, one process per GPU, gloo on CPU), inside this job's allocation."""
-    payload = Path(config_data["out"]) / f"{config_data['name']}.torchrun.json"
-    payload.write_text(json.dumps(config_data))
+    """The cell under ``torchrun`` (DDP, one process per GPU, gloo on CPU), inside this job's allocation.
+
+    Whether it resumes is settled here, once, before any rank starts (ranks must not race over the folder).
+    """
+    cell_dir = Path(config_data["out"]) / str(config_data["name"])
+    payload = cell_dir.parent / f"{cell_dir.name}.torchrun.json"
+    payload.write_text(json.dumps({"config": config_data, "resume": resumable(cell_dir)}))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                "-m", "kdzoo.bench.executors.cell", str(payload)]
     done = subprocess.run(command, check=False)
@@ -162,7 +178,14 @@ def _run_torchrun(config_data: dict[str, Any], processes: int) -> None:
 
 def _rank_main(argv: list[str]) -> int:
     """One ``torchrun`` rank: every rank runs the same cell (kdzoo's DDP path)."""
-    run_cell(json.loads(Path(argv[0]).read_text()), claim=False)
+    from ...train.runs import distill
+
+    payload = json.loads(Path(argv[0]).read_text())
+    config = make_config(payload["config"])
+    if payload["resume"]:
+        distill(None, resume=Path(config.out) / str(config.name), log=_quiet)
+    else:
+        distill(config, log=_quiet)
     return 0
 
 

@@ -74,7 +74,13 @@ def save_records(out: Path, records: dict[str, dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def open_executor(name: str, options: dict[str, Any], zoo: Any) -> Executor:
+def open_executor(name: str, options: dict[str, Any], zoo: Any, detach: bool = False) -> Executor | None:
+    """The executor to hand cells to; ``None`` for ``local`` (the bench's own pool runs them)."""
+    if name == "local":
+        if detach:
+            raise ConfigError("--detach: the local executor runs cells inside this command; use --executor slurm "
+                              "to leave jobs running")
+        return None
     return make_executor(name, options, zoo)
 
 
