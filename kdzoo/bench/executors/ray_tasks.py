@@ -3,7 +3,8 @@
 The driver joins a running cluster (``address``: ``auto``, ``ray://HOST:10001``, or ``RAY_ADDRESS``)
 or starts a local one, and submits each task with its resources (``num_cpus``, ``num_gpus``,
 ``memory``). Ray sets a worker's thread counts from ``num_cpus``; a cell's threads stay as its
-config sets them. A task whose worker dies (a killed process, a lost node) is retried by Ray
+config sets them. Each task gets a fresh worker process (``max_calls=1``), as a Slurm job does: no
+cell inherits another's imports, threads or memory. A task whose worker dies (a killed process, a lost node) is retried by Ray
 (``retries``, default 1) and the retry resumes the cell from its checkpoint. Tasks belong to their
 driver: they stop when the command stops, so ``--detach`` is not offered.
 """
@@ -48,7 +49,7 @@ class RayExecutor(Executor):
         handles = []
         for task in tasks:
             r = task.resources
-            remote = ray.remote(task.fn).options(num_cpus=r.cpus, num_gpus=r.gpus, memory=memory_bytes(r.mem),
+            remote = ray.remote(max_calls=1)(task.fn).options(num_cpus=r.cpus, num_gpus=r.gpus, memory=memory_bytes(r.mem),
                                                  max_retries=self.retries, retry_exceptions=False,
                                                  name=f"kdzoo-{task.key}")
             ref = remote.remote(*task.args)
