@@ -14,11 +14,12 @@ import yaml
 import kdzoo
 from kdzoo.bench.executors import Executor, Resources, Task, make_executor
 from kdzoo.bench.executors.cell import StaleCell, attempts, run_cell_task
-from kdzoo.bench.suite import expand_all
+from kdzoo.bench.suite import expand_all, run_bench
 from kdzoo.cli import main
 from kdzoo.config import to_dict
 from kdzoo.contract.errors import ConfigError
 from kdzoo.zoo.plugins import Zoo, load_zoo
+from test_docs import doc_example, zoo_with
 
 SUITE = {
     "name": "tiny-exec", "seeds": [0],
@@ -58,6 +59,17 @@ def test_hook_register_executors_adds_executors_beside_the_builtin_ones():
     assert isinstance(made, Inline) and made.options == {"address": "x"}
     with pytest.raises(ConfigError, match="unknown executor 'slrum'; did you mean 'slurm'"):
         make_executor("slrum", {}, zoo)
+
+
+def test_hook_register_executors_the_documented_example_runs_a_bench(tmp_path):
+    zoo = zoo_with(doc_example("register_executors"))
+    assert set(zoo.executors) >= {"local", "slurm", "ray", "inline"}
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(SUITE))
+    results = run_bench(str(path), tmp_path / "b", zoo=zoo, executor="inline", progress=False, log=lambda *a: None)
+    assert [r["status"] for r in results["rows"] if r.get("seed") is not None] == ["ok"]
+    [cell] = expand_all(SUITE, zoo, tmp_path / "b")[0]
+    assert [a["executor"] for a in attempts(to_dict(cell.config))] == ["inline"]
 
 
 def test_a_missing_extra_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
