@@ -108,3 +108,23 @@ def test_changed_data_reruns_and_bundled_data_keeps_its_keys(data, tmp_path):
     assert not keys[data] & keys[other]
     digits = expand_all({"name": "d", "tasks": [dict(SUITE["tasks"][0], data={"name": "digits"})]}, zoo, tmp_path)[0]
     assert all(cell_key(c.config, zoo, data_by_path=True) == c.key for c in digits)  # no files: key as before
+
+
+def test_an_image_folder_is_keyed_by_its_files_not_its_path(tmp_path):
+    from kdzoo.config import make_config
+    from kdzoo.train.effective import effective_config
+
+    for where in ("a", "b"):
+        for cls in ("cat", "dog"):
+            (tmp_path / where / cls).mkdir(parents=True)
+            (tmp_path / where / cls / "1.png").write_bytes(cls.encode() * 10)
+    zoo = load_zoo()
+
+    def keyed(folder):
+        return effective_config(make_config({"data": {"name": f"imagefolder:{folder}:parity"}, "strategy": "ce"}), zoo,
+                                for_key=True)
+
+    a, b = keyed(tmp_path / "a"), keyed(str(tmp_path / "b") + "/")
+    assert a == b and a["data"]["name"] == "imagefolder:parity" and "root" not in a["data"]
+    (tmp_path / "b" / "dog" / "2.png").write_bytes(b"new")
+    assert keyed(tmp_path / "b")["data_files"] != a["data_files"]

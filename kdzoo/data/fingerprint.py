@@ -58,14 +58,15 @@ def data_sources(name: str, root: str | None) -> list[Path] | None:
 
 
 def _files(sources: list[Path]) -> list[tuple[str, Path]]:
-    """Every file of ``sources`` with the name it is hashed under (relative to its source's folder)."""
+    """Every file of ``sources`` with the name it is hashed under: a file's own name, or a folder's files'
+    paths inside it (the folder may be called anything where it is copied)."""
     out = []
     for source in sources:
         if source.is_file():
             out.append((source.name, source))
             continue
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
-            out.append((f"{source.name}/{path.relative_to(source).as_posix()}", path))
+            out.append((path.relative_to(source).as_posix(), path))  # not the folder's own name: a copy may differ
     return out
 
 
