@@ -23,7 +23,7 @@ from typing import Any
 
 from ..config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
 from ..train.effective import cell_key, keyed_data, versions
-from .executors import NOT_APPLICABLE
+from .executors import NOT_APPLICABLE, drive
 from .executors.cell import run_cell as _run_cell
 from ..contract.errors import ConfigError, NotApplicable, unknown
 
@@ -323,6 +323,7 @@ def adopt_legacy_cells(cells: list[Cell], zoo: Any, log=None, refs: list[Referen
             except OSError:
                 continue
             moved += 1
+            break
     ver = versions()
     for ref in refs:
         folder = Path(ref.config.out)
@@ -367,10 +368,8 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     suite = load_suite(suite_name, data_root)
     out = Path(out)
     cells, refs = expand_all(suite, zoo, out)
-    from .executors.drive import executor_choice, open_executor, run_on_executor
-
-    executor, options = executor_choice(suite, executor, executor_options)
-    remote = open_executor(executor, options, zoo, detach)  # a missing extra fails now, before any teacher
+    executor, options = drive.executor_choice(suite, executor, executor_options)
+    remote = drive.open_executor(executor, options, zoo, detach)  # a missing extra fails now, before any teacher
     adopt_legacy_cells(cells, zoo, log, refs)
     runnable = [c for c in cells if not c.missing]
     # two spellings of one effective config share a key: run it once, both rows read its result
@@ -390,7 +389,7 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     try:
         if remote is None:
             _run_cells(todo, jobs, bar, errors, busy)
-        elif not run_on_executor(remote, todo, out, options, resources or {}, bar, errors, detach=detach, log=log):
+        elif not drive.run_on_executor(remote, todo, out, options, resources or {}, bar, errors, detach=detach, log=log):
             return {"suite": suite["name"], "detached": len(todo), "rows": [], "failed": []}
     finally:
         if bar is not None:
@@ -443,15 +442,13 @@ def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str
     lines = []
     cell_states = ["skipped (not installed)" if c.missing else "done" if cell_summary(c) is not None else "to run"
                    for c in cells]
-    from .executors.drive import cell_states as scheduled_states, executor_choice, open_executor
-
-    name, options = executor_choice(suite, executor, executor_options)
+    name, options = drive.executor_choice(suite, executor, executor_options)
     if name not in zoo.collect().executors:
         raise unknown("executor", name, zoo.collect().executors)
     if status:
-        remote = open_executor(name, options, zoo)
+        remote = drive.open_executor(name, options, zoo)
         try:
-            cell_states = scheduled_states(cells, Path(out), remote, lambda c: cell_summary(c) is not None)
+            cell_states = drive.cell_states(cells, Path(out), remote, lambda c: cell_summary(c) is not None)
         finally:
             if remote is not None:
                 remote.close()
