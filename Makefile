@@ -10,6 +10,7 @@ DEMO_OUT ?= runs/demo
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install demo test clean
+.PHONY: test-cluster
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) docs/example-plugin/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,3 +36,7 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs
+
+# the cluster tests: a real single-node Slurm and a two-node Ray on this machine (see .ci/cluster)
+test-cluster: $(STAMP)
+	.ci/cluster

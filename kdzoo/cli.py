@@ -93,6 +93,7 @@ def _parser(listing: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--data-root", help="where this machine keeps the suite's data files (replaces data.root of every "
                    "task that reads a folder, e.g. the fashion suite's Fashion-MNIST folder)")
     _tune_parser(sub, listing)
+    _executor_arguments(s)
     s = sub.add_parser("report", help="rebuild and open a bench's HTML report")
     s.add_argument("bench_dir")
     s.add_argument("--no-open", action="store_true",
@@ -330,19 +331,50 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor_arguments(s: argparse.ArgumentParser) -> None:
+    """``kdzoo bench``'s flags for running cells on a scheduler (docs/cluster.md)."""
+    s.add_argument("--executor", help="where cells run: local (default: worker processes here), slurm (one job per "
+                   "cell; pip install 'kdzoo[slurm]'), ray (one task per cell; pip install 'kdzoo[ray]'), or a "
+                   "plugin's; default: the suite's executor key")
+    s.add_argument("--status", action="store_true", help="list each cell as done, queued, running (with its job or "
+                   "task id), failed or to run, without running anything")
+    s.add_argument("--detach", action="store_true", help="submit the cells and return; the same command later "
+                   "waits for and collects them (slurm)")
+    s.add_argument("--ray-address", help="the Ray cluster to join (e.g. auto, ray://HOST:10001; default RAY_ADDRESS "
+                   "or a local Ray)")
+    s.add_argument("--gpus", type=int, help="GPUs per cell (more than one: DDP under torchrun inside the job)")
+    s.add_argument("--cpus", type=int, help="CPU cores per cell (default 1)")
+    s.add_argument("--mem", help="memory per cell, as Slurm writes it (e.g. 8G)")
+    s.add_argument("--time", type=int, help="time limit per cell in minutes (slurm)")
+    s.add_argument("--partition", help="Slurm partition")
+    s.add_argument("--account", help="Slurm account")
+    s.add_argument("--sbatch", action="append", default=[], metavar="FLAG",
+                   help="an extra sbatch flag for every cell, e.g. --sbatch=--qos=high (repeatable)")
+
+
+def _executor_settings(args: argparse.Namespace) -> dict:
+    return {"executor": args.executor, "executor_options": {"address": args.ray_address},
+            "resources": {"gpus": args.gpus, "cpus": args.cpus, "mem": args.mem, "time": args.time,
+                          "partition": args.partition, "account": args.account, "sbatch": args.sbatch}}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.suite import run_bench
 
     if args.jobs < 1:
         raise KdzooError(f"--jobs must be >= 1, got {args.jobs}")
     suite = Path(args.suite).stem if args.suite.endswith((".yaml", ".yml")) else args.suite
-    if args.list:
+    settings = _executor_settings(args)
+    if args.list or args.status:
         from .bench.suite import list_cells
 
-        print(list_cells(args.suite, args.out or f"runs/bench-{suite}", data_root=args.data_root))
+        print(list_cells(args.suite, args.out or f"runs/bench-{suite}", data_root=args.data_root, status=args.status,
+                         executor=settings["executor"], executor_options=settings["executor_options"]))
         return 0
     results = run_bench(args.suite, args.out or f"runs/bench-{suite}", jobs=args.jobs, progress=not args.no_progress,
-                        data_root=args.data_root)
+                        data_root=args.data_root, detach=args.detach, **settings)
+    if results.get("detached") is not None:
+        return 0
     from .bench.report import markdown
 
     print(markdown(results))

@@ -14,7 +14,7 @@ from typing import Any
 from ..config import SEED_MAX
 from ..contract.errors import ConfigError, unknown
 
-SUITE_KEYS = ("name", "description", "seeds", "tasks", "tune")  # a new top-level key is added here
+SUITE_KEYS = ("name", "description", "seeds", "tasks", "tune", "executor", "executor_options")  # a new top-level key is added here
 
 
 def check_suite(suite: Any, name: str) -> None:

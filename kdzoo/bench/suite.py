@@ -11,6 +11,7 @@ Teachers are trained once per suite (kdzoo's teacher cache).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, canonical, load_yaml, make_config, parse_strategy, to_dict
+from ..train.effective import cell_key, keyed_data, versions
+from .executors import NOT_APPLICABLE, drive
+from .executors.cell import run_cell as _run_cell
 from .schema import check_suite
-from ..train.effective import cell_key, versions
 from ..contract.errors import ConfigError, NotApplicable, unknown
 from .tuned import is_tuned, tuned_members, tuned_variant, with_tuned_baseline
 
-NOT_APPLICABLE = "not applicable: "  # status prefix of a cell whose strategy cannot act on its pair: no verdict
-TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references"}
+TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references", "resources"}
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Cell:
     missing: list[str] = field(default_factory=list)  # strategies that are not installed
     published: dict[str, float] | None = None  # a paper's numbers for this row: {"row": %, "teacher": %}
     tuned: dict[str, Any] | None = None  # a tuned row: its study, trials run and pruned, chosen values (.tuned)
+    resources: dict[str, Any] = field(default_factory=dict)  # the task's ``resources:`` (for slurm and ray)
 
     @property
     def label(self) -> str:
@@ -174,10 +177,7 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                 config = make_config(data)
                 if config.teacher is None:
                     raise ConfigError(f"suite {suite.get('name')!r} task {tname!r}: reference {ref!r} needs a teacher")
-                resolved = to_dict(config)
-                for k in ("out", "name", "strategy", "train"):  # a reference depends on data and teacher only
-                    resolved.pop(k)
-                key = hashlib.sha256(json.dumps(canonical([ref, resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
+                key = _reference_key(ref, config, ver)
                 config.out, config.name = str(out / "references"), key
                 refs.append(Reference(tname, pair_name(pair), ref, config, key, ref not in zoo.collect().references))
             for entry in strategies:
@@ -200,7 +200,8 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
                     key = _cell_key(config, zoo, ver, missing)
                     config.out, config.name = str(out / "cells"), key
                     cells.append(Cell(tname, pair_name(pair), variant, seed, config, key, missing,
-                                      published_numbers(pair, members), tuned))
+                                      published_numbers(pair, members), tuned,
+                                      dict(task.get("resources") or {})))
     if not cells:
         raise ConfigError(f"suite {suite.get('name')!r} has no cells")
     return cells, refs
@@ -216,6 +217,16 @@ def _tuned_entry(suite: dict, base: dict, pair: dict, members: list[dict], train
     return chosen, dict(base, optim=dict(base.get("optim") or {}, lr=lr)), tuned_variant(members), marker
 
 
+def _reference_key(ref: str, config: RunConfig, ver: dict[str, str], data_by_path: bool = False) -> str:
+    """A reference row depends on its data (files by fingerprint, :func:`keyed_data`) and teacher only."""
+    resolved = to_dict(config)
+    if not data_by_path:
+        keyed_data(resolved, config)
+    for k in ("out", "name", "strategy", "train"):
+        resolved.pop(k)
+    return hashlib.sha256(json.dumps(canonical([ref, resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _cell_key(config: RunConfig, zoo: Any, ver: dict[str, str], missing: list[str]) -> str:
     """The key of a cell: its effective config and code (:func:`kdzoo.train.effective.cell_key`); a cell whose
     strategy is not installed has no effective config, so its key is its config as written."""
@@ -224,39 +235,6 @@ def _cell_key(config: RunConfig, zoo: Any, ver: dict[str, str], missing: list[st
     resolved = to_dict(config)
     resolved.pop("out"), resolved.pop("name")
     return hashlib.sha256(json.dumps(canonical([resolved, ver]), sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _run_cell(config_data: dict) -> str:
-    """Run one cell (in this or a worker process) unless another live process has claimed it.
-
-    An interrupted cell (killed, or stopped by a signal) is resumed from its checkpoint; a cell
-    that failed before, or was killed before its config was written, is started again.
-
-    Returns:
-        ``"done"``, or ``"busy"`` when another process holds the cell's claim.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import shutil
-
-    from .claims import Claim
-    from ..train.runs import distill
-    from ..paths import read_status, write_status
-
-    config = make_config(config_data)
-    cell_dir = Path(config.out) / str(config.name)
-    quiet = lambda *a, **k: None  # noqa: E731
-    with Claim(cell_dir.parent / f"{cell_dir.name}.claim") as claim:
-        if not claim.acquired:
-            return "busy"
-        if cell_dir.exists():
-            status = read_status(cell_dir) or {}
-            if (cell_dir / "config.yaml").is_file() and status.get("state") in (None, "running", "interrupted", "done"):
-                write_status(cell_dir, "interrupted")  # we hold the claim: whoever wrote "running" is gone
-                distill(None, resume=cell_dir, log=quiet)
-                return "done"
-            shutil.rmtree(cell_dir)
-        distill(config, log=quiet)
-    return "done"
 
 
 def _worker_init(parent_pid: int) -> None:
@@ -344,27 +322,36 @@ def _stop_workers(pool: ProcessPoolExecutor, grace_seconds: float = 20.0) -> Non
             proc.kill()
 
 
-def adopt_legacy_cells(cells: list[Cell], zoo: Any, log=None) -> int:
-    """Finished cells stored under their previous key (:func:`kdzoo.train.effective.legacy_cell_key`:
-    the same config and code, keyed when a plugin member hashed its whole package) move to their key,
-    so a bench keeps its results across that change. Returns how many moved."""
+def adopt_legacy_cells(cells: list[Cell], zoo: Any, log=None, refs: list[Reference] = ()) -> int:
+    """Finished cells stored under a previous key (:func:`kdzoo.train.effective.legacy_cell_keys`: the
+    same config and code, keyed in an earlier format) move to their key, so a bench keeps its results
+    across key changes; so do reference rows keyed by their data's path. Returns how many moved."""
     from ..train.runs import read_seed_summary
-    from ..train.effective import legacy_cell_key
+    from ..train.effective import legacy_cell_keys
 
     moved = 0
     for cell in cells:
         if cell.missing or cell_summary(cell) is not None:
             continue
         folder = Path(cell.config.out)
-        old = folder / legacy_cell_key(cell.config, zoo)
         new = folder / cell.key
-        if old == new or new.exists() or read_seed_summary(old / f"seed-{cell.seed}" / "summary.json") is None:
-            continue
-        try:
-            os.rename(old, new)  # atomic; a concurrent bench that moved it first wins
-        except OSError:
-            continue
-        moved += 1
+        for old_key in legacy_cell_keys(cell.config, zoo):
+            old = folder / old_key
+            if new.exists() or read_seed_summary(old / f"seed-{cell.seed}" / "summary.json") is None:
+                continue
+            try:
+                os.rename(old, new)  # atomic; a concurrent bench that moved it first wins
+            except OSError:
+                continue
+            moved += 1
+            break
+    ver = versions()
+    for ref in refs:
+        folder = Path(ref.config.out)
+        old = folder / f"{_reference_key(ref.name, ref.config, ver, data_by_path=True)}.json"
+        if old != folder / f"{ref.key}.json" and old.is_file() and reference_result(ref) is None:
+            with contextlib.suppress(OSError):
+                os.rename(old, folder / f"{ref.key}.json")
     if moved and log is not None:
         log(f"{moved} finished cells kept from the previous cell keys (same config and code)")
     return moved
@@ -378,7 +365,9 @@ def cell_summary(cell: Cell) -> dict[str, Any] | None:
 
 
 def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = None, progress: bool = True,
-              log=print, data_root: str | None = None) -> dict[str, Any]:
+              log=print, data_root: str | None = None, executor: str | None = None,
+              executor_options: dict[str, Any] | None = None, resources: dict[str, Any] | None = None,
+              detach: bool = False) -> dict[str, Any]:
     """Run (or resume) a suite and write its results and report into ``out``.
 
     Args:
@@ -386,6 +375,11 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
         out: the bench directory (cells, results, report).
         jobs: cells run in this many worker processes (latency is measured serially afterwards).
         data_root: replaces ``data.root`` of every task that reads data from a folder.
+        executor: where cells run (:mod:`kdzoo.bench.executors`): ``local`` (default), ``slurm``, ``ray``
+            or a plugin's; else the suite's ``executor:``.
+        executor_options: over the suite's ``executor_options`` (``address``, ``retries``, ...).
+        resources: per-cell resources over the suite's (``gpus``, ``cpus``, ``mem``, ``time``, ...).
+        detach: submit the cells and return at once (``{"detached": N}``); the same call later collects them.
     """
     from ..zoo.plugins import load_zoo
     from .provenance import provenance
@@ -396,7 +390,9 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     suite = load_suite(suite_name, data_root)
     out = Path(out)
     cells, refs = expand_all(suite, zoo, out)
-    adopt_legacy_cells(cells, zoo, log)
+    executor, options = drive.executor_choice(suite, executor, executor_options)
+    remote = drive.open_executor(executor, options, zoo, detach)  # a missing extra fails now, before any teacher
+    adopt_legacy_cells(cells, zoo, log, refs)
     runnable = [c for c in cells if not c.missing]
     # two spellings of one effective config share a key: run it once, both rows read its result
     todo = list({c.key: c for c in runnable if cell_summary(c) is None}.values())
@@ -413,10 +409,15 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
 
         bar = bench_progress(len(runnable), len(runnable) - len(todo), f"bench {suite['name']}")
     try:
-        _run_cells(todo, jobs, bar, errors, busy)
+        if remote is None:
+            _run_cells(todo, jobs, bar, errors, busy)
+        elif not drive.run_on_executor(remote, todo, out, options, resources or {}, bar, errors, detach=detach, log=log):
+            return {"suite": suite["name"], "detached": len(todo), "rows": [], "failed": []}
     finally:
         if bar is not None:
             bar.close()
+        if remote is not None:
+            remote.close()
     for cell in busy:  # claimed by another bench on the same folder: wait for it, then take its result
         from .claims import Claim
 
@@ -446,27 +447,44 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     return results
 
 
-def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str | None = None) -> str:
+def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str | None = None,
+               status: bool = False, executor: str | None = None, executor_options: dict | None = None) -> str:
     """The cells of a suite, one per line with its key and state (``done``: reused; ``to run``; ``skipped``).
 
     Nothing is trained or loaded: the suite is expanded and validated, and each cell's directory looked
     up (finished cells under their previous key move to their key, :func:`adopt_legacy_cells`).
+    ``status``: cells submitted to a scheduler show as queued or running with their job or task id, and
+    failed cells as failed (``--status``).
     """
     from ..zoo.plugins import load_zoo
 
     suite = load_suite(suite_name, data_root)
     zoo = zoo or load_zoo()
     cells, refs = expand_all(suite, zoo, Path(out))
-    adopt_legacy_cells(cells, zoo)
+    adopt_legacy_cells(cells, zoo, refs=refs)
     lines = []
     cell_states = ["skipped (not installed)" if c.missing else "done" if cell_summary(c) is not None else "to run"
                    for c in cells]
+    name, options = drive.executor_choice(suite, executor, executor_options)
+    if name not in zoo.collect().executors:
+        raise unknown("executor", name, zoo.collect().executors)
+    if status:
+        remote = drive.open_executor(name, options, zoo)
+        try:
+            cell_states = drive.cell_states(cells, Path(out), remote, lambda c: cell_summary(c) is not None)
+        finally:
+            if remote is not None:
+                remote.close()
     ref_states = ["skipped (not installed)" if r.missing else "done" if reference_result(r) else "to run" for r in refs]
     lines += [f"{c.key}  {c.label}  [{state}]" for c, state in zip(cells, cell_states)]
     lines += [f"{r.key}  {r.task} | {r.pair} | {r.variant}  [{state}]" for r, state in zip(refs, ref_states)]
 
     def counts(states: list[str]) -> str:
-        return ", ".join(f"{states.count(s)} {s}" for s in ("done", "to run", "skipped (not installed)"))
+        kinds = [state.split(" (")[0] if state.startswith(("queued", "running", "failed")) else state
+                 for state in states]
+        return ", ".join(f"{kinds.count(s)} {s}" for s in ("done", "queued", "running", "failed", "to run",
+                                                             "skipped (not installed)")
+                         if kinds.count(s) or s in ("done", "to run", "skipped (not installed)"))
 
     lines.append(f"bench {suite['name']}: {len(cells)} cells ({counts(cell_states)})"
                  + (f"; {len(refs)} reference rows ({counts(ref_states)})" if refs else ""))

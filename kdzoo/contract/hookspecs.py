@@ -89,3 +89,23 @@ def register_commands(register):
         the listing cache, so it costs no plugin import).
     :returns: nothing; call ``register`` once per command.
     """
+
+
+@hookspec
+def register_executors(register):
+    """Register executors: where ``kdzoo bench --executor NAME`` (or a suite's ``executor:``) runs cells.
+
+    kdzoo ships ``local`` (worker processes on this machine), ``slurm`` (one submitit job per cell)
+    and ``ray`` (one Ray task per cell); a plugin may add another scheduler.
+
+    :param register: ``register(name, factory, *, requires=None, install=None, description="...")``;
+        ``requires`` names a package the executor imports (checked before anything is submitted;
+        ``install`` is the pip argument that provides it); ``factory(options)`` gets the executor's
+        settings (a dict: suite ``executor_options`` updated by the command line) and returns a
+        :class:`kdzoo.bench.executors.Executor`: ``submit(tasks) -> handles``, ``poll(handles) ->
+        {key: TaskState}``, ``cancel(handles)``, ``attach(record) -> handle or None`` and ``close()``.
+        A task (:class:`kdzoo.bench.executors.Task`) is a picklable module-level callable with its
+        arguments and :class:`kdzoo.bench.executors.Resources`, so bench cells and tuning trials
+        go through the same executors.
+    :returns: nothing; call ``register`` once per executor.
+    """

@@ -7,6 +7,7 @@ plugins imported from the former ``kdzoo.data`` module is still importable from 
 
 from __future__ import annotations
 
+from .fingerprint import data_fingerprint, data_identity, data_sources
 from .files import FASHION_CLASSES, LazyImages, cifar_loader, idx_loader, load_imagefolder, read_data_pickle, read_idx
 from .memory import (ALIASES, TAKES_ARG, TAKES_OPTIONS, BatchPlan, DatasetBundle, Splits, channel_stats, eval_chunks,
                      load_diabetes, load_digits, load_mnist5k, load_dataset, make_splits, random_shift, steps_per_epoch,
@@ -30,7 +31,8 @@ BUILTIN_DATASETS = {
 
 __all__ = [
     "ALIASES", "BUILTIN_DATASETS", "TAKES_ARG", "TAKES_OPTIONS", "BatchPlan", "DatasetBundle", "LazyImages",
-    "PlannedBatches", "Splits", "StreamingPlan", "build_train_transform", "channel_stats", "eval_chunks",
+    "PlannedBatches", "Splits", "StreamingPlan", "build_train_transform", "channel_stats", "data_fingerprint",
+    "data_identity", "data_sources", "eval_chunks",
     "is_random_augmentation", "load_dataset", "make_plan", "make_splits", "random_shift", "read_data_pickle",
     "read_idx", "steps_per_epoch", "to_float", "use_streaming",
 ]

@@ -14,7 +14,13 @@ Two files describe a run directory:
 A bench cell's key (:func:`cell_key`) hashes the effective config, with numbers normalised
 (:func:`kdzoo.config.canonical`), together with :func:`code_identity` of its stack, so a changed
 default, preset, plugin version or source file re-runs exactly the cells whose stack contains a
-strategy that can reach it (:func:`strategy_sources`).
+strategy that can reach it (:func:`strategy_sources`). Data read from files is keyed by what it is,
+not where it lies (:func:`keyed_data`: the files' fingerprint replaces ``data.root``), so a moved copy
+of the data or a cluster node that mounts it elsewhere finds every finished cell.
+
+Keys of earlier kdzoo versions form one migration chain (:data:`PREVIOUS_KEYS`,
+:func:`legacy_cell_keys`): a bench adopts a finished cell stored under any of them, since each is
+computed from the same config and code as they are now.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, StrategySpec, canonical, key_dict, to_dict
+from ..data.fingerprint import data_identity
+from ..data.relabel import split_spec
 from ..zoo.stack import check_specs
 
 CORE_DISTRIBUTION = "kdzoo"
@@ -51,15 +59,50 @@ def effective_strategy(specs: list[StrategySpec], zoo: Any, *, for_key: bool = F
             for entry, (cls, params) in zip(entries, check_specs(specs, zoo))]
 
 
-def effective_config(config: RunConfig, zoo: Any, *, for_key: bool = False) -> dict[str, Any]:
+def effective_config(config: RunConfig, zoo: Any, *, for_key: bool = False, data_by_path: bool = False) -> dict[str, Any]:
     """The run's config as plain data, strategies resolved, without ``out`` and ``name`` (re-runnable).
 
-    ``for_key``: as hashed into a cell key (:func:`kdzoo.config.key_dict`: switches at their default left out).
+    ``for_key``: as hashed into a cell key (:func:`kdzoo.config.key_dict`: switches at their default
+    left out; data files by their fingerprint, :func:`keyed_data`). ``data_by_path``: the key as
+    kdzoo 0.x wrote it, with the data's path (for :data:`PREVIOUS_KEYS`).
     """
     data = key_dict(config) if for_key else to_dict(config)
     data.pop("out")
     data.pop("name")
     data["strategy"] = effective_strategy(config.strategy, zoo, for_key=for_key)
+    if for_key and not data_by_path:
+        keyed_data(data, config)
+    return data
+
+
+def _without_path(spec: str) -> str:
+    """A dataset spec with an ``imagefolder:PATH`` path left out (its files' fingerprint stands for it)."""
+    data_spec, task = split_spec(spec)
+    dataset, _, _ = data_spec.partition(":")
+    if dataset != "imagefolder":
+        return spec
+    return f"{dataset}:{task}" if task else dataset
+
+
+def keyed_data(data: dict[str, Any], config: RunConfig) -> dict[str, Any]:
+    """Key ``data`` (a config as plain data) by what its data files are, not where they lie.
+
+    Where the student's or the teacher's dataset reads files, ``data.root`` (and an
+    ``imagefolder:PATH`` path) leave the dict and ``data_files`` records the files' fingerprint
+    (:func:`kdzoo.data.fingerprint.data_fingerprint`). Data shipped in a package leaves ``data``
+    as it was, so such keys are those of earlier versions. Returns ``data``, changed in place.
+    """
+    idents = {"data": data_identity(config.data.name, config.data.root)}
+    if config.teacher_data and config.teacher_data != config.data.name:
+        idents["teacher_data"] = data_identity(config.teacher_data, config.data.root)
+    if all(ident is None for ident in idents.values()):
+        return data
+    section = data["data"]
+    section.pop("root", None)
+    section["name"] = _without_path(section["name"])
+    if data.get("teacher_data"):
+        data["teacher_data"] = _without_path(data["teacher_data"])
+    data["data_files"] = {k: v for k, v in idents.items() if v is not None}
     return data
 
 
@@ -202,21 +245,45 @@ def code_identity(config: RunConfig, zoo: Any, *, whole_package: bool = False) -
                                                 for spec in config.strategy}}
 
 
-def cell_key(config: RunConfig, zoo: Any, extra: Any = None) -> str:
-    """A bench cell's key: its effective config and code identity, numbers normalised (16 hex digits)."""
-    payload = canonical([effective_config(config, zoo, for_key=True), code_identity(config, zoo), extra])
+def cell_key(config: RunConfig, zoo: Any, extra: Any = None, **form: bool) -> str:
+    """A bench cell's key: its effective config and code identity, numbers normalised (16 hex digits).
+
+    ``form``: the switches of an earlier key format (:data:`PREVIOUS_KEYS`); none for today's key.
+    """
+    payload = canonical([effective_config(config, zoo, for_key=True, data_by_path=form.get("data_by_path", False)),
+                         code_identity(config, zoo, whole_package=form.get("whole_package", False)), extra])
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# The one migration chain of cell keys, newest first: each earlier format, as the switches of
+# :func:`cell_key` that rebuild it. A change to the key adds its line here (and nothing else), so a
+# bench keeps every finished cell across it.
+PREVIOUS_KEYS: tuple[tuple[str, dict[str, bool]], ...] = (
+    ("data keyed by its path (data.root), not its files", {"data_by_path": True}),
+    ("plugin members hashed their whole package", {"data_by_path": True, "whole_package": True}),
+)
+
+
+def legacy_cell_keys(config: RunConfig, zoo: Any) -> list[str]:
+    """The keys the same cell had under earlier formats (:data:`PREVIOUS_KEYS`), newest first, without
+    repeats or today's key. Each is computed from the config and code as they are now, so a finished
+    cell under one ran exactly this config and code: a bench adopts it
+    (:func:`kdzoo.bench.suite.adopt_legacy_cells`) instead of running it again."""
+    keys: list[str] = []
+    current = cell_key(config, zoo)
+    for _, form in PREVIOUS_KEYS:
+        key = cell_key(config, zoo, **form)
+        if key != current and key not in keys:
+            keys.append(key)
+    return keys
 
 
 def legacy_cell_key(config: RunConfig, zoo: Any) -> str:
-    """The key the same cell had when a plugin member hashed its whole package. It is computed from
-    the code as it is now, so a finished cell under it ran exactly this config and code: a bench
-    adopts it (:func:`kdzoo.bench.suite.adopt_legacy_cells`) instead of running it again."""
-    payload = canonical([effective_config(config, zoo, for_key=True), code_identity(config, zoo, whole_package=True),
-                         None])
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """The key the same cell had when a plugin member hashed its whole package (and data was keyed by path)."""
+    return cell_key(config, zoo, **PREVIOUS_KEYS[-1][1])
 
 
-__all__ = ["cell_key", "code_identity", "effective_config", "effective_strategy", "legacy_cell_key", "member_code",
+__all__ = ["PREVIOUS_KEYS", "cell_key", "code_identity", "effective_config", "effective_strategy", "keyed_data",
+           "legacy_cell_key", "legacy_cell_keys", "member_code",
            "source_hash", "strategy_sources",
            "versions"]

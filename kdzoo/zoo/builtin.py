@@ -5,6 +5,7 @@ Registered through the same hooks as any third-party plugin (credited to ``kdzoo
 
 from __future__ import annotations
 
+import importlib
 from typing import ClassVar
 
 from ..models import simple as simple_models
@@ -54,3 +55,24 @@ def register_loggers(register):
 
     for name, (factory, package, description) in BUILTIN_LOGGERS.items():
         register(name, factory, requires=package, install="'kdzoo[trackers]'", description=description)
+
+
+@hookimpl
+def register_executors(register):
+    from ..bench.executors.local import make_local
+
+    register("local", make_local, description="worker processes on this machine (the default)")
+    register("slurm", _lazy("slurm", "make_slurm"), requires="submitit", install="'kdzoo[slurm]'",
+             description="one Slurm job per cell, through submitit")
+    register("ray", _lazy("ray_tasks", "make_ray"), requires="ray", install="'kdzoo[ray]'",
+             description="one Ray task per cell, on a Ray cluster or a local one")
+
+
+def _lazy(module: str, factory: str):
+    """A factory that imports its executor module (and so submitit or Ray) only when it is built."""
+
+    def make(options):
+        return getattr(importlib.import_module(f"kdzoo.bench.executors.{module}"), factory)(options)
+
+    make.__name__ = factory
+    return make

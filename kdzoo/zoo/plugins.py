@@ -42,7 +42,8 @@ from .checks import PluginLoadError, check_strategy_class, contract_refusal, dro
 
 
 ITEM_KIND = {"register_strategies": "strategy", "register_models": "model", "register_datasets": "dataset",
-             "register_references": "reference", "register_loggers": "logger", "register_commands": "command"}
+             "register_references": "reference", "register_loggers": "logger", "register_commands": "command",
+             "register_executors": "executor"}
 BUILTIN_COMMANDS = frozenset({"distill", "teacher", "eval", "compare", "bench", "report", "runs", "strategies", "plugins",
                               "models", "datasets", "completion", "tune"})
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -127,6 +128,7 @@ class Zoo:
         self._order: dict[str, int] = {}  # plugin name -> registration order: the first to register a name keeps it
         self.loggers: dict[str, Entry] = {}
         self.commands: dict[str, Entry] = {}
+        self.executors: dict[str, Entry] = {}
         self._collected = False
 
     # -- loading ---------------------------------------------------------------------------------
@@ -202,6 +204,7 @@ class Zoo:
         for record in self.plugins.values():
             record.left_out = []
         self.loggers, self.commands, self.offers, self.lost = {}, {}, {}, {}
+        self.executors = {}
 
         def check_strategy(name: str, obj: Any, meta: dict) -> None:
             if not (isinstance(obj, type) and issubclass(obj, Strategy)):
@@ -234,6 +237,7 @@ class Zoo:
             ("register_references", self.references, check_callable("register_references")),
             ("register_loggers", self.loggers, check_callable("register_loggers")),
             ("register_commands", self.commands, check_command),
+            ("register_executors", self.executors, check_callable("register_executors")),
         ]
         failed: set[str] = set()
         for hook_name, table, check in hooks:
@@ -248,7 +252,8 @@ class Zoo:
                 except Exception as exc:  # noqa: BLE001 - a plugin's failure is reported, not fatal
                     failed.add(record.name)
                     self._fail(record, exc, source_line(impl.function))
-        for table in (self.models, self.datasets, self.references, self.loggers, self.commands):
+        for table in (self.models, self.datasets, self.references, self.loggers, self.commands,
+                      self.executors):
             for name in [n for n, e in table.items() if e.plugin in failed]:  # a failed plugin contributes nothing
                 del table[name]
         for name, entries in list(self.offers.items()):
