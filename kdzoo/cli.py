@@ -31,13 +31,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser(listing: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     """The whole command line; plugin commands and completions come from the listing snapshot."""
-    from . import version
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of an error")
     p = _Parser(prog="kdzoo", description="Knowledge-distillation strategy zoo.", parents=[common])
-    p.add_argument("--version", action="version", version=f"kdzoo {version()}")
+    p.add_argument("--version", action=_VersionAction, help="show kdzoo's version and every installed plugin distribution's")
     listing = listing or {}
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add_parser = sub.add_parser
@@ -110,6 +109,32 @@ def _parser(listing: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     for command in listing.get("commands", []):  # plugins' commands: main() dispatches them with their own parser
         sub.add_parser(command["name"], help=f"{command['help']} [{command['distribution']}]")
     return p
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: kdzoo's version, then each plugin distribution (entry-point group ``kdzoo``) with its own."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        sys.stdout.write(version_text())
+        parser.exit(0)
+
+
+def version_text() -> str:
+    """``kdzoo 0.2.0`` and one indented line per installed plugin distribution (read from metadata: no torch)."""
+    from importlib import metadata
+
+    from . import version
+
+    plugins = {}
+    for entry in metadata.entry_points(group="kdzoo"):
+        dist = getattr(entry, "dist", None)
+        if dist is not None:
+            plugins[dist.metadata["Name"]] = dist.version
+    lines = [f"kdzoo {version()}"] + [f"  {name} {plugins[name]}" for name in sorted(plugins)]
+    return "\n".join(lines) + "\n"
 
 
 def _names(listing: dict[str, Any], table: str) -> list[str]:

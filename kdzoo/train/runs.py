@@ -250,10 +250,8 @@ def _run_bar(config: RunConfig, splits: Splits, seeds: list[int], main: bool):
 def _cpu_time() -> float:
     """CPU seconds of this process plus its finished children (the streaming path's DataLoader
     workers are counted once the plan has stopped them)."""
-    import resource
-
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
+    times = os.times()  # the children's fields are getrusage(RUSAGE_CHILDREN) on POSIX, 0 on Windows
+    return time.process_time() + times.children_user + times.children_system
 
 
 def _is_loader(data: Any) -> bool:

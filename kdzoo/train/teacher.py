@@ -19,6 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from ..config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, key_dict, to_dict
 from ..data import DatasetBundle, Splits
 from ..contract.errors import Interrupted
@@ -162,19 +164,17 @@ def teacher_lock(folder: Path, key: str, log=print) -> Iterator[None]:
     if distributed.current().enabled:
         yield
         return
-    import fcntl
-
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{key}.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"teacher {key}: another process is training it; waiting ...")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(folder / f"{key}.lock", thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"teacher {key}: another process is training it; waiting ...")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _random_teacher(config: RunConfig, t_bundle: DatasetBundle, tconf: RunConfig, path: Path, zoo: Any, log) -> KDModel:

@@ -11,3 +11,14 @@ import yaml
 def load_registry() -> dict[str, Any]:
     """The parsed ``registry.yaml`` (safe YAML: data only)."""
     return yaml.safe_load(resources.files("kdzoo").joinpath("registry.yaml").read_text())
+
+
+def install_hint(distribution: str | None) -> str:
+    """What to ``pip install`` for ``distribution``: an in-repo plugin is kdzoo's extra (``'kdzoo[feature]'``),
+    which also keeps it at kdzoo's contract version; any other distribution is itself."""
+    if not distribution:
+        return "the plugin providing it"
+    plugin = load_registry().get("plugins", {}).get(distribution, {})
+    if plugin.get("tier") == "in-repo" and distribution.startswith("kdzoo-"):
+        return f"'kdzoo[{distribution.removeprefix('kdzoo-')}]'"
+    return distribution
