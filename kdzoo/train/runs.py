@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -63,10 +64,14 @@ class RunResult:
 
 
 def default_name(config: RunConfig) -> str:
-    """The readable stem of a default run name (a unique time/pid/random suffix is added on creation)."""
+    """The readable stem of a default run name (a unique time/pid/random suffix is added on creation).
+
+    Only letters, digits and ``. _ + -`` survive: a ``:`` (``user:Sequential``, ``imagefolder:PATH``) breaks
+    Windows paths, ``scp`` and make, and a ``/`` would nest folders.
+    """
     strategy = "+".join(s.name for s in config.strategy)
-    data = config.data.name.replace("/", "-").replace(":", "-").replace("\\", "-")
-    return f"{strategy}_{config.student.name}_{data}"
+    return "_".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", part).strip("-.") or "x"
+                    for part in (strategy, config.student.name, config.data.name))
 
 
 def provenance(config: RunConfig) -> dict[str, Any]:
@@ -119,12 +124,13 @@ def total_steps(config: RunConfig, spe: int) -> int:
 
 def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, seed: int, run_dir: Path | None,
              teacher, resume: bool, export_name: str = "student.safetensors", log=print, bar: Any = None,
-             objects: Any = None) -> dict[str, Any]:
+             objects: Any = None, label: str | None = None) -> dict[str, Any]:
     """Train one seed; returns its summary (also written to ``run_dir/summary.json``).
 
     ``bar`` is a progress bar shared by the run's seeds (one ETA for a multi-seed run). ``objects``
     (:class:`kdzoo.user.UserObjects`) holds a caller's own student module and data loader, if any;
-    each seed trains its own copy of a student module.
+    each seed trains its own copy of a student module. ``label`` names this training in progress and
+    result lines (default ``seed N``; a teacher's is ``teacher NAME``).
     """
     device = setup_runtime(config)
     mean, std = student_stats(config, zoo, bundle, splits, teacher)
@@ -174,7 +180,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
         plan = make_plan(bundle, splits, config.data, seed, stack.uses_unlabelled, target_norm,
                          user_data=objects is not None and objects.has_data, pin_memory=device.type == "cuda")
     torch.manual_seed(seed)
-    trainer = Trainer(ctx, stack, plan, target_norm, source)
+    trainer = Trainer(ctx, stack, plan, target_norm, source, label=label)
     if run_dir is not None and main:  # trackers mirror metrics.jsonl, where rank 0 writes it
         from .loggers import open_loggers
 
@@ -231,7 +237,7 @@ def _train_and_export(trainer: Trainer, config: RunConfig, bundle: DatasetBundle
             logger.artifact(run_dir / export_name)
             logger.artifact((run_dir / export_name).with_suffix(".json"))
     distributed.barrier()  # other ranks may read what rank 0 just wrote (a freshly trained teacher)
-    log(f"seed {seed}: test {metric} {best_test[metric]:.4g} (val-selected step {result.best_step}), "
+    log(f"{trainer.label}: test {metric} {best_test[metric]:.4g} (val-selected step {result.best_step}), "
         f"last {last_test[metric]:.4g}, {summary['cpu_seconds']:.1f} CPU s")
     return summary
 
@@ -323,7 +329,7 @@ def train_teacher(tconf: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: 
                   log=print) -> Any:
     """Train a teacher missing from the cache as a plain run of its own (``teacher.resolve_teacher`` calls it)."""
     return run_seed(tconf, bundle, splits, zoo, seed=tconf.train.seeds[0], run_dir=run_dir, teacher=None, resume=resume,
-                    export_name="teacher.safetensors", log=log)
+                    export_name="teacher.safetensors", log=log, label=f"teacher {tconf.student.name}")
 
 
 def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None, DatasetBundle, Splits]:
@@ -470,10 +476,10 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
     seeds: dict[int, dict[str, Any]] = {}
     try:
         mean, std = channel_stats(bundle, splits.train)
-        from .teacher import resolve_teacher
+        from .teacher import below_ce_note, chance_accuracy, near_chance_note, resolve_teacher
 
         teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, objects=objects, train=train_teacher)
-        teacher_info = None
+        teacher_info, near_chance = None, None
         if teacher is not None:
             teacher = teacher.to(device)
             task = bundle.task
@@ -481,6 +487,10 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
                 teacher_info = {"val": evaluate(teacher, bundle.x, bundle.y, splits.val, task, config.data.eval_batch_size)}
                 metric, _ = primary_metric(task)
                 log(f"teacher {teacher.meta['name']}: validation {metric} {teacher_info['val'][metric]:.2f}")
+                near_chance = near_chance_note(teacher.meta["name"], teacher_info["val"][metric],
+                                               chance_accuracy(bundle.y, splits.val))
+                if near_chance:
+                    log(near_chance)
             else:
                 teacher_info = {"note": "teacher label space differs from the data's; no accuracy"}
             teacher_info["meta"] = teacher.meta
@@ -529,7 +539,14 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
         write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
         write_status(run_dir, "done")
         _index(config, run_dir, "done", metric=metric, mean=m, std=s)
-    log(f"{'+'.join(x.name for x in config.strategy)}: test {metric} {m:.2f} ± {s:.2f} over seeds {config.train.seeds} -> {run_dir}")
+    spread = f"± {s:.2f} over seeds {config.train.seeds}" if len(seeds) > 1 else f"(1 seed: {config.train.seeds[0]})"
+    if teacher_info and "val" in teacher_info and not near_chance and \
+            [x.name for x in config.strategy] == ["ce"]:
+        note = below_ce_note(teacher.meta["name"], teacher_info["val"]["acc"],
+                             mean_std([v["val_best"]["acc"] for v in seeds.values()])[0])
+        if note:
+            log(note)
+    log(f"{'+'.join(x.name for x in config.strategy)}: test {metric} {m:.2f} {spread} -> {run_dir}")
     return result
 
 

@@ -129,7 +129,7 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
     with teacher_lock(Path(tconf.out), tconf.name, log):
         if path.exists():  # cached, or trained by the process we waited for
             model = load_model(path, zoo)
-            log(f"teacher {config.teacher.name}: cached {path} (val acc {model.meta.get('val', {})})")
+            log(f"teacher {config.teacher.name}: cached {path}{_score(model.meta.get('val'), 'val')}")
             return model
         if config.teacher_train.random_init:
             return _random_teacher(config, t_bundle, tconf, path, zoo, log)
@@ -149,6 +149,42 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
             exc.hint = "the teacher's training continues from it when you run the same command again"
             raise
         return load_model(path, zoo) if result else None
+
+
+def _score(metrics: Any, split: str) -> str:
+    """``", val acc 98.40"`` from a metrics dict (the primary metric: accuracy, else the first); ``""`` when none."""
+    if not isinstance(metrics, dict) or not metrics:
+        return ""
+    name = "acc" if "acc" in metrics else "mse" if "mse" in metrics else next(iter(metrics))
+    return f", {split} {name} {float(metrics[name]):.2f}"
+
+
+# A teacher that closes less than this share of the gap between chance and 100% accuracy teaches noise
+WEAK_TEACHER_SHARE = 0.1
+
+
+def chance_accuracy(y: Any, indices: Any) -> float:
+    """Accuracy (%) of always predicting the most frequent class of ``y[indices]``."""
+    import torch
+
+    labels = torch.as_tensor(y)[torch.as_tensor(indices)].long()
+    return 100.0 * float(torch.bincount(labels).max()) / max(len(labels), 1)
+
+
+def near_chance_note(name: str, teacher_acc: float, chance: float) -> str | None:
+    """A warning when a teacher's validation accuracy is barely above chance (``None`` otherwise)."""
+    if teacher_acc >= chance + WEAK_TEACHER_SHARE * (100.0 - chance):
+        return None
+    return (f"warning: teacher {name} is barely better than chance (val acc {teacher_acc:.2f}, chance {chance:.2f}): "
+            "distilling from it passes on noise; train it longer (teacher_train.epochs) or pick another teacher")
+
+
+def below_ce_note(name: str, teacher_acc: float, student_ce_acc: float) -> str | None:
+    """A warning when a teacher's validation accuracy is below a student's trained on labels alone (``ce``)."""
+    if teacher_acc >= student_ce_acc:
+        return None
+    return (f"warning: teacher {name} (val acc {teacher_acc:.2f}) is worse than this student trained on the labels "
+            f"alone (ce, val acc {student_ce_acc:.2f}): distilling from it can only pull the student down")
 
 
 @contextlib.contextmanager

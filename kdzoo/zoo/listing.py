@@ -16,10 +16,11 @@ import importlib.metadata as md
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1  # bump when the snapshot's layout changes
+FORMAT = 2  # bump when the snapshot's layout changes
 
 
 def _source_stamp(module: str) -> list[Any]:
@@ -69,6 +70,8 @@ def build_listing(zoo: Any) -> dict[str, Any]:
     """The registries of a loaded zoo as plain data (what the listings and completion show)."""
     import timm
 
+    from .registry import load_registry
+
     zoo.collect()
 
     def rows(table: dict, describe: bool) -> list[dict[str, Any]]:
@@ -86,6 +89,8 @@ def build_listing(zoo: Any) -> dict[str, Any]:
         "commands": [{"name": name, "help": e.meta.get("help", ""), "distribution": e.distribution}
                      for name, e in sorted(zoo.commands.items())],
         "timm_models": timm.list_models(),
+        "suites": [{"name": name, "description": suite.get("description", "")}
+                   for name, suite in sorted(load_registry().get("suites", {}).items())],
     }
 
 
@@ -100,6 +105,9 @@ def listing(zoo: Any = None) -> dict[str, Any]:
         pass
     from .plugins import load_zoo
 
+    if zoo is None:  # loading every plugin imports torch: seconds of silence without this line
+        print("kdzoo: indexing the installed plugins (once after an install or a change; a few seconds) ...",
+              file=sys.stderr, flush=True)
     data = build_listing(zoo or load_zoo())
     if not any(p.get("error") for p in data["plugins"]):
         try:
