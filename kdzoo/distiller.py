@@ -135,6 +135,19 @@ class Distiller(nn.Module):
             freeze(teacher)
         try:
             stack = build_stack(config.strategy, self.context, zoo, config.label_weight)
+        except ConfigError as exc:  # a feature strategy refused a plain module: say why, and what works with it
+            plain = [(role, m) for role, m in (("student", student), ("teacher", teacher))
+                     if isinstance(m, ModuleModel) and not hasattr(m.net, "forward_features")]
+            if not plain or "feature" not in str(exc):
+                raise
+            role, model = plain[0]
+            logit = sorted(name for name, e in zoo.collect().strategies.items()
+                           if e.obj.family == "logit" and task in e.obj.tasks and name != "ce")
+            raise ConfigError(f"strategy {'+'.join(s.name for s in config.strategy)} needs the {role}'s features, but "
+                              f"{role} {type(model.net).__name__} is a plain module without timm's feature API "
+                              "(forward_features, forward_head, forward_intermediates): pass a timm model, a registered "
+                              "kdzoo model or a KDModel, or use a strategy on logits alone "
+                              f"({', '.join(logit)})") from None
         except AttributeError as exc:  # a strategy reached for ctx.bundle/ctx.splits, which are None here
             if bundle is not None or "NoneType" not in str(exc):
                 raise

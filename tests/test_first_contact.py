@@ -109,3 +109,26 @@ def test_teacher_training_and_a_cached_teacher_and_one_seed_read_plainly(tmp_pat
     kdzoo.distill(config, log=lambda *a, **k: lines.append(" ".join(map(str, a))))
     cached = next(line for line in lines if "cached" in line)
     assert re.search(r", val acc \d+\.\d\d$", cached), cached
+
+
+def test_distiller_refusing_a_feature_strategy_on_plain_modules_suggests_only_strategies_it_accepts():
+    from torch import nn
+
+    student = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    with pytest.raises(kdzoo.ConfigError) as refused:
+        kdzoo.Distiller(student, teacher, "at+kd", num_classes=10, input_shape=(1, 8, 8))
+    message = str(refused.value)
+    assert "student Sequential is a plain module" in message and "pooled-feature" not in message
+    suggested = message.rsplit("(", 1)[1].rstrip(")").split(", ")
+    assert "kd" in suggested
+    for name in suggested:  # every suggestion works on the same modules
+        kdzoo.Distiller(student, teacher, name, num_classes=10, input_shape=(1, 8, 8))
+
+
+def test_a_teacher_too_deep_for_the_input_is_named_as_the_teacher_and_the_message_is_whole(tmp_path, capsys):
+    code = main(["distill", "--teacher", "test_convnext", "--student", "lenet5", "--strategy", "kd", "--data", "digits",
+                 "--steps", "1", "--no-progress", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("kdzoo: error: teacher model 'test_convnext' cannot run on 1x8x8 inputs"), err
+    assert "--set teacher.input_size=[64,64]" in err and err.endswith("the data is resized to it")  # never cut

@@ -327,9 +327,18 @@ def prepare(config: RunConfig, zoo: Any, objects: Any = None) -> tuple[DatasetBu
 
 def train_teacher(tconf: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, *, run_dir: Path, resume: bool,
                   log=print) -> Any:
-    """Train a teacher missing from the cache as a plain run of its own (``teacher.resolve_teacher`` calls it)."""
-    return run_seed(tconf, bundle, splits, zoo, seed=tconf.train.seeds[0], run_dir=run_dir, teacher=None, resume=resume,
-                    export_name="teacher.safetensors", log=log, label=f"teacher {tconf.student.name}")
+    """Train a teacher missing from the cache as a plain run of its own (``teacher.resolve_teacher`` calls it).
+
+    In that run the teacher is the model being trained (``tconf.student``); errors about it are reworded to
+    name the teacher and its config keys, which is what the user sets.
+    """
+    try:
+        return run_seed(tconf, bundle, splits, zoo, seed=tconf.train.seeds[0], run_dir=run_dir, teacher=None,
+                        resume=resume, export_name="teacher.safetensors", log=log, label=f"teacher {tconf.student.name}")
+    except ConfigError as exc:
+        message = str(exc).replace("student.", "teacher.")
+        raise ConfigError(message if message.startswith("teacher") else f"teacher {message}"
+                          if message.startswith("model ") else f"teacher: {message}") from None
 
 
 def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None, DatasetBundle, Splits]:
