@@ -234,12 +234,22 @@ def _train_and_export(trainer: Trainer, config: RunConfig, bundle: DatasetBundle
         save_model(trainer.eval_model(), run_dir / export_name, {"val": result.best_val, "test": best_test})
         write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
         for logger in trainer.loggers:
+            logger.log(test_metrics(best_test, last_test, follow), result.steps)  # what every table reports
             logger.artifact(run_dir / export_name)
             logger.artifact((run_dir / export_name).with_suffix(".json"))
     distributed.barrier()  # other ranks may read what rank 0 just wrote (a freshly trained teacher)
     log(f"{trainer.label}: test {metric} {best_test[metric]:.4g} (val-selected step {result.best_step}), "
         f"last {last_test[metric]:.4g}, {summary['cpu_seconds']:.1f} CPU s")
     return summary
+
+
+def test_metrics(best: dict[str, float], last: dict[str, float], follow: dict[str, float]) -> dict[str, float]:
+    """A seed's test metrics for trackers: ``test/*`` at the validation-selected step (the number every table
+    reports), ``test_last/*`` at the last step, ``test/teacher_*`` how closely the student follows its teacher."""
+    out = {f"test/{k}": float(v) for k, v in best.items()}
+    out.update({f"test_last/{k}": float(v) for k, v in last.items()})
+    out.update({f"test/teacher_{k}": float(v) for k, v in follow.items()})
+    return out
 
 
 def _run_bar(config: RunConfig, splits: Splits, seeds: list[int], main: bool):
