@@ -132,3 +132,31 @@ def test_a_teacher_too_deep_for_the_input_is_named_as_the_teacher_and_the_messag
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("kdzoo: error: teacher model 'test_convnext' cannot run on 1x8x8 inputs"), err
     assert "--set teacher.input_size=[64,64]" in err and err.endswith("the data is resized to it")  # never cut
+
+
+def test_a_cpu_run_says_so_when_cuda_is_available(monkeypatch):
+    from kdzoo.train.runs import unused_gpu_note
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Test GPU")
+    note = unused_gpu_note(torch.device("cpu"))
+    assert note.startswith("note: running on the CPU although CUDA is available (Test GPU)") and "--device auto" in note
+    assert unused_gpu_note(torch.device("cuda", 0)) is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert unused_gpu_note(torch.device("cpu")) is None
+
+
+def test_repdistiller_and_mdistiller_spellings_build_the_kdzoo_cifar_models(zoo):
+    pytest.importorskip("kdzoo_cifar")
+    from kdzoo.config import ModelConfig
+    from kdzoo.models.wrapper import create_model
+
+    def params(name: str) -> int:
+        model = create_model(ModelConfig(name), num_classes=100, data_shape=(3, 32, 32), data_mean=None, data_std=None,
+                             classes=[str(i) for i in range(100)], task="classification", zoo=zoo)
+        return sum(p.numel() for p in model.parameters())
+
+    for alias, name in [("wrn_16_1", "wrn-16-1"), ("ShuffleV1", "shufflev1"), ("mobile_half", "mobilenetv2-cifar")]:
+        assert zoo.model(alias).name == name
+    assert params("wrn_16_1") == params("wrn-16-1")
+    assert zoo.model("vgg13") is None  # timm's ImageNet VGG keeps its name

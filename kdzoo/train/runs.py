@@ -111,6 +111,14 @@ def setup_runtime(config: RunConfig) -> torch.device:
     return torch.device("cuda", info.local_rank) if use_cuda else torch.device("cpu")
 
 
+def unused_gpu_note(device: torch.device) -> str | None:
+    """One line when a CUDA device is there but the run stays on the CPU (kdzoo's default device)."""
+    if device.type != "cpu" or not torch.cuda.is_available():
+        return None
+    return (f"note: running on the CPU although CUDA is available ({torch.cuda.get_device_name(0)}); "
+            "--device auto (runtime.device: auto) uses it")
+
+
 def total_steps(config: RunConfig, spe: int) -> int:
     t = config.train
     if t.steps is not None:
@@ -476,9 +484,9 @@ def distill(config: RunConfig | dict | None = None, *, zoo: Any = None, resume: 
     bundle, splits = prepare(config, zoo, objects)
     device = setup_runtime(config)
     main = distributed.current().is_main
-    note = augmentation_note(config, user_data=objects is not None and objects.has_data)
-    if note:
-        log(note)
+    for note in (augmentation_note(config, user_data=objects is not None and objects.has_data), unused_gpu_note(device)):
+        if note:
+            log(note)
     created = False
     status_before: bytes | None = None
     if resume is None:

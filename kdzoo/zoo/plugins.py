@@ -233,8 +233,14 @@ class Zoo:
         return self.strategies[name]
 
     def model(self, name: str) -> Entry | None:
-        """The registered (non-timm) model called ``name``, or None."""
-        return self.collect().models.get(name)
+        """The registered (non-timm) model called ``name`` or registered with ``aliases=[name, ...]``, or None.
+
+        Aliases let a plugin accept another codebase's spelling (RepDistiller's ``wrn_40_2`` for ``wrn-40-2``).
+        """
+        models = self.collect().models
+        if name in models:
+            return models[name]
+        return next((e for e in models.values() if name in e.meta.get("aliases", ())), None)
 
     def reference(self, name: str) -> Entry:
         """The registered reference row called ``name``, or a ConfigError naming the closest ones."""
