@@ -135,6 +135,18 @@ def _parser(listing: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     s = sub.add_parser("compare", help="paired verdict of run A against run B (the project's 'beats' rule)")
     s.add_argument("run_a", help="the run claimed to be better (a run directory)")
     s.add_argument("run_b", help="the run it is compared against, e.g. the ce baseline")
+    s = sub.add_parser("cache", help="list or clear cached teachers, teacher-output stores, datasets and splits")
+    s.add_argument("action", nargs="?", choices=["list", "clear"], default="list",
+                   help="list the entries, or clear the selected ones (default: list)")
+    s.add_argument("--kind", action="append", default=[],
+                   choices=["teachers", "teacher-outputs", "datasets", "splits", "listing"],
+                   help="only this kind, repeatable (default: every kind)")
+    s.add_argument("--key", action="append", default=[], help="only entries whose key starts with this, repeatable "
+                   "(default: any key)")
+    s.add_argument("--older-than", type=float, metavar="DAYS", help="only entries last written more than DAYS days ago "
+                   "(default: any age)")
+    s.add_argument("--all", action="store_true", help="with clear and no other filter: clear everything (default: off)")
+    s.add_argument("--json", action="store_true", help="machine-readable output (a JSON list) on stdout")
     s = sub.add_parser("completion", help="print the shell completion script (eval \"$(kdzoo completion bash)\")")
     s.add_argument("shell", choices=["bash", "zsh"], help="the shell to print the script for")
 
@@ -387,6 +399,28 @@ def suites_table() -> str:
     return "\n".join(lines + [hint])
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from . import cache
+    from .paths import cache_root
+
+    entries = cache.select(cache.cache_entries(), keys=args.key, older_than_days=args.older_than, kinds=args.kind)
+    if args.action == "list":
+        print(json.dumps(cache.as_json(entries), indent=2) if args.json else cache.table(entries, cache_root()))
+        return 0
+    if not (args.key or args.kind or args.older_than is not None or args.all):
+        raise KdzooError("kdzoo cache clear needs a filter (--key, --kind, --older-than) or --all")
+    removed, skipped = cache.clear(entries)
+    if args.json:
+        print(json.dumps({"removed": cache.as_json(removed), "skipped": cache.as_json(skipped)}, indent=2))
+        return 0
+    for entry in removed:
+        print(f"removed {entry.kind} {entry.key} ({cache.human_bytes(entry.bytes)})")
+    for entry in skipped:
+        print(f"skipped {entry.kind} {entry.key}: another process holds its lock (a teacher in training)")
+    print(f"freed {cache.human_bytes(sum(e.bytes for e in removed))}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .bench.report import open_report
 
@@ -436,7 +470,7 @@ def run_plugin_command(name: str, argv: list[str]) -> int:
 
 
 COMMANDS = {"distill": cmd_distill, "completion": cmd_completion, "teacher": cmd_teacher, "eval": cmd_eval, "compare": cmd_compare, "bench": cmd_bench,
-            "report": cmd_report, "runs": cmd_runs,
+            "report": cmd_report, "runs": cmd_runs, "cache": cmd_cache,
             "strategies": cmd_list, "plugins": cmd_list, "models": cmd_list, "datasets": cmd_list}
 
 

@@ -44,7 +44,7 @@ class PluginLoadError(PluginError):
 ITEM_KIND = {"register_strategies": "strategy", "register_models": "model", "register_datasets": "dataset",
              "register_references": "reference", "register_loggers": "logger", "register_commands": "command"}
 BUILTIN_COMMANDS = frozenset({"distill", "teacher", "eval", "compare", "bench", "report", "runs", "strategies", "plugins",
-                              "models", "datasets", "completion"})
+                              "models", "datasets", "completion", "cache"})
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 BUILTIN = "kdzoo"
 
