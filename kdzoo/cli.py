@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"kdzoo: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+        print(f"kdzoo: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
               f"(unexpected; rerun with --debug for the traceback)", file=sys.stderr)
         return 1
     finally:

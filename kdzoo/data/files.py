@@ -128,7 +128,7 @@ def read_data_pickle(path: Path) -> dict:
         with open(path, "rb") as f:
             data = NumpyOnlyUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{str(path)!r} is not a CIFAR data batch ({' '.join(str(exc).split())[:120]})") from None
+        raise ConfigError(f"{str(path)!r} is not a CIFAR data batch ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{str(path)!r} holds a {type(data).__name__}, not a CIFAR batch dict")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
@@ -273,7 +273,7 @@ def load_imagefolder(arg: str | None, root: str | None, image_size: list[int] | 
             ds = ImageFolder(str(folder), allow_empty=True, loader=lambda p: p)
         except (FileNotFoundError, OSError) as exc:  # no class sub-folders, or unreadable folder
             raise ConfigError(f"imagefolder {str(folder)!r} holds no class folders with images "
-                              f"(expected {folder}/CLASS/IMAGE; {' '.join(str(exc).split())[:100]})") from None
+                              f"(expected {folder}/CLASS/IMAGE; {' '.join(str(exc).split())})") from None
         if classes is not None and ds.classes != classes:
             raise ConfigError(f"{folder}: classes {ds.classes} differ from train's {classes}")
         if not ds.samples:

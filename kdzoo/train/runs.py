@@ -405,7 +405,7 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     try:
         data = yaml.safe_load((run_dir / "config.yaml").read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--resume {str(run_dir)!r}: config.yaml is damaged ({' '.join(str(exc).split())[:120]})") \
+        raise ConfigError(f"--resume {str(run_dir)!r}: config.yaml is damaged ({' '.join(str(exc).split())})") \
             from None
     if not isinstance(data, dict):
         raise ConfigError(f"--resume {str(run_dir)!r}: config.yaml holds no mapping")
