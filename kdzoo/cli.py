@@ -436,10 +436,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        score = f"{r['metric']} {r['mean']:.2f} ± {r['std']:.2f}" if r["mean"] is not None else ""
+        score = f"{r['metric']} {r['mean']:.2f} {_spread(r)}" if r["mean"] is not None else ""
         print(f"{r['id']:>5} {r['kind']:<5} {r.get('state') or '':<6} {r['strategy'] or '':<24} {r['student'] or '':<14} {r['data'] or '':<10} "
               f"{score:<22} {r['path']}")
     return 0
+
+
+def _spread(row: dict[str, Any]) -> str:
+    """``± 0.41`` over several seeds; ``(1 seed)`` for one, where a standard deviation means nothing."""
+    try:
+        seeds = json.loads(row.get("info") or "{}").get("seeds")
+    except ValueError:
+        seeds = None
+    return "(1 seed)" if isinstance(seeds, list) and len(seeds) == 1 else f"± {row['std']:.2f}"
 
 
 def cmd_completion(args: argparse.Namespace) -> int:

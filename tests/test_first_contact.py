@@ -160,3 +160,9 @@ def test_repdistiller_and_mdistiller_spellings_build_the_kdzoo_cifar_models(zoo)
         assert zoo.model(alias).name == name
     assert params("wrn_16_1") == params("wrn-16-1")
     assert zoo.model("vgg13") is None  # timm's ImageNet VGG keeps its name
+
+
+def test_the_run_index_listing_says_one_seed_instead_of_a_zero_spread():
+    spread = main.__globals__["_spread"]
+    assert spread({"info": '{"seeds": [0]}', "std": 0.0}) == "(1 seed)"
+    assert spread({"info": '{"seeds": [0, 1, 2]}', "std": 0.4123}) == "± 0.41"
