@@ -142,8 +142,28 @@ def table(entries: list[CacheEntry], root: Path) -> str:
     return "\n".join(lines)
 
 
-def as_json(entries: list[CacheEntry]) -> list[dict[str, Any]]:
+def rows(entries: list[CacheEntry]) -> list[dict[str, Any]]:
     return [dict(asdict(e), age_days=round(e.age_days, 3)) for e in entries]
 
 
-__all__ = ["CacheEntry", "KINDS", "as_json", "cache_entries", "clear", "human_bytes", "select", "table"]
+def run_command(action: str, *, kinds: list[str] = (), keys: list[str] = (), older_than_days: float | None = None,
+                everything: bool = False, as_json: bool = False) -> str:
+    """What ``kdzoo cache [list|clear]`` prints; ``clear`` removes the selected entries first.
+
+    Raises:
+        ConfigError: ``clear`` without a filter or ``everything``; an unknown kind; a key no entry has.
+    """
+    entries = select(cache_entries(), keys=keys, older_than_days=older_than_days, kinds=kinds)
+    if action == "list":
+        return json.dumps(rows(entries), indent=2) if as_json else table(entries, cache_root())
+    if not (keys or kinds or older_than_days is not None or everything):
+        raise ConfigError("kdzoo cache clear needs a filter (--key, --kind, --older-than) or --all")
+    removed, skipped = clear(entries)
+    if as_json:
+        return json.dumps({"removed": rows(removed), "skipped": rows(skipped)}, indent=2)
+    lines = [f"removed {e.kind} {e.key} ({human_bytes(e.bytes)})" for e in removed]
+    lines += [f"skipped {e.kind} {e.key}: another process holds its lock (a teacher in training)" for e in skipped]
+    return "\n".join(lines + [f"freed {human_bytes(sum(e.bytes for e in removed))}"])
+
+
+__all__ = ["CacheEntry", "KINDS", "cache_entries", "clear", "human_bytes", "rows", "run_command", "select", "table"]

@@ -162,23 +162,10 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from .zoo.listing import version_text
+
         sys.stdout.write(version_text())
         parser.exit(0)
-
-
-def version_text() -> str:
-    """``kdzoo 0.2.0`` and one indented line per installed plugin distribution (read from metadata: no torch)."""
-    from importlib import metadata
-
-    from . import version
-
-    plugins = {}
-    for entry in metadata.entry_points(group="kdzoo"):
-        dist = getattr(entry, "dist", None)
-        if dist is not None:
-            plugins[dist.metadata["Name"]] = dist.version
-    lines = [f"kdzoo {version()}"] + [f"  {name} {plugins[name]}" for name in sorted(plugins)]
-    return "\n".join(lines) + "\n"
 
 
 def _names(listing: dict[str, Any], table: str) -> list[str]:
@@ -364,6 +351,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise KdzooError(f"--jobs must be >= 1, got {args.jobs}")
     if args.list and args.suite is None:
+        from .zoo.registry import suites_table
+
         print(suites_table())
         return 0
     args.suite = args.suite or "smoke"
@@ -387,37 +376,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def suites_table() -> str:
-    """The bundled suites, one per line with its description (``kdzoo bench --list``)."""
-    from .zoo.registry import load_registry
-
-    suites = load_registry().get("suites", {})
-    width = max(map(len, suites), default=5)
-    lines = [f"{'suite':<{width}}  description", *(f"{name:<{width}}  {suite.get('description', '')}"
-                                                    for name, suite in suites.items())]
-    hint = "(kdzoo bench --suite NAME --list shows a suite's cells; --suite also takes a YAML file)"
-    return "\n".join(lines + [hint])
-
-
 def cmd_cache(args: argparse.Namespace) -> int:
-    from . import cache
-    from .paths import cache_root
+    from .cache import run_command
 
-    entries = cache.select(cache.cache_entries(), keys=args.key, older_than_days=args.older_than, kinds=args.kind)
-    if args.action == "list":
-        print(json.dumps(cache.as_json(entries), indent=2) if args.json else cache.table(entries, cache_root()))
-        return 0
-    if not (args.key or args.kind or args.older_than is not None or args.all):
-        raise KdzooError("kdzoo cache clear needs a filter (--key, --kind, --older-than) or --all")
-    removed, skipped = cache.clear(entries)
-    if args.json:
-        print(json.dumps({"removed": cache.as_json(removed), "skipped": cache.as_json(skipped)}, indent=2))
-        return 0
-    for entry in removed:
-        print(f"removed {entry.kind} {entry.key} ({cache.human_bytes(entry.bytes)})")
-    for entry in skipped:
-        print(f"skipped {entry.kind} {entry.key}: another process holds its lock (a teacher in training)")
-    print(f"freed {cache.human_bytes(sum(e.bytes for e in removed))}")
+    print(run_command(args.action, kinds=args.kind, keys=args.key, older_than_days=args.older_than,
+                      everything=args.all, as_json=args.json))
     return 0
 
 

@@ -120,4 +120,15 @@ def listing(zoo: Any = None) -> dict[str, Any]:
     return data
 
 
-__all__ = ["build_listing", "fingerprint", "listing"]
+def version_text() -> str:
+    """``kdzoo 0.2.0`` and one indented line per installed plugin distribution (read from metadata: no torch)."""
+    plugins = {}
+    for entry in md.entry_points(group="kdzoo"):
+        dist = getattr(entry, "dist", None)
+        if dist is not None:
+            plugins[dist.metadata["Name"]] = dist.version
+    lines = [f"kdzoo {_dist_version('kdzoo') or '0+unknown'}"] + [f"  {name} {plugins[name]}" for name in sorted(plugins)]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["build_listing", "fingerprint", "listing", "version_text"]

@@ -22,3 +22,13 @@ def install_hint(distribution: str | None) -> str:
     if plugin.get("tier") == "in-repo" and distribution.startswith("kdzoo-"):
         return f"'kdzoo[{distribution.removeprefix('kdzoo-')}]'"
     return distribution
+
+
+def suites_table() -> str:
+    """The bundled suites, one per line with its description (``kdzoo bench --list``)."""
+    suites = load_registry().get("suites", {})
+    width = max(map(len, suites), default=5)
+    lines = [f"{'suite':<{width}}  description", *(f"{name:<{width}}  {suite.get('description', '')}"
+                                                    for name, suite in suites.items())]
+    hint = "(kdzoo bench --suite NAME --list shows a suite's cells; --suite also takes a YAML file)"
+    return "\n".join(lines + [hint])
