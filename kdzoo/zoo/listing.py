@@ -127,7 +127,8 @@ def version_text() -> str:
         dist = getattr(entry, "dist", None)
         if dist is not None:
             plugins[dist.metadata["Name"]] = dist.version
-    lines = [f"kdzoo {_dist_version('kdzoo') or '0+unknown'}"] + [f"  {name} {plugins[name]}" for name in sorted(plugins)]
+    lines = [f"kdzoo {_dist_version('kdzoo') or '0+unknown'}"]
+    lines += [f"  {name} {plugins[name]}" for name in sorted(plugins)]
     return "\n".join(lines) + "\n"
 
 
