@@ -20,6 +20,20 @@ from typing import Any
 from .contract.errors import Interrupted, KdzooError, error_line
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".tar", ".ckpt")
+DOCS = "https://github.com/kdzoo/kdzoo/blob/main/docs/user-guide.md"
+HELP_EPILOG = {
+    "distill": f"""example:
+  kdzoo distill --teacher mlp --student linear --strategy kd --data digits --labels-per-class 20 --seeds 0,1,2
+
+  The teacher is trained once and cached; the run directory (runs/NAME) holds the config, each
+  seed's metrics and exported student, and summary.json. Compare two runs with kdzoo compare.
+docs: {DOCS}#kdzoo-distill""",
+    "teacher": f"""example:
+  kdzoo teacher --teacher mlp --data digits --epochs 30
+
+  Prints the teacher's name, val and test metrics as one JSON line on stdout.
+docs: {DOCS}#teachers""",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,85 +45,114 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser(listing: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     """The whole command line; plugin commands and completions come from the listing snapshot."""
-    from . import version
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of an error")
     p = _Parser(prog="kdzoo", description="Knowledge-distillation strategy zoo.", parents=[common])
-    p.add_argument("--version", action="version", version=f"kdzoo {version()}")
+    p.add_argument("--version", action=_VersionAction,
+                   help="show kdzoo's version and every installed plugin distribution's")
     listing = listing or {}
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add_parser = sub.add_parser
     sub.add_parser = lambda *a, **k: add_parser(*a, parents=[common], **k)  # --debug after the subcommand too
 
     s = sub.add_parser("strategies", help="list installed strategies")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="machine-readable output (a JSON list) on stdout")
     s = sub.add_parser("plugins", help="list plugin distributions, their hooks and load errors")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="machine-readable output (a JSON list) on stdout")
     s = sub.add_parser("models", help="list registered (non-timm) models")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="machine-readable output (a JSON list) on stdout")
     s = sub.add_parser("datasets", help="list registered datasets")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="machine-readable output (a JSON list) on stdout")
 
     for name, help_ in (("distill", "distil a teacher into a student"), ("teacher", "train and cache a teacher")):
-        s = sub.add_parser(name, help=help_)
-        s.add_argument("-c", "--config", help="YAML run config (loaded safely)")
-        _complete(s.add_argument("--teacher", help="timm/registered model name, or a weights file/folder"),
+        s = sub.add_parser(name, help=help_, description=f"{help_[0].upper()}{help_[1:]}.", epilog=HELP_EPILOG[name],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        s.add_argument("-c", "--config", help="YAML run config (loaded safely); flags override its keys "
+                       "(default: none, every key at its default)")
+        _complete(s.add_argument("--teacher", help="timm/registered model name, or a weights file/folder "
+                                 "(default: none, a labels-only run)"),
                   _names(listing, "models") + listing.get("timm_models", []))
-        _complete(s.add_argument("--data", help="dataset: digits, mnist5k, diabetes, imagefolder:PATH, mnist, cifar10, ..."),
+        _complete(s.add_argument("--data", help="dataset: digits, mnist5k, diabetes, imagefolder:PATH, mnist, cifar10, "
+                                 "... (default: mnist5k)"),
                   _names(listing, "datasets"))
-        s.add_argument("--data-root", help="local root of torchvision datasets")
-        s.add_argument("--epochs", type=float)
-        s.add_argument("--threads", type=int)
-        s.add_argument("--device", choices=["cpu", "cuda", "auto"], help="default cpu; under torchrun cuda:LOCAL_RANK")
-        s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. optim.lr=0.01")
-        s.add_argument("--no-progress", action="store_true")
+        s.add_argument("--data-root",
+                       help="local folder of torchvision datasets (default: none; nothing is downloaded)")
+        s.add_argument("--epochs", type=float, help="passes over the training split (default: the dataset's "
+                       "default budget, else 10; --steps wins)" if name == "distill" else
+                       "the teacher's passes over the training split (default: 15)")
+        s.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+        s.add_argument("--device", choices=["cpu", "cuda", "auto"],
+                       help="cpu, cuda, or auto (cuda when available) (default: cpu; under torchrun cuda:LOCAL_RANK)")
+        s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="dotted config override, repeatable, e.g. optim.lr=0.01 (default: none)")
+        s.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown on a terminal)")
         if name == "distill":
-            _complete(s.add_argument("--student", help="timm or registered model name, or a weights file/folder to start from"),
+            _complete(s.add_argument("--student", help="timm or registered model name, or a weights file/folder "
+                                     "to start from (default: lenet5)"),
                       _names(listing, "models") + listing.get("timm_models", []))
-            s.add_argument("--strategy", help="strategy or stack, e.g. kd or weight-selection+kd").completer = \
+            s.add_argument("--strategy", help="strategy or stack, e.g. kd or weight-selection+kd; kdzoo strategies "
+                           "lists them (default: ce, labels only)").completer = \
                 _stack_completer(_names(listing, "strategies"))
-            s.add_argument("--labels-per-class", type=int)
-            s.add_argument("--steps", type=int)
-            s.add_argument("--seeds", help="comma-separated run seeds, e.g. 0,1,2")
-            s.add_argument("--out", help="parent folder of run directories (default runs/)")
-            s.add_argument("--name", help="run directory name")
-            s.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+            s.add_argument("--labels-per-class", type=int, help="labelled training samples per class; the rest of "
+                           "the training split is kept unlabelled, for strategies that distil on it "
+                           "(default: every label)")
+            s.add_argument("--steps", type=int,
+                           help="optimiser steps per seed; overrides --epochs (default: from --epochs)")
+            s.add_argument("--seeds", help="comma-separated run seeds, e.g. 0,1,2 (default: 0)")
+            s.add_argument("--out", help="parent folder of run directories (default: runs)")
+            s.add_argument("--name", help="run directory name (default: STRATEGY_STUDENT_DATA_DATE-TIME)")
+            s.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (default: a new run)")
 
     s = sub.add_parser("eval", help="evaluate an exported model on a dataset's split")
     s.add_argument("model", help="an exported .safetensors file")
-    s.add_argument("--data", required=True)
-    s.add_argument("--data-root")
-    s.add_argument("--split", choices=["test", "val"], default="test")
-    s.add_argument("--split-seed", type=int, default=0)
+    s.add_argument("--data", required=True, help="the dataset to evaluate on (the model's own, e.g. digits)")
+    s.add_argument("--data-root", help="local folder of torchvision datasets (default: none)")
+    s.add_argument("--split", choices=["test", "val"], default="test", help="which split (default: test)")
+    s.add_argument("--split-seed", type=int, default=0, help="data.split_seed of the run that trained it (default: 0)")
 
     s = sub.add_parser("bench", help="run a benchmark suite side by side (finished cells are reused)")
-    s.add_argument("--suite", default="smoke", help="a suite in registry.yaml (smoke, default) or a YAML file")
-    s.add_argument("--out", help="bench directory (default runs/bench-SUITE)")
-    s.add_argument("--jobs", type=int, default=1, help="cells in parallel worker processes")
-    s.add_argument("--no-progress", action="store_true")
-    s.add_argument("--list", action="store_true", help="print the suite's cells (and which are reused) without running")
+    _complete(s.add_argument("--suite", help="a suite in registry.yaml (bench --list shows them) or a YAML file "
+                             "(default: smoke)"), _names(listing, "suites"))
+    s.add_argument("--out", help="bench directory (default: runs/bench-SUITE)")
+    s.add_argument("--jobs", type=int, default=1, help="cells in parallel worker processes (default: 1)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown on a terminal)")
+    s.add_argument("--list", action="store_true", help="list the bundled suites; with --suite, print that suite's "
+                   "cells (and which are reused) without running")
     s.add_argument("--data-root", help="where this machine keeps the suite's data files (replaces data.root of every "
-                   "task that reads a folder, e.g. the fashion suite's Fashion-MNIST folder)")
+                   "task that reads a folder, e.g. the fashion suite's Fashion-MNIST folder) "
+                   "(default: each task's data.root)")
     _tune_parser(sub, listing)
     _executor_arguments(s)
     s = sub.add_parser("report", help="rebuild and open a bench's HTML report")
-    s.add_argument("bench_dir")
+    s.add_argument("bench_dir", help="a bench directory (the --out of kdzoo bench) or a results JSON file")
     s.add_argument("--no-open", action="store_true",
                    help="do not open a browser (none is opened under CI or without a display either)")
     s = sub.add_parser("runs", help="list recorded runs and benches (SQLite index)")
-    s.add_argument("--kind", choices=["run", "bench"])
-    s.add_argument("--strategy")
-    s.add_argument("--data")
-    s.add_argument("--student")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--kind", choices=["run", "bench"], help="only runs or only benches (default: both)")
+    s.add_argument("--strategy", help="only runs of this strategy (default: any)")
+    s.add_argument("--data", help="only runs on this dataset (default: any)")
+    s.add_argument("--student", help="only runs of this student model (default: any)")
+    s.add_argument("--json", action="store_true", help="machine-readable output (a JSON list) on stdout")
 
     s = sub.add_parser("compare", help="paired verdict of run A against run B (the project's 'beats' rule)")
-    s.add_argument("run_a")
-    s.add_argument("run_b")
+    s.add_argument("run_a", help="the run claimed to be better (a run directory)")
+    s.add_argument("run_b", help="the run it is compared against, e.g. the ce baseline")
+    s = sub.add_parser("cache", help="list or clear cached teachers, teacher-output stores, datasets and splits")
+    s.add_argument("action", nargs="?", choices=["list", "clear"], default="list",
+                   help="list the entries, or clear the selected ones (default: list)")
+    s.add_argument("--kind", action="append", default=[],
+                   choices=["teachers", "teacher-outputs", "datasets", "splits", "listing"],
+                   help="only this kind, repeatable (default: every kind)")
+    s.add_argument("--key", action="append", default=[], help="only entries whose key starts with this, repeatable "
+                   "(default: any key)")
+    s.add_argument("--older-than", type=float, metavar="DAYS", help="only entries last written more than DAYS days ago "
+                   "(default: any age)")
+    s.add_argument("--all", action="store_true", help="with clear and no other filter: clear everything (default: off)")
+    s.add_argument("--json", action="store_true", help="machine-readable output (a JSON list) on stdout")
     s = sub.add_parser("completion", help="print the shell completion script (eval \"$(kdzoo completion bash)\")")
-    s.add_argument("shell", choices=["bash", "zsh"])
+    s.add_argument("shell", choices=["bash", "zsh"], help="the shell to print the script for")
 
     for command in listing.get("commands", []):  # plugins' commands: main() dispatches them with their own parser
         sub.add_parser(command["name"], help=f"{command['help']} [{command['distribution']}]")
@@ -154,6 +197,17 @@ def _tune_parser(sub: Any, listing: dict[str, Any]) -> None:
     s.add_argument("--lr-range", metavar="LOW:HIGH[:log]", help="learning-rate range (default lr/10:lr*10:log)")
     s.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
     s.add_argument("--jobs", type=int, default=1, help="worker processes on the study at once")
+class _VersionAction(argparse.Action):
+    """``--version``: kdzoo's version, then each plugin distribution (entry-point group ``kdzoo``) with its own."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from .zoo.listing import version_text
+
+        sys.stdout.write(version_text())
+        parser.exit(0)
 
 
 def _names(listing: dict[str, Any], table: str) -> list[str]:
@@ -286,14 +340,18 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = snapshot["plugins"]
         if args.json:
             print(json.dumps(rows, indent=2))
+        else:
+            print(f"{'plugin':<16} {'distribution':<16} {'version':<10} hooks")
         for r in [] if args.json else rows:
             status = f"ERROR {r['error']}" if r["error"] else ", ".join(r["hooks"])
-            print(f"{r['name']:<16} {r['distribution']} {r['version']:<10} {status}")
+            print(f"{r['name']:<16} {r['distribution']:<16} {r['version']:<10} {status}")
         return 0
     rows = snapshot[args.command]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    extra_header = f"{'family':<11} paper" if args.command == "strategies" else "description"
+    print(f"{'name':<22} {'distribution':<16} {extra_header}")
     for r in rows:
         extra = f"{r['family']:<11} {r['paper']}" if args.command == "strategies" else r.get("description", "")
         if r.get("clash"):  # the bare name is ambiguous: say which names to use
@@ -363,6 +421,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise KdzooError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.list and args.suite is None:
+        from .zoo.registry import suites_table
+
+        print(suites_table())
+        return 0
+    args.suite = args.suite or "smoke"
     suite = Path(args.suite).stem if args.suite.endswith((".yaml", ".yml")) else args.suite
     settings = _executor_settings(args)
     if args.list or args.status:
@@ -439,6 +503,14 @@ def _tune_line(summary: dict[str, Any]) -> dict[str, Any]:
     return {"study": summary["study"], "trials": summary["trials"], "best": summary.get("best")}
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .cache import run_command
+
+    print(run_command(args.action, kinds=args.kind, keys=args.key, older_than_days=args.older_than,
+                      everything=args.all, as_json=args.json))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .bench.report import open_report
 
@@ -454,10 +526,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        score = f"{r['metric']} {r['mean']:.2f} ± {r['std']:.2f}" if r["mean"] is not None else ""
+        score = f"{r['metric']} {r['mean']:.2f} {_spread(r)}" if r["mean"] is not None else ""
         print(f"{r['id']:>5} {r['kind']:<5} {r.get('state') or '':<6} {r['strategy'] or '':<24} {r['student'] or '':<14} {r['data'] or '':<10} "
               f"{score:<22} {r['path']}")
     return 0
+
+
+def _spread(row: dict[str, Any]) -> str:
+    """``± 0.41`` over several seeds; ``(1 seed)`` for one, where a standard deviation means nothing."""
+    try:
+        seeds = json.loads(row.get("info") or "{}").get("seeds")
+    except ValueError:
+        seeds = None
+    return "(1 seed)" if isinstance(seeds, list) and len(seeds) == 1 else f"± {row['std']:.2f}"
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
@@ -488,7 +569,7 @@ def run_plugin_command(name: str, argv: list[str]) -> int:
 
 
 COMMANDS = {"distill": cmd_distill, "completion": cmd_completion, "teacher": cmd_teacher, "eval": cmd_eval, "compare": cmd_compare, "bench": cmd_bench, "tune": cmd_tune,
-            "report": cmd_report, "runs": cmd_runs,
+            "report": cmd_report, "runs": cmd_runs, "cache": cmd_cache,
             "strategies": cmd_list, "plugins": cmd_list, "models": cmd_list, "datasets": cmd_list}
 
 
@@ -548,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"kdzoo: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+        print(f"kdzoo: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
               f"(unexpected; rerun with --debug for the traceback)", file=sys.stderr)
         return 1
     finally:

@@ -135,6 +135,17 @@ class Distiller(nn.Module):
             freeze(teacher)
         try:
             stack = build_stack(config.strategy, self.context, zoo, config.label_weight)
+        except ConfigError as exc:  # a feature strategy refused a plain module: say why, and what works with it
+            plain = [(role, m) for role, m in (("student", student), ("teacher", teacher))
+                     if isinstance(m, ModuleModel) and not hasattr(m.net, "forward_features")]
+            if not plain or "feature" not in str(exc):
+                raise
+            role, model = plain[0]
+            raise ConfigError(f"strategy {'+'.join(s.name for s in config.strategy)} needs the {role}'s features, but "
+                              f"{role} {type(model.net).__name__} is a plain module without timm's feature API "
+                              "(forward_features, forward_head, forward_intermediates): pass a timm model, a registered "
+                              "kdzoo model or a KDModel, or use a strategy on logits alone "
+                              f"({', '.join(_logits_only(self.context, zoo))})") from None
         except AttributeError as exc:  # a strategy reached for ctx.bundle/ctx.splits, which are None here
             if bundle is not None or "NoneType" not in str(exc):
                 raise
@@ -282,6 +293,27 @@ def _training_set(train_data: tuple[Tensor, Tensor] | None, classes: list[str], 
     known = every if task != "classification" else every[(y >= 0).cpu().numpy()]
     empty = np.array([], dtype=np.int64)
     return bundle, Splits(train=every, val=empty, test=empty, labelled=known, unlabelled=np.setdiff1d(every, known))
+
+
+def _logits_only(ctx: RunContext, zoo: Any) -> list[str]:
+    """The installed strategies that build on ``ctx``'s models and read nothing but their logits (tried one by
+    one: capabilities, not families, decide; one that initialises the student from the teacher's weights is
+    left out, as it reads more than logits)."""
+    from .config import StrategySpec
+    from .contract.strategy import Strategy
+
+    fits = []
+    for name, entry in sorted(zoo.collect().strategies.items()):
+        if name == "ce" or ctx.task not in entry.obj.tasks or not entry.obj.reads_train_data or \
+                entry.obj.init_student is not Strategy.init_student:
+            continue
+        try:
+            needs = build_stack([StrategySpec(name)], ctx, zoo).needs()
+        except Exception:  # noqa: BLE001 - any refusal (features, training data, a teacher) rules it out
+            continue
+        if not any(r.features or r.pooled for r in (needs.student, needs.teacher)):
+            fits.append(name)
+    return fits
 
 
 def _check_feature_api(model: KDModel, need: Requirement, role: str) -> None:

@@ -48,7 +48,10 @@ def test_version(capsys):
     import importlib.metadata as md
 
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out.strip() == f"kdzoo {md.version('kdzoo')}"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"kdzoo {md.version('kdzoo')}"
+    plugins = {ep.dist.name: ep.dist.version for ep in md.entry_points(group="kdzoo")}
+    assert "kdzoo-logit" in plugins and lines[1:] == [f"  {name} {plugins[name]}" for name in sorted(plugins)]
 
 
 @pytest.mark.slow

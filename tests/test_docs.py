@@ -181,6 +181,10 @@ def test_hook_register_loggers_example_in_docs_writes_every_metric(tmp_path):
     rows = list(csv.reader((result.run_dir / "seed-0" / "metrics.csv").open()))
     keys = {key for _, key, _ in rows}
     assert {"param/optim.lr", "train/label", "train/loss", "lr", "val/acc", "artifact", "status"} <= keys
+    tested = {key: (int(step), float(value)) for step, key, value in rows if key.startswith("test")}
+    summary = result.seeds[0]
+    assert tested["test/acc"] == (2, pytest.approx(summary["test_best"]["acc"]))  # at the end of the seed
+    assert tested["test_last/acc"][1] == pytest.approx(summary["test_last"]["acc"])
     assert ["0", "status", "ok"] in rows
 
 

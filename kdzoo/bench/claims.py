@@ -1,15 +1,15 @@
 """Who runs a bench cell: claim files, and workers that do not outlive their bench.
 
-A claim is ``CELL.claim`` beside the cell's directory, held with an exclusive ``flock`` for as long
-as a process runs the cell. The kernel drops the lock when its holder dies (even by ``kill -9``),
-so a claim can never go stale on one host; the file also records the owner's pid, host and a
-heartbeat (its modification time, touched every few seconds) so that a person, or a bench on
-another host sharing the folder, can see who runs what.
+A claim is an exclusive lock on ``CELL.claim.lock`` beside the cell's directory (``filelock``: an OS
+lock on Linux, macOS and Windows), held for as long as a process runs the cell. The OS drops the lock
+when its holder dies (even by ``kill -9``), so a claim can never go stale on one host. While it holds
+the lock, the owner keeps ``CELL.claim``: its pid, host and a heartbeat (the file's modification time,
+touched every few seconds) so that a person, or a bench on another host sharing the folder, can see who
+runs what.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 HEARTBEAT_SECONDS = 5.0
 
@@ -38,36 +40,23 @@ class Claim:
         self.wait = wait
         self.acquired = False
         self.owner: dict[str, Any] | None = None
-        self._handle = None
+        self._lock: FileLock | None = None
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
     def __enter__(self) -> Claim:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            handle = open(self.path, "a+")
+        lock = FileLock(self.path.with_name(f"{self.path.name}.lock"), thread_local=False)
+        try:
+            lock.acquire(timeout=-1 if self.wait else 0)
+        except Timeout:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                handle.seek(0)
-                try:
-                    self.owner = json.loads(handle.read() or "{}")
-                except ValueError:
-                    self.owner = {}
-                handle.close()
-                return self
-            try:
-                same = os.fstat(handle.fileno()).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            handle.close()  # the owner we waited for removed that file; claim the new one
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}))
-        handle.flush()
-        self._handle, self.acquired = handle, True
+                self.owner = json.loads(self.path.read_text() or "{}")
+            except (OSError, ValueError):  # the owner has not written its record yet, or just removed it
+                self.owner = {}
+            return self
+        self.path.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}))
+        self._lock, self.acquired = lock, True
         self._beat = threading.Thread(target=self._heartbeat, name="kdzoo-claim-heartbeat", daemon=True)
         self._beat.start()
         return self
@@ -86,8 +75,7 @@ class Claim:
         try:
             self.path.unlink(missing_ok=True)  # unlink while still holding the lock: no one reads a dead record
         finally:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
+            self._lock.release()
             self.acquired = False
 
 

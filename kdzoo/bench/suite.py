@@ -571,7 +571,7 @@ def _timing_pass(cells: list[Cell], zoo: Any) -> dict[str, dict[str, float]]:
 def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dict,
             refs: list[Reference] = ()) -> dict[str, Any]:
     """Per-cell rows plus per-variant aggregates with the paired verdict against ``ce``."""
-    from ..zoo.registry import load_registry
+    from ..zoo.registry import install_hint, load_registry
     from .report import read_curve
 
     catalog = load_registry().get("strategies", {})
@@ -582,7 +582,7 @@ def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dic
                                "student": None}
         result = reference_result(ref)
         if ref.missing:
-            hint = load_registry().get("references", {}).get(ref.name, {}).get("plugin", "the plugin providing it")
+            hint = install_hint(load_registry().get("references", {}).get(ref.name, {}).get("plugin"))
             row["status"] = f"skipped: reference {ref.name} not installed (pip install {hint})"
         elif result is None:
             row["status"] = f"failed: {errors.get(ref.key, 'no result')}"
@@ -600,7 +600,7 @@ def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dic
             row["tuned"] = cell.tuned
         summary = cell_summary(cell)
         if cell.missing:
-            hints = [catalog.get(m, {}).get("plugin", "the plugin providing it") for m in cell.missing]
+            hints = dict.fromkeys(install_hint(catalog.get(m, {}).get("plugin")) for m in cell.missing)
             row["status"] = f"skipped: {', '.join(cell.missing)} not installed (pip install {' '.join(hints)})"
         elif summary is None:
             error = errors.get(cell.key, "no result")

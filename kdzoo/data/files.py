@@ -136,7 +136,7 @@ def read_data_pickle(path: Path) -> dict:
         with open(path, "rb") as f:
             data = NumpyOnlyUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{str(path)!r} is not a CIFAR data batch ({' '.join(str(exc).split())[:120]})") from None
+        raise ConfigError(f"{str(path)!r} is not a CIFAR data batch ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{str(path)!r} holds a {type(data).__name__}, not a CIFAR batch dict")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
@@ -283,7 +283,7 @@ def load_imagefolder(arg: str | None, root: str | None, image_size: list[int] | 
             found = sorted(e.name for e in os.scandir(folder) if e.is_dir())
         except OSError as exc:
             found = []
-            reason = f"; {' '.join(str(exc).split())[:100]}"
+            reason = f"; {' '.join(str(exc).split())}"
         else:
             reason = ""
         if not found:  # no class sub-folders, or unreadable folder

@@ -199,7 +199,7 @@ def _read_config(folder: Path, role: str) -> dict[str, Any]:
     try:
         config = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{role} {str(file)!r} is not valid JSON ({' '.join(str(exc).split())[:120]})") from None
+        raise ConfigError(f"{role} {str(file)!r} is not valid JSON ({' '.join(str(exc).split())})") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{role} {str(file)!r} is not a JSON object")
     return config

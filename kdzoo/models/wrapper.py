@@ -120,7 +120,7 @@ class KDModel(nn.Module):
         except RuntimeError as exc:
             size = "x".join(str(v) for v in shape)
             raise ConfigError(f"model {self.meta['name']!r} cannot run on {size} inputs "
-                              f"({' '.join(str(exc).split())[:100]}); give it a larger input: set its "
+                              f"({' '.join(str(exc).split())}); give it a larger input: set its "
                               "input_size (e.g. --set student.input_size=[64,64]); the data is resized to it") from None
         finally:
             self.train(was_training)

@@ -7,6 +7,9 @@
     ``start(params)``            the effective config, flattened to dotted keys;
     ``log(metrics, step)``       every step: each loss term (``train/TERM``), ``train/loss``, ``lr``
                                  and ``train/samples_per_s``; at evaluations also ``val/*`` and ``epoch``;
+                                 once at the end of the seed (at its last step) ``test/*`` (at the
+                                 validation-selected step: what tables report), ``test_last/*`` and
+                                 ``test/teacher_*`` (agreement with the teacher);
     ``artifact(path)``           the exported student (and its metadata file);
     ``finish(status)``           ``ok`` or ``failed``.
 

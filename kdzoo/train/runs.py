@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -66,10 +67,14 @@ class RunResult:
 
 
 def default_name(config: RunConfig) -> str:
-    """The readable stem of a default run name (a unique time/pid/random suffix is added on creation)."""
-    strategy = "+".join(s.name for s in config.strategy).replace(":", "-")  # DIST:NAME: no colon in a path
-    data = config.data.name.replace("/", "-").replace(":", "-").replace("\\", "-")
-    return f"{strategy}_{config.student.name}_{data}"
+    """The readable stem of a default run name (a unique time/pid/random suffix is added on creation).
+
+    Only letters, digits and ``. _ + -`` survive: a ``:`` (``user:Sequential``, ``imagefolder:PATH``) breaks
+    Windows paths, ``scp`` and make, and a ``/`` would nest folders.
+    """
+    strategy = "+".join(s.name for s in config.strategy)
+    return "_".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", part).strip("-.") or "x"
+                    for part in (strategy, config.student.name, config.data.name))
 
 
 def provenance(config: RunConfig) -> dict[str, Any]:
@@ -109,6 +114,14 @@ def setup_runtime(config: RunConfig) -> torch.device:
     return torch.device("cuda", info.local_rank) if use_cuda else torch.device("cpu")
 
 
+def unused_gpu_note(device: torch.device) -> str | None:
+    """One line when a CUDA device is there but the run stays on the CPU (kdzoo's default device)."""
+    if device.type != "cpu" or not torch.cuda.is_available():
+        return None
+    return (f"note: running on the CPU although CUDA is available ({torch.cuda.get_device_name(0)}); "
+            "--device auto (runtime.device: auto) uses it")
+
+
 def total_steps(config: RunConfig, spe: int) -> int:
     t = config.train
     if t.steps is not None:
@@ -122,12 +135,13 @@ def total_steps(config: RunConfig, spe: int) -> int:
 
 def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, seed: int, run_dir: Path | None,
              teacher, resume: bool, export_name: str = "student.safetensors", log=print, bar: Any = None,
-             objects: Any = None) -> dict[str, Any]:
+             objects: Any = None, label: str | None = None) -> dict[str, Any]:
     """Train one seed; returns its summary (also written to ``run_dir/summary.json``).
 
     ``bar`` is a progress bar shared by the run's seeds (one ETA for a multi-seed run). ``objects``
     (:class:`kdzoo.user.UserObjects`) holds a caller's own student module and data loader, if any;
-    each seed trains its own copy of a student module.
+    each seed trains its own copy of a student module. ``label`` names this training in progress and
+    result lines (default ``seed N``; a teacher's is ``teacher NAME``).
     """
     trainer, resuming = make_trainer(config, bundle, splits, zoo, seed, run_dir, teacher, resume, log, objects)
     ctx = trainer.ctx
@@ -203,7 +217,7 @@ def make_trainer(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: 
         plan = make_plan(bundle, splits, config.data, seed, stack.uses_unlabelled, target_norm,
                          user_data=objects is not None and objects.has_data, pin_memory=device.type == "cuda")
     torch.manual_seed(seed)
-    trainer = Trainer(ctx, stack, plan, target_norm, source)
+    trainer = Trainer(ctx, stack, plan, target_norm, source, label=label)
     if run_dir is not None and main:  # trackers mirror metrics.jsonl, where rank 0 writes it
         from .loggers import open_loggers
 
@@ -248,12 +262,22 @@ def _train_and_export(trainer: Trainer, config: RunConfig, bundle: DatasetBundle
         save_model(trainer.eval_model(), run_dir / export_name, {"val": result.best_val, "test": best_test})
         write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
         for logger in trainer.loggers:
+            logger.log(test_metrics(best_test, last_test, follow), result.steps)  # what every table reports
             logger.artifact(run_dir / export_name)
             logger.artifact((run_dir / export_name).with_suffix(".json"))
     distributed.barrier()  # other ranks may read what rank 0 just wrote (a freshly trained teacher)
-    log(f"seed {seed}: test {metric} {best_test[metric]:.4g} (val-selected step {result.best_step}), "
+    log(f"{trainer.label}: test {metric} {best_test[metric]:.4g} (val-selected step {result.best_step}), "
         f"last {last_test[metric]:.4g}, {summary['cpu_seconds']:.1f} CPU s")
     return summary
+
+
+def test_metrics(best: dict[str, float], last: dict[str, float], follow: dict[str, float]) -> dict[str, float]:
+    """A seed's test metrics for trackers: ``test/*`` at the validation-selected step (the number every table
+    reports), ``test_last/*`` at the last step, ``test/teacher_*`` how closely the student follows its teacher."""
+    out = {f"test/{k}": float(v) for k, v in best.items()}
+    out.update({f"test_last/{k}": float(v) for k, v in last.items()})
+    out.update({f"test/teacher_{k}": float(v) for k, v in follow.items()})
+    return out
 
 
 def _run_bar(config: RunConfig, splits: Splits, seeds: list[int], main: bool):
@@ -270,10 +294,8 @@ def _run_bar(config: RunConfig, splits: Splits, seeds: list[int], main: bool):
 def _cpu_time() -> float:
     """CPU seconds of this process plus its finished children (the streaming path's DataLoader
     workers are counted once the plan has stopped them)."""
-    import resource
-
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
+    times = os.times()  # the children's fields are getrusage(RUSAGE_CHILDREN) on POSIX, 0 on Windows
+    return time.process_time() + times.children_user + times.children_system
 
 
 def _is_loader(data: Any) -> bool:
@@ -363,9 +385,18 @@ def check_classes(bundle: DatasetBundle, what: str) -> None:
 
 def train_teacher(tconf: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, *, run_dir: Path, resume: bool,
                   log=print) -> Any:
-    """Train a teacher missing from the cache as a plain run of its own (``teacher.resolve_teacher`` calls it)."""
-    return run_seed(tconf, bundle, splits, zoo, seed=tconf.train.seeds[0], run_dir=run_dir, teacher=None, resume=resume,
-                    export_name="teacher.safetensors", log=log)
+    """Train a teacher missing from the cache as a plain run of its own (``teacher.resolve_teacher`` calls it).
+
+    In that run the teacher is the model being trained (``tconf.student``); errors about it are reworded to
+    name the teacher and its config keys, which is what the user sets.
+    """
+    try:
+        return run_seed(tconf, bundle, splits, zoo, seed=tconf.train.seeds[0], run_dir=run_dir, teacher=None,
+                        resume=resume, export_name="teacher.safetensors", log=log, label=f"teacher {tconf.student.name}")
+    except ConfigError as exc:
+        message = str(exc).replace("student.", "teacher.")
+        raise ConfigError(message if message.startswith("teacher") else f"teacher {message}"
+                          if message.startswith("model ") else f"teacher: {message}") from None
 
 
 def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None, DatasetBundle, Splits]:
@@ -414,7 +445,7 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     try:
         data = safe_yaml.load((run_dir / "config.yaml").read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--resume {str(run_dir)!r}: config.yaml is damaged ({' '.join(str(exc).split())[:120]})") \
+        raise ConfigError(f"--resume {str(run_dir)!r}: config.yaml is damaged ({' '.join(str(exc).split())})") \
             from None
     if not isinstance(data, dict):
         raise ConfigError(f"--resume {str(run_dir)!r}: config.yaml holds no mapping")
@@ -528,9 +559,9 @@ def _distill(config: RunConfig, objects: Any, owner: contextlib.ExitStack, *, zo
     bundle, splits = prepare(config, zoo, objects)
     device = setup_runtime(config)
     main = distributed.current().is_main
-    note = augmentation_note(config, user_data=objects is not None and objects.has_data)
-    if note:
-        log(note)
+    for note in (augmentation_note(config, user_data=objects is not None and objects.has_data), unused_gpu_note(device)):
+        if note:
+            log(note)
     created = False
     status_before: bytes | None = None
     if resume is None:
@@ -549,10 +580,10 @@ def _distill(config: RunConfig, objects: Any, owner: contextlib.ExitStack, *, zo
     seeds: dict[int, dict[str, Any]] = {}
     try:
         mean, std = channel_stats(bundle, splits.train)
-        from .teacher import resolve_teacher
+        from .teacher import below_ce_note, chance_accuracy, near_chance_note, resolve_teacher
 
         teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, objects=objects, train=train_teacher)
-        teacher_info = None
+        teacher_info, near_chance = None, None
         if teacher is not None:
             teacher = teacher.to(device)
             task = bundle.task
@@ -560,6 +591,10 @@ def _distill(config: RunConfig, objects: Any, owner: contextlib.ExitStack, *, zo
                 teacher_info = {"val": evaluate(teacher, bundle.x, bundle.y, splits.val, task, config.data.eval_batch_size)}
                 metric, _ = primary_metric(task)
                 log(f"teacher {teacher.meta['name']}: validation {metric} {teacher_info['val'][metric]:.2f}")
+                near_chance = near_chance_note(teacher.meta["name"], teacher_info["val"][metric],
+                                               chance_accuracy(bundle.y, splits.val))
+                if near_chance:
+                    log(near_chance)
             else:
                 teacher_info = {"note": "teacher label space differs from the data's; no accuracy"}
             teacher_info["meta"] = teacher.meta
@@ -608,7 +643,14 @@ def _distill(config: RunConfig, objects: Any, owner: contextlib.ExitStack, *, zo
         write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
         write_status(run_dir, "done")
         _index(config, run_dir, "done", metric=metric, mean=m, std=s)
-    log(f"{'+'.join(x.name for x in config.strategy)}: test {metric} {m:.2f} ± {s:.2f} over seeds {config.train.seeds} -> {run_dir}")
+    spread = f"± {s:.2f} over seeds {config.train.seeds}" if len(seeds) > 1 else f"(1 seed: {config.train.seeds[0]})"
+    if teacher_info and "val" in teacher_info and not near_chance and \
+            [x.name for x in config.strategy] == ["ce"]:
+        note = below_ce_note(teacher.meta["name"], teacher_info["val"]["acc"],
+                             mean_std([v["val_best"]["acc"] for v in seeds.values()])[0])
+        if note:
+            log(note)
+    log(f"{'+'.join(x.name for x in config.strategy)}: test {metric} {m:.2f} {spread} -> {run_dir}")
     return result
 
 

@@ -19,6 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from ..config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, key_dict, to_dict
 from ..data import DatasetBundle, Splits
 from ..contract.errors import Interrupted
@@ -166,7 +168,7 @@ def _cached(path: Path, zoo: Any, name: str, log) -> KDModel | None:
                 "building it again")
         distributed.barrier()
         return None
-    log(f"teacher {name}: cached {path} (val acc {model.meta.get('val', {})})")
+    log(f"teacher {name}: cached {path}{_score(model.meta.get('val'), 'val')}")
     return model
 
 
@@ -187,6 +189,42 @@ def _why(exc: DamagedFile) -> str:
     return str(exc).rpartition("(")[2].rstrip(")") or "damaged"
 
 
+def _score(metrics: Any, split: str) -> str:
+    """``", val acc 98.40"`` from a metrics dict (the primary metric: accuracy, else the first); ``""`` when none."""
+    if not isinstance(metrics, dict) or not metrics:
+        return ""
+    name = "acc" if "acc" in metrics else "mse" if "mse" in metrics else next(iter(metrics))
+    return f", {split} {name} {float(metrics[name]):.2f}"
+
+
+# A teacher that closes less than this share of the gap between chance and 100% accuracy teaches noise
+WEAK_TEACHER_SHARE = 0.1
+
+
+def chance_accuracy(y: Any, indices: Any) -> float:
+    """Accuracy (%) of always predicting the most frequent class of ``y[indices]``."""
+    import torch
+
+    labels = torch.as_tensor(y)[torch.as_tensor(indices)].long()
+    return 100.0 * float(torch.bincount(labels).max()) / max(len(labels), 1)
+
+
+def near_chance_note(name: str, teacher_acc: float, chance: float) -> str | None:
+    """A warning when a teacher's validation accuracy is barely above chance (``None`` otherwise)."""
+    if teacher_acc >= chance + WEAK_TEACHER_SHARE * (100.0 - chance):
+        return None
+    return (f"warning: teacher {name} is barely better than chance (val acc {teacher_acc:.2f}, chance {chance:.2f}): "
+            "distilling from it passes on noise; train it longer (teacher_train.epochs) or pick another teacher")
+
+
+def below_ce_note(name: str, teacher_acc: float, student_ce_acc: float) -> str | None:
+    """A warning when a teacher's validation accuracy is below a student's trained on labels alone (``ce``)."""
+    if teacher_acc >= student_ce_acc:
+        return None
+    return (f"warning: teacher {name} (val acc {teacher_acc:.2f}) is worse than this student trained on the labels "
+            f"alone (ce, val acc {student_ce_acc:.2f}): distilling from it can only pull the student down")
+
+
 @contextlib.contextmanager
 def teacher_lock(folder: Path, key: str, log=print) -> Iterator[None]:
     """Hold ``folder/key.lock`` while a teacher is looked up and, if missing, trained.
@@ -201,20 +239,18 @@ def teacher_lock(folder: Path, key: str, log=print) -> Iterator[None]:
         distributed.barrier()  # until rank 0 holds the lock
         yield
         return
-    import fcntl
-
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{key}.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"teacher {key}: another process is training it; waiting ...")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            distributed.barrier()  # under torchrun: the other ranks go on once rank 0 holds the lock
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(folder / f"{key}.lock", thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"teacher {key}: another process is training it; waiting ...")
+        lock.acquire()
+    try:
+        distributed.barrier()  # under torchrun: the other ranks go on once rank 0 holds the lock
+        yield
+    finally:
+        lock.release()
 
 
 def _random_teacher(config: RunConfig, t_bundle: DatasetBundle, tconf: RunConfig, path: Path, zoo: Any, log) -> KDModel:

@@ -106,8 +106,10 @@ class Trainer:
     """
 
     def __init__(self, ctx: RunContext, stack: StrategyStack, plan: BatchPlan | StreamingPlan | None,
-                 target_norm: tuple[torch.Tensor, torch.Tensor] | None = None, source: Any = None) -> None:
+                 target_norm: tuple[torch.Tensor, torch.Tensor] | None = None, source: Any = None,
+                 label: str | None = None) -> None:
         self.ctx, self.stack, self.plan = ctx, stack, plan
+        self.label = label or f"{'+'.join(stack.names)} seed {ctx.seed}"  # the progress bar's name for this training
         self.cfg: RunConfig = ctx.config
         self.target_norm = target_norm
         self.needs = stack.needs()
@@ -323,9 +325,9 @@ class Trainer:
         previous = self._install_signals()
         own_bar = bar is None
         if own_bar:
-            bar = _progress(total, step, self.cfg.runtime.progress and main, f"{'+'.join(self.stack.names)} seed {self.ctx.seed}")
+            bar = _progress(total, step, self.cfg.runtime.progress and main, self.label)
         else:
-            bar.set_description(f"{'+'.join(self.stack.names)} seed {self.ctx.seed}", refresh=False)
+            bar.set_description(self.label, refresh=False)
             bar.update(step)  # a resumed seed's finished steps
         running, window = getattr(self, "_resumed_running", ({}, 0))  # partial log window survives resume
         try:

@@ -17,10 +17,11 @@ import importlib.metadata as md
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1  # bump when the snapshot's layout changes
+FORMAT = 2  # bump when the snapshot's layout changes
 
 
 def _source_stamp(module: str) -> list[Any]:
@@ -72,6 +73,7 @@ def build_listing(zoo: Any) -> dict[str, Any]:
     import timm
 
     from .plugins import dist_key, qualified
+    from .registry import load_registry
 
     zoo.collect()
 
@@ -98,6 +100,8 @@ def build_listing(zoo: Any) -> dict[str, Any]:
         "commands": [{"name": name, "help": e.meta.get("help", ""), "distribution": e.distribution}
                      for name, e in sorted(zoo.commands.items())],
         "timm_models": timm.list_models(),
+        "suites": [{"name": name, "description": suite.get("description", "")}
+                   for name, suite in sorted(load_registry().get("suites", {}).items())],
     }
 
 
@@ -112,6 +116,9 @@ def listing(zoo: Any = None) -> dict[str, Any]:
         pass
     from .plugins import load_zoo
 
+    if zoo is None:  # loading every plugin imports torch: seconds of silence without this line
+        print("kdzoo: indexing the installed plugins (once after an install or a change; a few seconds) ...",
+              file=sys.stderr, flush=True)
     data = build_listing(zoo or load_zoo())
     if not any(p.get("error") or p.get("left_out") for p in data["plugins"]):
         try:
@@ -124,4 +131,16 @@ def listing(zoo: Any = None) -> dict[str, Any]:
     return data
 
 
-__all__ = ["build_listing", "fingerprint", "listing"]
+def version_text() -> str:
+    """``kdzoo 0.2.0`` and one indented line per installed plugin distribution (read from metadata: no torch)."""
+    plugins = {}
+    for entry in md.entry_points(group="kdzoo"):
+        dist = getattr(entry, "dist", None)
+        if dist is not None:
+            plugins[dist.metadata["Name"]] = dist.version
+    lines = [f"kdzoo {_dist_version('kdzoo') or '0+unknown'}"]
+    lines += [f"  {name} {plugins[name]}" for name in sorted(plugins)]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["build_listing", "fingerprint", "listing", "version_text"]

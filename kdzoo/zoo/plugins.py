@@ -45,7 +45,7 @@ ITEM_KIND = {"register_strategies": "strategy", "register_models": "model", "reg
              "register_references": "reference", "register_loggers": "logger", "register_commands": "command",
              "register_executors": "executor"}
 BUILTIN_COMMANDS = frozenset({"distill", "teacher", "eval", "compare", "bench", "report", "runs", "strategies", "plugins",
-                              "models", "datasets", "completion", "tune"})
+                              "models", "datasets", "completion", "tune", "cache"})
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 BUILTIN = "kdzoo"
 QUALIFIER = ":"  # DIST:NAME; neither a distribution nor a strategy name contains it, nor the stack's "+"
@@ -391,8 +391,14 @@ class Zoo:
         return next((r for r in failed if owner and dist_key(r.distribution) == dist_key(owner)), None)
 
     def model(self, name: str) -> Entry | None:
-        """The registered (non-timm) model called ``name``, or None."""
-        return self.collect().models.get(name)
+        """The registered (non-timm) model called ``name`` or registered with ``aliases=[name, ...]``, or None.
+
+        Aliases let a plugin accept another codebase's spelling (RepDistiller's ``wrn_40_2`` for ``wrn-40-2``).
+        """
+        models = self.collect().models
+        if name in models:
+            return models[name]
+        return next((e for e in models.values() if name in e.meta.get("aliases", ())), None)
 
     def reference(self, name: str) -> Entry:
         """The registered reference row called ``name``, or a ConfigError naming the closest ones."""

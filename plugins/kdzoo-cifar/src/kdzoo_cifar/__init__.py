@@ -17,7 +17,17 @@ from .models import REPDISTILLER_NAMES, factories
 def register_models(register):
     for name, (factory, description) in factories().items():
         register(name, factory, features="the stage outputs RepDistiller's is_feat returns; pooled pre-logits",
-                 description=description)
+                 description=description, aliases=aliases(name))
+
+
+def aliases(name: str) -> tuple[str, ...]:
+    """RepDistiller's and mdistiller's spellings of ``name`` (``wrn_40_2``, ``ShuffleV1``, ``mobile_half``), except
+    those timm already owns (``vgg11``, ``vgg13``: timm's ImageNet VGGs keep their names)."""
+    spellings = {REPDISTILLER_NAMES[name]} | ({"mobile_half"} if name == "mobilenetv2-cifar" else set())
+    return tuple(sorted(s for s in spellings if s != name and s not in TIMM_OWNED))
+
+
+TIMM_OWNED = {"vgg11", "vgg13", "resnet50"}  # RepDistiller spellings that are timm model names too
 
 
 __all__ = ["REPDISTILLER_NAMES", "factories"]
