@@ -50,6 +50,10 @@ def teacher_key(config: RunConfig) -> str:
     }
     if config.teacher_train.augment == "timm":  # only then do timm's transform settings shape the teacher
         spec["data"].update(auto_augment=d.auto_augment, hflip=d.hflip, crop_scale=d.crop_scale)
+    if config.teacher_train.augment == "shift-flip":  # only then does the flip probability shape the teacher
+        spec["data"]["hflip"] = d.hflip
+    if d.view_seed != 0:
+        spec["data"]["view_seed"] = d.view_seed
     if d.image_size is not None:  # the view of an image folder (older keys stay as they were)
         spec["data"]["image_size"] = d.image_size
     return hashlib.sha256(json.dumps(canonical(spec), sort_keys=True).encode()).hexdigest()[:16]
