@@ -150,7 +150,61 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
         except Interrupted as exc:
             exc.hint = "the teacher's training continues from it when you run the same command again"
             raise
+        if result and distributed_main():
+            write_card(config, tconf, run_dir)
         return load_model(path, zoo) if result else None
+
+
+def teacher_card(config: RunConfig) -> Path | None:
+    """The card of the config's trained, cached teacher (``None`` for a teacher file or one not trained here)."""
+    if config.teacher is None or (config.teacher.checkpoint and not config.teacher_train.finetune):
+        return None
+    tconf = teacher_config(config)
+    run_dir = Path(tconf.out) / tconf.name
+    card = run_dir / "card.md"
+    if not card.exists() and (run_dir / "summary.json").exists() and (run_dir / "teacher.safetensors").exists():
+        write_card(config, tconf, run_dir)  # trained by an older kdzoo: the card is made from what it recorded
+    return card if card.exists() else None
+
+
+def distributed_main() -> bool:
+    from . import distributed
+
+    return distributed.current().is_main
+
+
+def write_card(config: RunConfig, tconf: RunConfig, run_dir: Path) -> Path:
+    """``card.json`` and ``card.md`` beside a trained teacher's ``teacher.safetensors``: the recipe (model,
+    data, training settings: what the cache key is made of), validation and test accuracy (the
+    checkpoint chosen on validation, tested once), CPU and wall time, size and FLOPs."""
+    import yaml
+
+    from .checkpoint import write_text
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    d = config.data
+    recipe = {"teacher": to_dict(config.teacher), "teacher_train": to_dict(config.teacher_train),
+              "data": {"name": teacher_data_name(config), "split_seed": d.split_seed, "val_fraction": d.val_fraction,
+                       "test_fraction": d.test_fraction, "batch_size": d.batch_size, "shift_pixels": d.shift_pixels,
+                       "hflip": d.hflip}}
+    card = {"cache_key": tconf.name, "weights": "teacher.safetensors", "recipe": recipe,
+            "selected_on": "validation", "best_step": summary.get("best_step"), "steps": summary.get("steps"),
+            "val": summary.get("val_best"), "test": summary.get("test_best"),
+            "cpu_seconds": summary.get("cpu_seconds"), "wall_seconds": summary.get("wall_seconds"),
+            "params": summary.get("student_params"), "flops_per_sample": summary.get("student_flops")}
+    write_text(run_dir / "card.json", json.dumps(card, indent=1, sort_keys=True) + "\n")
+    acc = lambda part: f"{card[part]['acc']:.2f}%" if card.get(part) and "acc" in card[part] else "n/a"  # noqa: E731
+    lines = [f"# Teacher {config.teacher.name} ({tconf.name})", "",
+             f"- weights: `teacher.safetensors` (kdzoo export; `kdzoo eval` reads it)",
+             f"- validation accuracy {acc('val')} (checkpoint of step {card['best_step']} of {card['steps']}, chosen on "
+             f"validation); test accuracy {acc('test')}, measured once on that checkpoint",
+             f"- {card['params']:,} parameters, {card['flops_per_sample'] / 1e6:.3g} MFLOP per sample"
+             if card["params"] and card["flops_per_sample"] else "- size: n/a",
+             f"- trained in {card['cpu_seconds'] / 60:.1f} CPU min ({card['wall_seconds'] / 60:.1f} min wall)"
+             if card["cpu_seconds"] else "- time: n/a",
+             "", "## Recipe", "", "```yaml", yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", ""]
+    write_text(run_dir / "card.md", "\n".join(lines))
+    return run_dir / "card.md"
 
 
 @contextlib.contextmanager
