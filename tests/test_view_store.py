@@ -130,6 +130,21 @@ def test_a_damaged_shard_is_moved_aside_and_rebuilt_with_one_line(digits, zoo, t
     assert store.filled == 1 and len(list(shard.parent.glob("*.damaged-*"))) == 1
 
 
+def test_concurrent_fillers_fill_each_shard_once_under_the_lock(digits, zoo, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bundle, splits, cfg = digits
+    teacher = small_teacher(bundle, zoo)
+    plans = [BatchPlan(bundle, splits, cfg, seed=s, use_unlabelled=False) for s in (0, 1)]
+    stores = [ViewStore(teacher, plan, tmp_path, 64, torch.device("cpu")) for plan in plans]
+    b = plans[0].batch(0)
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda store: store.get(b.index, b.draw, b.labelled).logits, stores))
+    assert torch.equal(got[0], got[1])
+    assert sorted((s.filled, s.loaded) for s in stores) == [(0, 1), (1, 0)]  # one filled, the other read it
+    assert not list(tmp_path.glob("*/.*tmp*"))  # atomic: no temporary file left
+
+
 def test_top_k_logits_keep_the_top_probabilities_and_the_total_mass():
     logits = torch.randn(5, 300, generator=torch.Generator().manual_seed(0)) * 3
     values, where = logits.topk(32, dim=1)
