@@ -115,7 +115,8 @@ def main() -> int:
     for runs in (1, 5, 45):
         amortised = (t_replay / args.steps + fill_per_step / runs) / (t_ce / args.steps)
         print(f"  kd with the store, fill counted once and shared by {runs:2d} run(s): {amortised:.2f}x ce")
-    print(f"  store size: {per_epoch / 1e6:.2f} MB per epoch ({per_epoch / pool:.1f} bytes per sample, float16 logits); "
+    print(f"  store size: {per_epoch / 1e6:.2f} MB per epoch ({per_epoch / pool:.1f} bytes per sample, "
+          "float16 logits); "
           f"{args.epochs} epochs: {per_epoch * args.epochs / 1e6:.0f} MB")
     return 0
 

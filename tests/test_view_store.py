@@ -207,7 +207,8 @@ class Images(torch.utils.data.Dataset):
 
 
 @pytest.mark.parametrize("augment, folder", [("none", "teacher-outputs"), ("shift", "views")])
-def test_a_dataset_that_declares_itself_deterministic_gets_the_cache_or_the_store(tmp_path, monkeypatch, augment, folder):
+def test_a_dataset_that_declares_itself_deterministic_gets_the_cache_or_the_store(tmp_path, monkeypatch, augment,
+                                                                                   folder):
     monkeypatch.setenv("KDZOO_CACHE", str(tmp_path / "cache"))
     teacher = torch.nn.Sequential(torch.nn.Flatten(1), torch.nn.Linear(64, 10))
     student = torch.nn.Sequential(torch.nn.Flatten(1), torch.nn.Linear(64, 10))

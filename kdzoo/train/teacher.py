@@ -193,11 +193,14 @@ def write_card(config: RunConfig, tconf: RunConfig, run_dir: Path) -> Path:
             "cpu_seconds": summary.get("cpu_seconds"), "wall_seconds": summary.get("wall_seconds"),
             "params": summary.get("student_params"), "flops_per_sample": summary.get("student_flops")}
     write_text(run_dir / "card.json", json.dumps(card, indent=1, sort_keys=True) + "\n")
-    acc = lambda part: f"{card[part]['acc']:.2f}%" if card.get(part) and "acc" in card[part] else "n/a"  # noqa: E731
+
+    def acc(part: str) -> str:
+        return f"{card[part]['acc']:.2f}%" if card.get(part) and "acc" in card[part] else "n/a"
+
     lines = [f"# Teacher {config.teacher.name} ({tconf.name})", "",
-             f"- weights: `teacher.safetensors` (kdzoo export; `kdzoo eval` reads it)",
-             f"- validation accuracy {acc('val')} (checkpoint of step {card['best_step']} of {card['steps']}, chosen on "
-             f"validation); test accuracy {acc('test')}, measured once on that checkpoint",
+             "- weights: `teacher.safetensors` (kdzoo export; `kdzoo eval` reads it)",
+             f"- validation accuracy {acc('val')} (checkpoint of step {card['best_step']} of {card['steps']}, "
+             f"chosen on validation); test accuracy {acc('test')}, measured once on that checkpoint",
              f"- {card['params']:,} parameters, {card['flops_per_sample'] / 1e6:.3g} MFLOP per sample"
              if card["params"] and card["flops_per_sample"] else "- size: n/a",
              f"- trained in {card['cpu_seconds'] / 60:.1f} CPU min ({card['wall_seconds'] / 60:.1f} min wall)"

@@ -8,8 +8,8 @@ teacher is run to fill it, so a stale entry can never be served: any change is a
 An entry is a pure function of its key: it is always filled by a copy of the teacher in float32,
 eager (never compiled), in the teacher's own memory format (decided by the teacher's architecture
 and ``runtime.channels_last``, never by the student's) on the run's device kind, the last two in
-the key, so the bytes do not depend on which student's run filled it. Entries carry their SHA-256; a damaged one is moved aside and
-rebuilt, with one line saying so.
+the key, so the bytes do not depend on which student's run filled it. Entries carry their
+SHA-256; a damaged one is moved aside and rebuilt, with one line saying so.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def cache_key(teacher: KDModel, bundle: DatasetBundle, indices: np.ndarray, req:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def load_or_fill(path: Path, fill: Callable[[], dict[str, Tensor]], what: str, log=print) -> tuple[dict[str, Tensor], bool]:
+def load_or_fill(path: Path, fill: Callable[[], dict[str, Tensor]], what: str,
+                 log=print) -> tuple[dict[str, Tensor], bool]:
     """An entry's tensors from ``path``, or filled now and written; a damaged file is set aside first.
 
     Returns:
@@ -137,7 +138,8 @@ class TeacherOutputCache:
         self.path = Path(root) / f"{self.key}.safetensors"
         self.memory_format = memory_format
         data, self.filled_now = load_or_fill(
-            self.path, lambda: self._fill(canonical_teacher(teacher, memory_format), bundle, indices, batch_size, device),
+            self.path,
+            lambda: self._fill(canonical_teacher(teacher, memory_format), bundle, indices, batch_size, device),
             "teacher-output cache entry", log)
         n = len(bundle.x)
         self.row = torch.full((n,), -1, dtype=torch.long)
