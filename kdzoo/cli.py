@@ -324,7 +324,11 @@ def cmd_teacher(args: argparse.Namespace) -> int:
         raise KdzooError("kdzoo teacher needs --teacher MODEL")
     config = make_config(data, args.set)
     model = task_teacher(config, load_zoo(), log=_to_stderr)[0]  # stdout holds the JSON alone
-    print(json.dumps({"name": model.meta["name"], "val": model.meta.get("val"), "test": model.meta.get("test")}))
+    from .train.teacher import teacher_card
+
+    card = teacher_card(config)
+    print(json.dumps({"name": model.meta["name"], "val": model.meta.get("val"), "test": model.meta.get("test"),
+                      **({"card": str(card)} if card else {})}))
     return 0
 
 

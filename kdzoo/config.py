@@ -39,7 +39,7 @@ def bounded(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: 
     return field(default=default, metadata={"bounds": {"ge": ge, "gt": gt, "le": le, "lt": lt}}, **kwargs)
 
 
-def switch(default: bool = False) -> Any:
+def switch(default: Any = False) -> Any:
     """A switch added after bench cells and cached teachers had keys: left out of those keys while it
     is at ``default`` (:func:`key_dict`), so existing results stay reusable and only runs that turn
     it on get new keys."""
@@ -172,18 +172,19 @@ class DataConfig:
         labelled_ratio: share of each batch that is labelled when ``labels_per_class`` is set.
         batch_size: samples per optimiser micro-step (labelled + unlabelled).
         eval_batch_size: samples per evaluation forward.
-        augment: ``none``, ``shift`` (random translation by up to ``shift_pixels``, on tensors) or
-            ``timm`` (timm's training transform per image: random-resized-crop, flip and
-            ``auto_augment``; streaming path only). Any random augmentation turns the teacher-output
-            cache off (the teacher then runs on every batch).
-        shift_pixels: maximum translation of ``augment: shift``.
+        augment: ``none``, ``shift`` (random translation by up to ``shift_pixels``, on tensors),
+            ``shift-flip`` (the same, then a left-right flip with probability ``hflip``) or ``timm``
+            (timm's training transform per image: random-resized-crop, flip and ``auto_augment``;
+            streaming path only). Each sample's view is a pure function of (view seed, draw, index),
+            so the teacher's outputs on the views are stored once and replayed (the view store).
+        shift_pixels: maximum translation of ``augment: shift``/``shift-flip``.
         loader: ``memory`` (tensors in memory, batches built in the main process), ``stream`` (a
             DataLoader with ``num_workers`` workers) or ``auto`` (stream files, user datasets and
             per-image augmentation; keep bundled data in memory).
         num_workers: DataLoader worker processes of the streaming path (0: the main process).
         auto_augment: timm's policy string for ``augment: timm``, e.g. ``rand-m9-mstd0.5`` or
             ``original`` (``None``: no policy).
-        hflip: probability of a horizontal flip under ``augment: timm``.
+        hflip: probability of a horizontal flip under ``augment: timm`` or ``shift-flip``.
         crop_scale: ``[min, max]`` area share of timm's random-resized-crop.
         mixup: mixup alpha (0: off); batches get soft targets. Streaming path only.
         cutmix: cutmix alpha (0: off). Streaming path only.
@@ -192,6 +193,10 @@ class DataConfig:
             the median image size.
         download: let torchvision fetch a missing ``mnist``/``fashion-mnist``/``cifar10``/
             ``cifar100`` into ``root`` (kdzoo never downloads otherwise).
+        view_seed: seed of the augmented views, independent of the run seed: runs with different
+            seeds see the same views in another order, so one view store serves every seed.
+        per_seed_views: draw each run seed's views from its own seed (then each seed fills its own
+            view store).
     """
 
     name: str = "mnist5k"
@@ -203,7 +208,7 @@ class DataConfig:
     labelled_ratio: float = bounded(0.5, gt=0, le=1)
     batch_size: int = bounded(128, ge=1)
     eval_batch_size: int = bounded(512, ge=1)
-    augment: Literal["none", "shift", "timm"] = "none"
+    augment: Literal["none", "shift", "shift-flip", "timm"] = "none"
     shift_pixels: int = bounded(2, ge=0)
     loader: Literal["auto", "memory", "stream"] = "auto"
     num_workers: int = bounded(2, ge=0)
@@ -214,6 +219,8 @@ class DataConfig:
     cutmix: float = bounded(0.0, ge=0)
     image_size: list[int] | None = bounded(None, ge=1)
     download: bool = False
+    view_seed: int = switch(0)
+    per_seed_views: bool = switch(False)
 
 
 @dataclass
@@ -325,7 +332,7 @@ class TeacherTrainConfig:
 
     epochs: float = bounded(15, gt=0)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    augment: Literal["none", "shift", "timm"] = "none"
+    augment: Literal["none", "shift", "shift-flip", "timm"] = "none"
     seed: int = bounded(0, ge=0, le=SEED_MAX)
     random_init: bool = False
     finetune: bool = switch()

@@ -155,6 +155,7 @@ class UserSamples:
 
     def __init__(self, datasets: list[Any]) -> None:
         self.datasets = list(datasets)
+        self.deterministic = all(is_deterministic(d) for d in self.datasets)
         self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
         first = self.item(0)
         self._shape = tuple(first.shape)
@@ -178,6 +179,21 @@ class UserSamples:
             index = index.tolist()
         positions = [int(i) for i in np.asarray(index).reshape(-1)]
         return torch.stack([self.item(i) for i in positions]) if positions else torch.zeros((0, *self._shape))
+
+
+def is_deterministic(dataset: Any) -> bool:
+    """Whether a Dataset's items never change between reads, so teacher outputs on them can be cached.
+
+    A dataset says so with a ``kdzoo_deterministic`` attribute (``True``/``False``); otherwise one
+    with torchvision's transform attributes all ``None`` (read as stored) counts as deterministic, and
+    any other may augment its items.
+    """
+    declared = getattr(dataset, "kdzoo_deterministic", None)
+    if declared is not None:
+        return bool(declared)
+    names = ("transform", "transforms", "target_transform")
+    present = [n for n in names if hasattr(dataset, n)]
+    return bool(present) and all(getattr(dataset, n) is None for n in present)
 
 
 def as_input(x: Any) -> Tensor:

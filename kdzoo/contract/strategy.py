@@ -93,12 +93,15 @@ class Batch:
             ``None`` when the data carries no labels at all (synthetic data).
         labelled: ``[B]`` bool mask of samples whose label may be used.
         index: ``[B]`` dataset indices (``-1`` for synthetic samples).
+        draw: ``[B]`` each sample's draw (which pass of its pool; its augmented view is a pure function
+            of view seed, draw and index), or ``None`` where views are not drawn that way.
     """
 
     x: Tensor
     y: Tensor | None
     labelled: Tensor
     index: Tensor
+    draw: Tensor | None = None
 
     @property
     def size(self) -> int:

@@ -1,6 +1,7 @@
 """Datasets held in memory, stratified splits, and the stateless batch plan (the in-memory path).
 
-Every batch is a pure function of (run seed, micro-step), so a resumed run sees exactly the
+Which samples a batch holds is a pure function of (run seed, micro-step), and each sample's view a
+pure function of (view seed, draw, index) (:mod:`.views`), so a resumed run sees exactly the
 batches an uninterrupted run would have seen, with no sampler state to save.
 """
 
@@ -18,6 +19,7 @@ from torch import Tensor
 from ..config import DataConfig
 from ..contract.errors import ConfigError
 from ..contract.strategy import Batch
+from .views import effective_view_seed, shift_flip
 
 
 @dataclass
@@ -310,10 +312,12 @@ class BatchPlan:
             self.k_lab = max(1, round(cfg.batch_size * cfg.labelled_ratio))
             self.k_unlab = (cfg.batch_size - self.k_lab) if use_unlabelled else 0
         self._perms: dict[tuple[int, int], Tensor] = {}
+        self.view_seed = effective_view_seed(cfg.view_seed, seed, cfg.per_seed_views)
 
-    def _take(self, pool: Tensor, k: int, step: int, salt: int) -> Tensor:
+    def _take(self, pool: Tensor, k: int, step: int, salt: int) -> tuple[Tensor, Tensor]:
+        """``k`` samples of ``pool`` for micro-step ``step`` and each one's draw (the pool pass it is in)."""
         n = len(pool)
-        start, out = step * k, []
+        start, out, draws = step * k, [], []
         while sum(len(o) for o in out) < k:
             epoch, offset = divmod(start, n)
             key = (salt, epoch)
@@ -324,39 +328,60 @@ class BatchPlan:
                 self._perms[key] = torch.randperm(n, generator=g)
             take = min(k - sum(len(o) for o in out), n - offset)
             out.append(pool[self._perms[key][offset:offset + take]])
+            draws.append(torch.full((take,), epoch, dtype=torch.long))
             start += take
-        return torch.cat(out)
+        return torch.cat(out), torch.cat(draws)
+
+    def locate(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Which samples micro-step ``step`` holds and in which draw: ``(index [B], draw [B], labelled [B])``."""
+        lab, lab_draw = self._take(self.labelled, self.k_lab, step, 1)
+        parts, draws = [lab], [lab_draw]
+        if self.k_unlab:
+            unlab, unlab_draw = self._take(self.unlabelled, self.k_unlab, step, 2)
+            parts.append(unlab)
+            draws.append(unlab_draw)
+        labelled = torch.zeros(sum(len(p) for p in parts), dtype=torch.bool)
+        labelled[: len(lab)] = True
+        return torch.cat(parts), torch.cat(draws), labelled
 
     def select(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
         """Which samples micro-step ``step`` holds: ``(index [B], labelled bool [B], targets)``.
 
         Targets are ``long [B]`` class ids (``-1`` where unlabelled) or standardised ``float [B, T]``.
         """
-        lab = self._take(self.labelled, self.k_lab, step, 1)
-        parts = [lab]
-        if self.k_unlab:
-            parts.append(self._take(self.unlabelled, self.k_unlab, step, 2))
-        index = torch.cat(parts)
+        index, _, labelled = self.locate(step)
+        return index, labelled, self.targets(index, labelled)
+
+    def targets(self, index: Tensor, labelled: Tensor) -> Tensor:
+        """Targets of samples ``index``: class ids (``-1`` where unlabelled) or standardised values."""
         y = self.bundle.y[index].clone()
         if self.target_norm is not None:
             y = (y - self.target_norm[0]) / self.target_norm[1]
-        labelled = torch.zeros(len(index), dtype=torch.bool)
-        labelled[: len(lab)] = True
         if y.dim() == 1:
             y[~labelled] = -1
-        return index, labelled, y
+        return y
 
     def augment_seed(self, step: int) -> int:
-        """Seed of micro-step ``step``'s augmentation (a pure function of run seed and step)."""
+        """Seed of micro-step ``step``'s batch-level mixing (mixup/cutmix; views are per sample)."""
         return hash((self.seed, 3, step)) & 0x7FFFFFFF
+
+    def augment(self, x: Tensor, index: Tensor, draw: Tensor) -> Tensor:
+        """The tensor path's views of samples ``index`` in draws ``draw`` (``shift``/``shift-flip``;
+        other settings return ``x``): a pure function of (view seed, draw, index), see :mod:`.views`."""
+        if self.cfg.augment in ("shift", "shift-flip") and x.dim() == 4:
+            flip = self.cfg.hflip if self.cfg.augment == "shift-flip" else 0.0
+            return shift_flip(x, index, draw, self.view_seed, self.cfg.shift_pixels, flip)
+        return x
+
+    def views(self, index: Tensor, draw: Tensor) -> Tensor:
+        """The views of samples ``index`` in draws ``draw`` (what a batch holding them gets)."""
+        return self.augment(to_float(self.bundle.x[index]), index, draw)
 
     def batch(self, step: int) -> Batch:
         """The micro-batch of micro-step ``step``."""
-        index, labelled, y = self.select(step)
-        x = to_float(self.bundle.x[index])
-        if self.cfg.augment == "shift" and x.dim() == 4:
-            x = random_shift(x, self.cfg.shift_pixels, torch.Generator().manual_seed(self.augment_seed(step)))
-        return Batch(x=x, y=y, labelled=labelled, index=index)
+        index, draw, labelled = self.locate(step)
+        x = self.views(index, draw)
+        return Batch(x=x, y=self.targets(index, labelled), labelled=labelled, index=index, draw=draw)
 
     def close(self) -> None:
         """Nothing to release (the streaming plan stops its workers here)."""

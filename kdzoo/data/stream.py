@@ -1,8 +1,8 @@
 """The streaming path: a DataLoader with workers behind the same ``plan.batch(step)`` as the in-memory plan.
 
 Each loader item is one whole micro-batch (batched fetching): worker ``w`` builds the batch of
-micro-step ``s`` from :meth:`BatchPlan.select` (which samples) and :meth:`BatchPlan.augment_seed`
-(how they are augmented), both pure functions of the run seed and the step. A resumed run (or any
+micro-step ``s`` from :meth:`BatchPlan.locate` (which samples, in which draw: a pure function of the
+run seed and the step) and each sample's view seed (a pure function of view seed, draw and index). A resumed run (or any
 jump to another step) restarts the loader at that step and sees exactly the batches an
 uninterrupted run would have seen, whatever the number of workers.
 
@@ -12,7 +12,9 @@ normalisation stay in :meth:`kdzoo.models.KDModel.preprocess`.
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from ..config import DataConfig
 from ..contract.errors import ConfigError
 from ..contract.strategy import Batch
 from .memory import BatchPlan, DatasetBundle, to_float
+from .views import sample_seeds
 
 STREAMED = {"mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder"}  # read from files
 # ``auto`` keeps a file dataset in memory when its decoded inputs take at most this much: worker processes
@@ -91,6 +94,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextlib.contextmanager
+def _global_rng_kept() -> Iterator[None]:
+    """Restore python's, numpy's and torch's global generators on exit."""
+    py, npy = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+
+
 class PlannedBatches(Dataset):
     """Map-style dataset whose item ``s`` is the whole micro-batch of micro-step ``s``.
 
@@ -104,6 +119,17 @@ class PlannedBatches(Dataset):
     def __init__(self, plan: BatchPlan, transform: Any = None, mixup: Any = None) -> None:
         self.plan, self.transform, self.mixup = plan, transform, mixup
 
+    def views(self, index: Tensor, draw: Tensor) -> Tensor:
+        """The views of samples ``index`` in draws ``draw``: each a pure function of (view seed, draw, index)."""
+        if self.transform is None:
+            return self.plan.views(index, draw)
+        xs = []
+        with _global_rng_kept():  # a fill in the training process must not move the run's own generators
+            for i, seed in zip(index.tolist(), sample_seeds(self.plan.view_seed, draw, index)):
+                seed_everything(seed)  # per (view seed, draw, sample): independent of batch, step and worker
+                xs.append(self.transform(to_pil(self.plan.bundle, i)))
+        return torch.stack(xs)
+
     def __len__(self) -> int:  # endless: the sampler decides which steps are read
         return 2**62
 
@@ -112,17 +138,13 @@ class PlannedBatches(Dataset):
         if self.transform is None:
             batch = plan.batch(step)
         else:
-            index, labelled, y = plan.select(step)
-            base = plan.augment_seed(step)
-            xs = []
-            for position, i in enumerate(index.tolist()):
-                seed_everything(hash((base, position)) & 0x7FFFFFFF)  # per sample: independent of workers
-                xs.append(self.transform(to_pil(plan.bundle, i)))
-            batch = Batch(x=torch.stack(xs), y=y, labelled=labelled, index=index)
+            index, draw, labelled = plan.locate(step)
+            batch = Batch(x=self.views(index, draw), y=plan.targets(index, labelled), labelled=labelled, index=index,
+                          draw=draw)
         if self.mixup is not None:
             seed_everything(hash((plan.augment_seed(step), -1)) & 0x7FFFFFFF)  # ints only: str hashes vary by process
             x, y = self.mixup(batch.x, batch.y)
-            batch = Batch(x=x, y=y, labelled=batch.labelled, index=batch.index)
+            batch = Batch(x=x, y=y, labelled=batch.labelled, index=batch.index)  # mixed: no longer one view per sample
         return batch
 
 
@@ -169,6 +191,10 @@ class StreamingPlan:
         self.batches = PlannedBatches(plan, transform, mixup)
         self._iter = None
         self._next = -1
+
+    def views(self, index: Tensor, draw: Tensor) -> Tensor:
+        """The views of samples ``index`` in draws ``draw``, computed in this process (the view store's fill)."""
+        return self.batches.views(index, draw)
 
     def batch(self, step: int) -> Batch:
         """The micro-batch of micro-step ``step`` (the loader restarts there if it was elsewhere)."""

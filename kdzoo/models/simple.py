@@ -1,6 +1,6 @@
 """Registered models that are not timm models, following timm's feature API.
 
-``linear`` (multinomial logistic regression on raw inputs), ``mlp`` and ``lenet5`` expose
+``linear`` (multinomial logistic regression on raw inputs), ``mlp``, ``lenet5`` and ``vggnet`` expose
 ``forward_features``, ``forward_head(x, pre_logits=...)``, ``forward_intermediates``,
 ``get_classifier``, ``feature_info`` and ``num_features``, so strategies treat them like timm models.
 """
@@ -142,6 +142,52 @@ class LeNet5(StagedNet):
                              dict(num_chs=c2, reduction=4, module="stages.1")]
 
 
+class VGGNet(StagedNet):
+    """A VGG-style BatchNorm CNN: stages of 3x3 conv-BN-ReLU layers, each stage ending in a 2x2 max-pool,
+    then one hidden fully connected layer (BN, ReLU, dropout).
+
+    The default (``[[32], [64, 64], [128]]``, 256 hidden) is about 30 MFLOP per 28x28 image: the
+    "conv + pooling + BatchNorm" family of Fashion-MNIST's published baselines, sized for a CPU.
+
+    Args:
+        channels: output channels of each conv, grouped by stage, e.g. ``[[32], [64, 64], [128]]``.
+        hidden: width of the fully connected layer before the classifier.
+        dropout: dropout before the classifier.
+    """
+
+    def __init__(self, num_classes: int, input_shape: tuple[int, ...], channels: list[list[int]] | None = None,
+                 hidden: int = 256, dropout: float = 0.3) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ValueError("vggnet takes images [C, H, W]")
+        channels = [[32], [64, 64], [128]] if channels is None else [list(s) for s in channels]
+        if not channels or not all(channels):
+            raise ValueError(f"vggnet needs at least one stage of at least one conv, got channels={channels}")
+        cin, (h, w) = input_shape[0], input_shape[1:]
+        stages = []
+        for stage in channels:
+            layers: list[nn.Module] = []
+            for cout in stage:
+                layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+                cin = cout
+            layers.append(nn.MaxPool2d(2))
+            stages.append(nn.Sequential(*layers))
+            h, w = h // 2, w // 2
+        if h < 1 or w < 1:
+            raise ValueError(f"vggnet with {len(channels)} stages needs input of at least {2 ** len(channels)} px, "
+                             f"got {input_shape[1]}x{input_shape[2]}")
+        self.stages = nn.ModuleList(stages)
+        self.pre_head = nn.Sequential(nn.Flatten(1), nn.Linear(cin * h * w, hidden, bias=False), nn.BatchNorm1d(hidden),
+                                      nn.ReLU(), nn.Dropout(dropout))
+        self.fc = nn.Linear(hidden, num_classes)
+        self.num_features = hidden
+        reduction = 1
+        self.feature_info = []
+        for i, stage in enumerate(channels):
+            reduction *= 2
+            self.feature_info.append(dict(num_chs=stage[-1], reduction=reduction, module=f"stages.{i}"))
+
+
 def linear(num_classes: int, input_shape: tuple[int, ...]) -> Linear:
     return Linear(num_classes, input_shape)
 
@@ -154,4 +200,9 @@ def lenet5(num_classes: int, input_shape: tuple[int, ...], batchnorm: bool = Fal
     return LeNet5(num_classes, input_shape, batchnorm=batchnorm, width=width)
 
 
-__all__ = ["LeNet5", "Linear", "MLP", "lenet5", "linear", "mlp"]
+def vggnet(num_classes: int, input_shape: tuple[int, ...], channels: list[list[int]] | None = None, hidden: int = 256,
+           dropout: float = 0.3) -> VGGNet:
+    return VGGNet(num_classes, input_shape, channels=channels, hidden=hidden, dropout=dropout)
+
+
+__all__ = ["LeNet5", "Linear", "MLP", "VGGNet", "lenet5", "linear", "mlp", "vggnet"]

@@ -34,7 +34,7 @@ from .checkpoint import atomic_path, resume_point, write_text
 from .. import safe_yaml
 from ..config import RunConfig, canonical, data_options, make_config, validate
 from ..contract.context import RunContext
-from ..data import (DatasetBundle, Splits, channel_stats, is_random_augmentation, load_dataset, make_plan, make_splits,
+from ..data import (DatasetBundle, Splits, channel_stats, load_dataset, make_plan, make_splits,
                     steps_per_epoch, to_float)
 from .effective import code_identity, effective_config
 from ..contract.errors import ConfigError, Interrupted, PluginError
@@ -420,23 +420,6 @@ def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None
     return (None if teacher is None else freeze(teacher.to(device))), bundle, splits
 
 
-def augmentation_note(config: RunConfig, user_data: bool = False) -> str | None:
-    """Why the teacher-output cache is off, when a teacher meets randomly augmented inputs (or a user's
-    own data, whose items kdzoo cannot know to be deterministic)."""
-    d = config.data
-    if config.teacher is None or config.runtime.teacher_cache == "off":
-        return None
-    if user_data:
-        return ("teacher-output cache off: your own Dataset/DataLoader may augment its items, so the teacher runs "
-                "on every batch")
-    if not is_random_augmentation(d):
-        return None
-    what = [f"data.augment={d.augment}"] if d.augment != "none" else []
-    what += [f"data.{k}={getattr(d, k)}" for k in ("mixup", "cutmix") if getattr(d, k)]
-    return (f"teacher-output cache off: random augmentation ({', '.join(what)}) changes the inputs every epoch, "
-            "so the teacher runs on every batch (KD costs about 2.2x more per step)")
-
-
 def read_run_config(run_dir: str | Path) -> RunConfig:
     """The config a run directory recorded (for ``--resume``), checked before anything else is touched."""
     run_dir = Path(run_dir)
@@ -560,9 +543,9 @@ def _distill(config: RunConfig, objects: Any, owner: contextlib.ExitStack, *, zo
     bundle, splits = prepare(config, zoo, objects)
     device = setup_runtime(config)
     main = distributed.current().is_main
-    for note in (augmentation_note(config, user_data=objects is not None and objects.has_data), unused_gpu_note(device)):
-        if note:
-            log(note)
+    note = unused_gpu_note(device)
+    if note:
+        log(note)
     created = False
     status_before: bytes | None = None
     if resume is None:

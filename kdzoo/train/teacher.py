@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import yaml
 from filelock import FileLock, Timeout
 
 from ..config import ModelConfig, RunConfig, StrategySpec, TrainConfig, canonical, key_dict, to_dict
@@ -28,7 +29,7 @@ from ..integrity import DamagedFile, move_aside, verify_torch
 from ..models.wrapper import KDModel, load_model
 from ..paths import cache_root
 from . import distributed
-from .checkpoint import CHECKPOINT, PREVIOUS, resume_point
+from .checkpoint import CHECKPOINT, PREVIOUS, resume_point, write_text
 
 # (teacher config, its bundle, its full splits, zoo, run_dir=, resume=, log=) -> the run's result (falsy: not trained)
 TrainTeacher = Callable[..., Any]
@@ -55,6 +56,10 @@ def teacher_key(config: RunConfig) -> str:
     }
     if config.teacher_train.augment == "timm":  # only then do timm's transform settings shape the teacher
         spec["data"].update(auto_augment=d.auto_augment, hflip=d.hflip, crop_scale=d.crop_scale)
+    if config.teacher_train.augment == "shift-flip":  # only then does the flip probability shape the teacher
+        spec["data"]["hflip"] = d.hflip
+    if d.view_seed != 0:
+        spec["data"]["view_seed"] = d.view_seed
     if d.image_size is not None:  # the view of an image folder (older keys stay as they were)
         spec["data"]["image_size"] = d.image_size
     return hashlib.sha256(json.dumps(canonical(spec), sort_keys=True).encode()).hexdigest()[:16]
@@ -151,6 +156,8 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
         except Interrupted as exc:
             exc.hint = "the teacher's training continues from it when you run the same command again"
             raise
+        if result and distributed.current().is_main:
+            write_card(config, tconf, run_dir)
         return load_model(path, zoo) if result else None
 
 
@@ -223,6 +230,51 @@ def below_ce_note(name: str, teacher_acc: float, student_ce_acc: float) -> str |
         return None
     return (f"warning: teacher {name} (val acc {teacher_acc:.2f}) is worse than this student trained on the labels "
             f"alone (ce, val acc {student_ce_acc:.2f}): distilling from it can only pull the student down")
+
+
+def teacher_card(config: RunConfig) -> Path | None:
+    """The card of the config's trained, cached teacher (``None`` for a teacher file or one not trained here)."""
+    if config.teacher is None or (config.teacher.checkpoint and not config.teacher_train.finetune):
+        return None
+    tconf = teacher_config(config)
+    run_dir = Path(tconf.out) / tconf.name
+    card = run_dir / "card.md"
+    if not card.exists() and (run_dir / "summary.json").exists() and (run_dir / "teacher.safetensors").exists():
+        write_card(config, tconf, run_dir)  # trained by an older kdzoo: the card is made from what it recorded
+    return card if card.exists() else None
+
+
+def write_card(config: RunConfig, tconf: RunConfig, run_dir: Path) -> Path:
+    """``card.json`` and ``card.md`` beside a trained teacher's ``teacher.safetensors``: the recipe (model,
+    data, training settings: what the cache key is made of), validation and test accuracy (the
+    checkpoint chosen on validation, tested once), CPU and wall time, size and FLOPs."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    d = config.data
+    recipe = {"teacher": to_dict(config.teacher), "teacher_train": to_dict(config.teacher_train),
+              "data": {"name": teacher_data_name(config), "split_seed": d.split_seed, "val_fraction": d.val_fraction,
+                       "test_fraction": d.test_fraction, "batch_size": d.batch_size, "shift_pixels": d.shift_pixels,
+                       "hflip": d.hflip}}
+    card = {"cache_key": tconf.name, "weights": "teacher.safetensors", "recipe": recipe,
+            "selected_on": "validation", "best_step": summary.get("best_step"), "steps": summary.get("steps"),
+            "val": summary.get("val_best"), "test": summary.get("test_best"),
+            "cpu_seconds": summary.get("cpu_seconds"), "wall_seconds": summary.get("wall_seconds"),
+            "params": summary.get("student_params"), "flops_per_sample": summary.get("student_flops")}
+    write_text(run_dir / "card.json", json.dumps(card, indent=1, sort_keys=True) + "\n")
+
+    def acc(part: str) -> str:
+        return f"{card[part]['acc']:.2f}%" if card.get(part) and "acc" in card[part] else "n/a"
+
+    lines = [f"# Teacher {config.teacher.name} ({tconf.name})", "",
+             "- weights: `teacher.safetensors` (kdzoo export; `kdzoo eval` reads it)",
+             f"- validation accuracy {acc('val')} (checkpoint of step {card['best_step']} of {card['steps']}, "
+             f"chosen on validation); test accuracy {acc('test')}, measured once on that checkpoint",
+             f"- {card['params']:,} parameters, {card['flops_per_sample'] / 1e6:.3g} MFLOP per sample"
+             if card["params"] and card["flops_per_sample"] else "- size: n/a",
+             f"- trained in {card['cpu_seconds'] / 60:.1f} CPU min ({card['wall_seconds'] / 60:.1f} min wall)"
+             if card["cpu_seconds"] else "- time: n/a",
+             "", "## Recipe", "", "```yaml", yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", ""]
+    write_text(run_dir / "card.md", "\n".join(lines))
+    return run_dir / "card.md"
 
 
 @contextlib.contextmanager

@@ -26,12 +26,14 @@ from .checkpoint import CHECKPOINT, load_resume_point, resume_point, save_checkp
 from ..config import OptimConfig, RunConfig
 from ..contract.context import RunContext
 from ..data import BatchPlan, StreamingPlan, is_random_augmentation
-from ..user import USER_DATA
+from ..paths import cache_root
 from ..contract.errors import Interrupted, NonFiniteLoss
 from .gradient_paths import check_gradient_paths
 from ..bench.metrics import evaluate, primary_metric
 from ..zoo.stack import StrategyStack
 from .step import StepModule, freeze, step_info, teacher_outputs
+from .teacher_cache import TeacherOutputCache, teacher_input, teacher_memory_format
+from .view_store import ViewStore, store_refusal
 from ..contract.strategy import Batch, Outputs, StepInfo
 
 
@@ -67,7 +69,9 @@ def _shard(batch: Batch, rank: int, world: int) -> Batch:
     if world == 1:
         return batch
     y = None if batch.y is None else batch.y[rank::world]
-    return Batch(x=batch.x[rank::world], y=y, labelled=batch.labelled[rank::world], index=batch.index[rank::world])
+    draw = None if batch.draw is None else batch.draw[rank::world]
+    return Batch(x=batch.x[rank::world], y=y, labelled=batch.labelled[rank::world], index=batch.index[rank::world],
+                 draw=draw)
 
 
 def _to(batch: Batch, device: torch.device, channels_last: bool) -> Batch:
@@ -77,7 +81,7 @@ def _to(batch: Batch, device: torch.device, channels_last: bool) -> Batch:
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     y = None if batch.y is None else batch.y.to(device, non_blocking=True)
-    return Batch(x=x, y=y, labelled=batch.labelled.to(device), index=batch.index)
+    return Batch(x=x, y=y, labelled=batch.labelled.to(device), index=batch.index, draw=batch.draw)
 
 
 @dataclass
@@ -125,8 +129,10 @@ class Trainer:
             rt.channels_last == "auto" and ctx.student.is_image and _has_conv(ctx.student))
         if self.channels_last:
             ctx.student.to(memory_format=torch.channels_last)
-            if ctx.teacher is not None:
-                ctx.teacher.to(memory_format=torch.channels_last)
+        self.teacher_format = torch.contiguous_format
+        if ctx.teacher is not None:  # the teacher's own layout: its outputs never depend on the student's
+            self.teacher_format = teacher_memory_format(ctx.teacher, rt.channels_last)
+            ctx.teacher.to(memory_format=self.teacher_format)
         self.teacher_dtype = getattr(torch, rt.teacher_dtype)
         if ctx.teacher is not None and self.teacher_dtype != torch.float32:
             ctx.teacher.to(self.teacher_dtype)
@@ -137,7 +143,9 @@ class Trainer:
         if self.dist.enabled:
             self.model = self._wrap_ddp(rt.sync_bn)
         self.teacher_fn = ctx.teacher.outputs if ctx.teacher is not None else None
-        self.teacher_cache = self._teacher_cache()
+        self.teacher_cache, self.view_store, note = self._teacher_source()
+        if note and ctx.seed == self.cfg.train.seeds[0]:  # once per run, not once per seed
+            ctx.log(note)
         if rt.compile:
             self.model = torch.compile(self.model)
             if ctx.teacher is not None:
@@ -159,28 +167,48 @@ class Trainer:
         # called as hook(step, val) after each validation (kdzoo tune reports to its pruner; raising stops the run)
         self.on_validate: list[Callable[[int, dict[str, float]], None]] = []
 
-    def _teacher_cache(self):
-        """A :class:`TeacherOutputCache` when the teacher's inputs repeat exactly every epoch."""
-        ctx, need = self.ctx, self.needs.teacher
-        eligible = (self.cfg.runtime.teacher_cache == "auto" and ctx.teacher is not None and need.any
-                    and not need.features and self.source is None
-                    and isinstance(self.plan, (BatchPlan, StreamingPlan)) and not is_random_augmentation(self.cfg.data)
-                    and ctx.bundle is not None and ctx.bundle.name != USER_DATA  # a user Dataset may augment
-                    and self.teacher_dtype == torch.float32)
-        if not eligible:
-            return None
-        from ..paths import cache_root
-        from .teacher_cache import TeacherOutputCache
+    def _teacher_source(self) -> tuple[Any, Any, str | None]:
+        """``(teacher-output cache, view store, note)``: where the teacher's outputs come from.
 
-        cache = None
-        if self.dist.is_main:
-            cache = TeacherOutputCache(ctx.teacher, ctx.bundle, ctx.splits.train, need, cache_root() / "teacher-outputs",
-                                       self.cfg.data.eval_batch_size, ctx.device)
-        distributed.barrier()  # rank 0 filled it; the others read it
-        if cache is None:
-            cache = TeacherOutputCache(ctx.teacher, ctx.bundle, ctx.splits.train, need, cache_root() / "teacher-outputs",
-                                       self.cfg.data.eval_batch_size, ctx.device)
-        return cache
+        Deterministic inputs get the teacher-output cache; randomly augmented views (a pure function
+        of view seed, draw and sample) get the view store; otherwise the teacher runs live, and the
+        note says why in one line.
+        """
+        ctx, need, rt = self.ctx, self.needs.teacher, self.cfg.runtime
+        if rt.teacher_cache != "auto" or ctx.teacher is None or not need.any or self.source is not None:
+            return None, None, None
+        if ctx.bundle is None or not hasattr(self.plan, "views"):
+            return None, None, ("teacher-output cache off: your own DataLoader gives batches without sample indices, "
+                                "so the teacher runs on every batch; pass a Dataset instead (with data.augment for "
+                                "views) to get the cache or the view store")
+        if is_random_augmentation(self.cfg.data):
+            note = store_refusal(self.cfg, need, self.source, self.plan, ctx.bundle, self.teacher_dtype)
+            return (None, None, note) if note else (None, self._shared(self._view_store), None)
+        if not getattr(ctx.bundle.x, "deterministic", True):
+            return None, None, ("teacher-output cache off: your own Dataset may augment its items, so the teacher runs "
+                                "on every batch (declare `kdzoo_deterministic = True` on it if it does not)")
+        if need.features:
+            return None, None, None  # intermediate maps are not cached (too large); nothing to explain per run
+        if self.teacher_dtype != torch.float32:
+            return None, None, None
+        return self._shared(self._output_cache), None, None
+
+    def _shared(self, build):
+        """Built by rank 0 first (it fills), then by the others (they read what it wrote)."""
+        made = build() if self.dist.is_main else None
+        distributed.barrier()
+        return made if made is not None else build()
+
+    def _output_cache(self):
+        ctx = self.ctx
+        return TeacherOutputCache(ctx.teacher, ctx.bundle, ctx.splits.train, self.needs.teacher,
+                                  cache_root() / "teacher-outputs", self.cfg.data.eval_batch_size, ctx.device, ctx.log,
+                                  self.teacher_format)
+
+    def _view_store(self):
+        ctx = self.ctx
+        return ViewStore(ctx.teacher, self.plan, cache_root() / "views", self.cfg.data.eval_batch_size, ctx.device,
+                         ctx.log, self.teacher_format)
 
     def _wrap_ddp(self, sync_bn: bool) -> nn.Module:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -208,7 +236,10 @@ class Trainer:
             return None
         if self.teacher_cache is not None:
             return self.teacher_cache.get(batch.index)
-        return teacher_outputs(self.teacher_fn, batch.x, self.needs.teacher, self.teacher_dtype)
+        if self.view_store is not None and batch.draw is not None:
+            return self.view_store.get(batch.index, batch.draw, batch.labelled)
+        return teacher_outputs(self.teacher_fn, teacher_input(batch.x, self.teacher_format), self.needs.teacher,
+                               self.teacher_dtype)
 
     def train_step(self, step: int) -> dict[str, float]:
         """One optimiser step (``accumulate`` micro-batches); returns the logged terms."""

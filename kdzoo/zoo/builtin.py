@@ -41,6 +41,8 @@ def register_models(register):
              description="fully connected net; kwargs: hidden=[256], dropout=0")
     register("lenet5", simple_models.lenet5, features="pooled (84-d), 2 conv stages",
              description="LeNet-5; kwargs: batchnorm=false, width=1.0")
+    register("vggnet", simple_models.vggnet, features="pooled (hidden-d), one conv stage per pool",
+             description="VGG-style BatchNorm CNN; kwargs: channels=[[32], [64, 64], [128]], hidden=256, dropout=0.3")
 
 
 @hookimpl
