@@ -126,7 +126,7 @@ def test_a_damaged_shard_is_moved_aside_and_rebuilt_with_one_line(digits, zoo, t
     said = []
     store = ViewStore(teacher, plan, tmp_path, 64, torch.device("cpu"), log=said.append)
     assert torch.equal(store.get(b.index, b.draw, b.labelled).logits, want)
-    assert len(said) == 1 and "damaged (checksum mismatch)" in said[0] and "rebuilt" in said[0]
+    assert len(said) == 1 and "damaged (its content does not match its SHA-256)" in said[0] and "rebuilt" in said[0]
     assert store.filled == 1 and len(list(shard.parent.glob("*.damaged-*"))) == 1
 
 

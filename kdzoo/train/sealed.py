@@ -1,79 +1,50 @@
-"""Checksummed cache files: safetensors whose metadata carries the SHA-256 of every tensor byte.
+"""Checksummed cache files: the teacher-output cache's entries and the view store's shards.
 
-Used by the teacher-output cache and the view store (entries that kdzoo can always rebuild). A
-file that does not parse, or whose tensors do not match the checksum written with them, is
-:class:`DamagedEntry`; :func:`set_aside` moves it out of the way so the caller rebuilds it.
-
-(A small local helper: the integrity work on run checkpoints brings its own; unify at merge.)
+Each is a safetensors file whose header carries the SHA-256 of the whole file
+(:func:`kdzoo.integrity.safetensors_bytes`, as exported students and cached teachers), written
+atomically. Such entries can always be rebuilt, so a file that does not parse, carries no digest or
+does not match it raises :class:`~kdzoo.integrity.DamagedFile`, and the caller moves it aside
+(:func:`~kdzoo.integrity.move_aside`) and fills it again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import time
 from pathlib import Path
 
-import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 
-from .checkpoint import atomic_path
-
-DIGEST_KEY = "kdzoo.sha256"
-
-
-class DamagedEntry(Exception):
-    """A cache file that cannot be trusted (unreadable, or its checksum does not match)."""
-
-
-def tensors_digest(tensors: dict[str, Tensor], meta: dict[str, str] | None = None) -> str:
-    """SHA-256 of names, dtypes, shapes and bytes of ``tensors`` (sorted by name) and of ``meta``."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    for key in sorted(meta or {}):
-        h.update(f"{key}={meta[key]}\n".encode())
-    return h.hexdigest()
+from ..integrity import SAFETENSORS_KEY, DamagedFile, atomic_path, safetensors_bytes, verify_safetensors
 
 
 def save_sealed(tensors: dict[str, Tensor], path: str | Path, meta: dict[str, str] | None = None) -> None:
-    """Write ``tensors`` (and string ``meta``) atomically, with their SHA-256 in the file's metadata."""
+    """Write ``tensors`` (and string ``meta``) atomically, with the file's SHA-256 in its header."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    meta = dict(meta or {})
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={**meta, DIGEST_KEY: tensors_digest(tensors, meta)})
+        tmp.write_bytes(safetensors_bytes(tensors, dict(meta or {})))
 
 
-def load_sealed(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+def load_sealed(path: str | Path, role: str = "cache entry") -> tuple[dict[str, Tensor], dict[str, str]]:
     """``(tensors, meta)`` of a file written by :func:`save_sealed`, checked against its SHA-256.
 
     Raises:
-        DamagedEntry: the file does not parse, carries no checksum, or its content does not match it.
+        DamagedFile: the file does not parse, carries no digest, or its bytes do not match it.
     """
+    if not verify_safetensors(path, role):
+        raise DamagedFile(f"{role} {str(path)!r} is damaged (it carries no SHA-256)", path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # safetensors raises several types for torn or garbage files
-        raise DamagedEntry(f"unreadable ({type(exc).__name__})") from None
-    expected = meta.pop(DIGEST_KEY, None)
-    if expected is None:
-        raise DamagedEntry("no checksum")
-    if tensors_digest(tensors, meta) != expected:
-        raise DamagedEntry("checksum mismatch")
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a file it cannot parse
+        raise DamagedFile(f"{role} {str(path)!r} is damaged (unreadable: {type(exc).__name__})", path) from None
+    meta.pop(SAFETENSORS_KEY, None)
     return tensors, meta
 
 
-def set_aside(path: str | Path) -> Path:
-    """Move a damaged file to ``NAME.damaged-<time>-<pid>`` beside it (kept for inspection); returns that path."""
-    path = Path(path)
-    target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-    os.replace(path, target)
-    return target
+def damage(exc: DamagedFile) -> str:
+    """What is wrong with a damaged file, from its error (the part in parentheses)."""
+    return str(exc).rpartition("(")[2].rstrip(")") or "damaged"
 
 
-__all__ = ["DamagedEntry", "load_sealed", "save_sealed", "set_aside", "tensors_digest"]
+__all__ = ["damage", "load_sealed", "save_sealed"]

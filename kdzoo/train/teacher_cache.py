@@ -27,7 +27,8 @@ from torch import Tensor
 from ..data import DatasetBundle, to_float
 from ..models.wrapper import KDModel
 from ..contract.strategy import Outputs, Requirement
-from .sealed import DamagedEntry, load_sealed, save_sealed, set_aside
+from ..integrity import DamagedFile, move_aside
+from .sealed import damage, load_sealed, save_sealed
 
 
 def _digest_tensor(h: "hashlib._Hash", t: Tensor) -> None:
@@ -77,7 +78,7 @@ def teacher_digest(teacher: KDModel) -> str:
     return h.hexdigest()
 
 
-def data_fingerprint(bundle: DatasetBundle, indices: np.ndarray) -> str:
+def samples_digest(bundle: DatasetBundle, indices: np.ndarray) -> str:
     """SHA-256 of the dataset's name, the samples at ``indices`` and the indices themselves.
 
     A local fingerprint: the bench's cell keys get their own data fingerprint; unify at merge.
@@ -92,7 +93,7 @@ def data_fingerprint(bundle: DatasetBundle, indices: np.ndarray) -> str:
 def cache_key(teacher: KDModel, bundle: DatasetBundle, indices: np.ndarray, req: Requirement,
               device: torch.device | None = None, memory_format: torch.memory_format = torch.contiguous_format) -> str:
     """Hash of teacher weights + metadata, data content, sample indices, requested outputs and fill settings."""
-    spec = {"format": 2, "teacher": teacher_digest(teacher), "data": data_fingerprint(bundle, indices),
+    spec = {"format": 2, "teacher": teacher_digest(teacher), "data": samples_digest(bundle, indices),
             "outputs": [req.logits, req.pooled], "fill": fill_spec(device or torch.device("cpu"), memory_format)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -106,10 +107,10 @@ def load_or_fill(path: Path, fill: Callable[[], dict[str, Tensor]], what: str,
     """
     if path.exists():
         try:
-            return load_sealed(path)[0], False
-        except DamagedEntry as exc:
-            aside = set_aside(path)
-            log(f"{what} {path.name} was damaged ({exc}); moved aside to {aside.name} and rebuilt")
+            return load_sealed(path, "teacher-output cache entry")[0], False
+        except DamagedFile as exc:
+            aside = move_aside(path)
+            log(f"{what} {path.name} was damaged ({damage(exc)}); moved aside to {aside.name} and rebuilt")
     data = fill()
     save_sealed(data, path)
     return data, True

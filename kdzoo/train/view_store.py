@@ -38,10 +38,11 @@ from torch import Tensor
 from ..config import DataConfig
 from ..contract.strategy import Outputs, Requirement
 from ..data import DatasetBundle
+from ..integrity import DamagedFile, move_aside
 from ..models.wrapper import KDModel
 from .checkpoint import write_text
-from .sealed import DamagedEntry, load_sealed, save_sealed, set_aside
-from .teacher_cache import canonical_teacher, data_fingerprint, fill_spec, teacher_digest, teacher_input
+from .sealed import damage, load_sealed, save_sealed
+from .teacher_cache import canonical_teacher, fill_spec, samples_digest, teacher_digest, teacher_input
 
 TOPK_ABOVE = 100  # classes above which only the top-k logits are stored
 TOPK = 32
@@ -69,7 +70,7 @@ def store_key(teacher: KDModel, bundle: DatasetBundle, labelled: Tensor, unlabel
     pools = torch.cat([labelled, unlabelled]).numpy()
     spec = {
         "format": 1, "teacher": teacher_digest(teacher), "fill": fill_spec(device, memory_format),
-        "data": data_fingerprint(bundle, np.sort(pools)),
+        "data": samples_digest(bundle, np.sort(pools)),
         "pools": hashlib.sha256(labelled.numpy().astype(np.int64).tobytes() + b"|"
                                 + unlabelled.numpy().astype(np.int64).tobytes()).hexdigest(),
         "views": view_config(cfg, view_seed),
@@ -127,11 +128,11 @@ class ViewStore:
             data = None
             if path.exists():
                 try:
-                    data = load_sealed(path)[0]
+                    data = load_sealed(path, "view store shard")[0]
                     self.loaded += 1
-                except DamagedEntry as exc:
-                    aside = set_aside(path)
-                    self.log(f"view store shard {path.parent.name}/{path.name} was damaged ({exc}); "
+                except DamagedFile as exc:
+                    aside = move_aside(path)
+                    self.log(f"view store shard {path.parent.name}/{path.name} was damaged ({damage(exc)}); "
                              f"moved aside to {aside.name} and rebuilt")
             if data is None:
                 data = self._fill(draw, pool)
