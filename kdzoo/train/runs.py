@@ -143,7 +143,7 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     each seed trains its own copy of a student module. ``label`` names this training in progress and
     result lines (default ``seed N``; a teacher's is ``teacher NAME``).
     """
-    trainer, resuming = make_trainer(config, bundle, splits, zoo, seed, run_dir, teacher, resume, log, objects)
+    trainer, resuming = make_trainer(config, bundle, splits, zoo, seed, run_dir, teacher, resume, log, objects, label)
     ctx = trainer.ctx
     main = distributed.current().is_main
     if not main:
@@ -161,7 +161,8 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
 
 
 def make_trainer(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, seed: int, run_dir: Path | None,
-                 teacher, resume: bool = False, log=print, objects: Any = None) -> tuple[Trainer, bool]:
+                 teacher, resume: bool = False, log=print, objects: Any = None,
+                 label: str | None = None) -> tuple[Trainer, bool]:
     """One seed's student, strategy stack, batch plan and :class:`Trainer`, ready to ``fit``.
 
     :func:`run_seed` trains, tests and exports with it; ``kdzoo tune`` fits it on the validation split only.
