@@ -208,7 +208,7 @@ class Zoo:
 
         def check_strategy(name: str, obj: Any, meta: dict) -> None:
             if not (isinstance(obj, type) and issubclass(obj, Strategy)):
-                raise PluginError(f"register_strategies got {obj!r}, not a kdzoo.Strategy subclass")
+                raise PluginError(f"register_strategies got {obj!r}, not a kdzoo.plugin.Strategy subclass")
             try:
                 check_strategy_class(obj)
             except PluginLoadError:
@@ -437,7 +437,7 @@ def _check_pending(pm: pluggy.PluginManager, plugin: object) -> None:
 
 
 def _check_markers(pm: pluggy.PluginManager, plugin: object) -> None:
-    """Reject a function named like a hook (or close to one) that lacks ``@kdzoo.hookimpl``.
+    """Reject a function named like a hook (or close to one) that lacks ``@kdzoo.plugin.hookimpl``.
 
     pluggy ignores such a function, so without this check the plugin loads and registers nothing.
     """
@@ -447,7 +447,7 @@ def _check_markers(pm: pluggy.PluginManager, plugin: object) -> None:
         if not inspect.isfunction(fn) or pm.parse_hookimpl_opts(plugin, attr) is not None:
             continue
         if attr in known or difflib.get_close_matches(attr, known, n=1, cutoff=0.85):
-            raise PluginLoadError(f"function {attr!r} has no @kdzoo.hookimpl marker, so kdzoo would never call it; "
+            raise PluginLoadError(f"function {attr!r} has no @kdzoo.plugin.hookimpl marker, so kdzoo would never call it; "
                                   f"hooks: {', '.join(known)}", source_line(fn))
 
 
