@@ -139,6 +139,7 @@ def test_a_logger_whose_package_is_missing_fails_before_the_run_directory_exists
     assert not (tmp_path / "runs" / "tracked").exists()
 
 
+@pytest.mark.drill
 def test_a_resumed_seed_continues_its_mlflow_run(tmp_path, monkeypatch):
     import os
     import signal
