@@ -34,6 +34,7 @@ from typing import Any
 
 from .config import ModelConfig, RunConfig, StrategySpec, load_yaml, make_config
 from .contract.errors import ConfigError, KdzooError, NotApplicable, PluginError
+from .versions import kdzoo_version
 from .zoo.plugins import load_zoo
 
 # name -> the submodule that defines it (imported on first access; each needs torch)
@@ -91,10 +92,8 @@ def load_model(path, zoo=None):
 
 
 def version() -> str:
-    """The installed kdzoo distribution's version."""
-    from .zoo.plugins import _version
-
-    return _version()
+    """The installed kdzoo distribution's version (``0+unknown`` from a source tree never installed)."""
+    return kdzoo_version()
 
 
 __all__ = [

@@ -229,7 +229,7 @@ def test_core_messages_name_no_in_repo_strategy_or_distribution():
 # order: a module may import its own floor and the floors below, never one above.
 FLOORS = {
     "contract": 0, "safe_yaml": 0, "integrity": 0, "progress": 0, "paths": 0,  # the contract and low-level I/O
-    "losses": 0,  # functions on tensors
+    "losses": 0, "versions": 0,  # functions on tensors; installed versions
     "config": 1,
     "data": 2, "models": 2,
     "user": 3,  # your own modules and datasets, wrapped with data and models

@@ -236,10 +236,10 @@ def _future_metadata(info, requires):
 
 
 def test_a_plugin_built_for_another_kdzoo_is_refused_at_load(site, tmp_path, capsys, monkeypatch):
-    from kdzoo.zoo.plugins import _version
+    from kdzoo.versions import kdzoo_version
 
     monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
-    running = _version()
+    running = kdzoo_version()
     write_dist(site, "kdzoo-future", "kdzoo_future", _impostor("future", "soft-future"))
     _future_metadata(site / "kdzoo_future-0.1.dist-info", ["torch", "kdzoo>=99,<100"])
     write_dist(site, "kdzoo-current", "kdzoo_current", _impostor("current", "soft-current"))

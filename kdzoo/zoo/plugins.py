@@ -38,6 +38,7 @@ from packaging.utils import canonicalize_name
 
 from ..contract import hookspecs
 from ..contract.errors import ConfigError, PluginError, unknown
+from ..versions import kdzoo_version
 from .checks import PluginLoadError, check_strategy_class, contract_refusal, dropped_label_message, source_line
 
 
@@ -164,7 +165,7 @@ class Zoo:
                            PluginError(f"two plugins are named {ep.name!r}: "
                                        f"{self.plugins[ep.name].distribution} and {dist}"))
                 continue
-            refusal = contract_refusal(ep.dist, _version()) if ep.dist else None
+            refusal = contract_refusal(ep.dist, kdzoo_version()) if ep.dist else None
             if refusal is not None:  # built for another kdzoo: its code is never imported
                 record = PluginRecord(ep.name, dist, version, [])
                 self.plugins[ep.name] = record
@@ -480,17 +481,10 @@ def load_zoo(entry_points: bool = True) -> Zoo:
 
     zoo = Zoo()
     zoo.prefer = parse_prefer(os.environ.get(PREFER_ENV))
-    zoo.add_plugin(builtin, BUILTIN, BUILTIN, _version())
+    zoo.add_plugin(builtin, BUILTIN, BUILTIN, kdzoo_version())
     if entry_points:
         zoo.load_entry_points()
     return zoo
-
-
-def _version() -> str:
-    try:
-        return md.version("kdzoo")
-    except md.PackageNotFoundError:
-        return "0+unknown"
 
 
 __all__ = ["BUILTIN", "Entry", "PluginLoadError", "PluginRecord", "Zoo", "check_strategy_class", "dist_key",
