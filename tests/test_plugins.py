@@ -78,7 +78,8 @@ def test_hook_register_strategies_third_party_is_listed_and_used(site, tmp_path,
 def test_broken_and_misspelled_plugins_are_reported_and_others_work(site, capsys, monkeypatch):
     monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)  # make test sets it; this test is about the default
     write_dist(site, "kdzoo-broken", "kdzoo_broken", "import kdzoo_does_not_exist\n")
-    write_dist(site, "kdzoo-typo", "kdzoo_typo", "import kdzoo\n@kdzoo.plugin.hookimpl\ndef register_strategy(register):\n    pass\n")
+    write_dist(site, "kdzoo-typo", "kdzoo_typo",
+               "import kdzoo\n@kdzoo.plugin.hookimpl\ndef register_strategy(register):\n    pass\n")
     zoo = load_zoo().collect()
     err = capsys.readouterr().err.strip().splitlines()
     assert any('"kdzoo_broken" from kdzoo-broken' in line and "kdzoo_does_not_exist" in line for line in err)

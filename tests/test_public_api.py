@@ -73,9 +73,9 @@ def test_the_walk_catches_private_imports_and_attributes(tmp_path):
     source.write_text("import kdzoo\nfrom kdzoo.train.teacher import task_teacher\nfrom kdzoo import Strategy, _LAZY\n"
                       "from kdzoo.losses import kd_loss\nx = kdzoo.contract.strategy.Needs\ny = kdzoo.losses.kd_loss\n"
                       "import kdzoo.plugin as kp\nz = kp.Strategy\nw = kp._LAZY\nfrom kdzoo.data import make_plan\n")
-    assert sorted(private_uses(source)) == sorted(["2: from kdzoo.train.teacher import ...", "3: from kdzoo import Strategy",
-                                                   "3: from kdzoo import _LAZY", "10: from kdzoo.data import make_plan",
-                                                   "5: kdzoo.contract", "9: kp._LAZY"])
+    assert sorted(private_uses(source)) == sorted([
+        "2: from kdzoo.train.teacher import ...", "3: from kdzoo import Strategy", "3: from kdzoo import _LAZY",
+        "10: from kdzoo.data import make_plan", "5: kdzoo.contract", "9: kp._LAZY"])
 
 
 @pytest.mark.parametrize("module", kdzoo.PUBLIC_MODULES)
@@ -87,7 +87,8 @@ def test_every_door_declares_its_names(module):
 
 def test_the_user_door_is_small_and_holds_no_plugin_internals():
     assert len(kdzoo.__all__) <= 16
-    assert {"distill", "Distiller", "RunConfig", "load_model", "compare", "ConfigError", "version"} <= set(kdzoo.__all__)
+    assert {"distill", "Distiller", "RunConfig", "load_model", "compare", "ConfigError", "version"} \
+        <= set(kdzoo.__all__)
     assert not {"Strategy", "param", "hookimpl", "to_float", "masked_mean", "zero_like_graph"} & set(kdzoo.__all__)
 
 

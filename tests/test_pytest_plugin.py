@@ -36,7 +36,7 @@ def test_a_suite_that_does_not_ask_is_left_alone_and_one_that_does_is_isolated(t
     (tmp_path / "test_third_party.py").write_text(THIRD_PARTY_TEST)
     env = {k: v for k, v in os.environ.items() if k not in ("KDZOO_CACHE", "KDZOO_INDEX")}
     for expect, extra in (("0", []), ("1", ["-o", "kdzoo_isolate=true"])):
-        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "kdzoo.pytest_fixtures", "-p", "no:cacheprovider",
-                              *extra], cwd=tmp_path, env={**env, "EXPECT_ISOLATED": expect}, capture_output=True,
+        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "kdzoo.pytest_fixtures",
+                              "-p", "no:cacheprovider", *extra], cwd=tmp_path, env={**env, "EXPECT_ISOLATED": expect}, capture_output=True,
                              text=True, timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr

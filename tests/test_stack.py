@@ -183,5 +183,6 @@ def test_a_label_space_mismatch_suggests_installed_strategies_that_allow_it(zoo_
     assert cross_task_alternatives(zoo) == ["anywhere-kd"]  # no family or plugin name decides it
     with pytest.raises(ConfigError, match=r"does not need the teacher's label space instead: anywhere-kd$"):
         check_label_space("kd", ["a", "b"], ["c"], "classification", cross_task_alternatives(zoo))
-    with pytest.raises(ConfigError, match=r"a strategy with label_space = 'any'"):  # nothing installed: what to look for
+    # nothing installed: what to look for
+    with pytest.raises(ConfigError, match=r"a strategy with label_space = 'any'"):
         check_label_space("kd", ["a", "b"], ["c"], "classification", cross_task_alternatives(zoo_with()))

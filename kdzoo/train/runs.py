@@ -84,7 +84,8 @@ def provenance(config: RunConfig) -> dict[str, Any]:
                              cwd=Path(__file__).parent).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         sha = None
-    return {"kdzoo": kdzoo_version(), "torch": torch.__version__, "timm": dist_version("timm"), "python": platform.python_version(),
+    return {"kdzoo": kdzoo_version(), "torch": torch.__version__, "timm": dist_version("timm"),
+            "python": platform.python_version(),
             "git_sha": sha, "threads": torch.get_num_threads(), "seeds": config.train.seeds, "host": platform.node(),
             "world_size": distributed.current().world_size,
             "argv": sys.argv}

@@ -448,8 +448,8 @@ def _check_markers(pm: pluggy.PluginManager, plugin: object) -> None:
         if not inspect.isfunction(fn) or pm.parse_hookimpl_opts(plugin, attr) is not None:
             continue
         if attr in known or difflib.get_close_matches(attr, known, n=1, cutoff=0.85):
-            raise PluginLoadError(f"function {attr!r} has no @kdzoo.plugin.hookimpl marker, so kdzoo would never call it; "
-                                  f"hooks: {', '.join(known)}", source_line(fn))
+            raise PluginLoadError(f"function {attr!r} has no @kdzoo.plugin.hookimpl marker, so kdzoo would never "
+                                  f"call it; hooks: {', '.join(known)}", source_line(fn))
 
 
 def _origin(exc: BaseException) -> str:

@@ -6,7 +6,8 @@ label-space-agnostic), ``projected-feature`` (learned projector, incl. the inver
 Auty et al. 2024) and ``refilled`` (relationship matching, then the teacher's local classifier).
 :mod:`kdzoo_crosstask.probe` measures whether a teacher's embedding transfers at all (registered as
 the ``embedding-probe`` reference row for ``kdzoo bench``).
-Task definitions (``mnist5k:parity``, ``mnist5k:digits[5-9]``, ...) live in kdzoo's core (class maps: ``kdzoo.data.read_class_map``).
+Task definitions (``mnist5k:parity``, ``mnist5k:digits[5-9]``, ...) live in kdzoo's core (class maps:
+``kdzoo.data.read_class_map``).
 """
 
 from __future__ import annotations
