@@ -1,4 +1,5 @@
-# kdzoo: `make demo` runs the main job, `make test` the whole suite. Each installs what it needs first
+# kdzoo: `make demo` runs the main job, `make test` the whole suite, `make test-fast` the suite without its slow runs
+# and kill-and-resume drills (the edit loop). Each installs what it needs first
 # (core, every in-repo plugin, the documented example plugin, test, tracker, completion and tune extras) into .venv.
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.kdzoo-installed
 DEMO_OUT ?= runs/demo
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-fast clean
 .PHONY: test-cluster
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) docs/example-plugin/pyproject.toml
@@ -33,6 +34,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	KDZOO_STRICT_PLUGINS=1 $(PY) -m pytest
 	ATEN_CPU_CAPABILITY=default KDZOO_STRICT_PLUGINS=1 $(PY) -m pytest tests/test_losses.py -k golden
+
+# The edit loop: the suite without its slow end-to-end runs and kill-and-resume drills (`make test`
+# still runs everything before a merge).
+test-fast: $(STAMP)
+	KDZOO_STRICT_PLUGINS=1 $(PY) -m pytest -m "not slow and not drill and not cluster"
 
 clean:
 	rm -rf $(VENV) runs

@@ -90,7 +90,7 @@ class Distiller(nn.Module):
         label_smoothing: of the hard-label cross-entropy.
         seed: the seed strategies see in their context.
         train_data: ``(x, y)`` training inputs in data space and labels (``-1`` unlabelled), for
-            strategies that read the training set when they are built (``refilled``'s class centres).
+            strategies that read the training set when they are built (class centres, for example).
         zoo: loaded plugins (default: everything installed).
         **params: parameters per member, by name (``kd={"temperature": 4}``; hyphens may be
             written as underscores), or, for a single strategy, its parameters directly

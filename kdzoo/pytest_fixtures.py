@@ -1,8 +1,18 @@
-"""pytest fixtures for kdzoo and plugin test suites.
+"""kdzoo's pytest plugin: fixtures for kdzoo's own tests and a plugin's.
 
-Import them into a ``conftest.py``::
+Installing kdzoo registers it with pytest (the ``pytest11`` entry point ``kdzoo.pytest_fixtures``), so a
+test suite gets the fixtures with no ``conftest.py``. It changes nothing until asked:
 
-    from kdzoo.pytest_fixtures import kdzoo_isolated, zoo  # noqa: F401
+``zoo``
+    every installed plugin, loaded once per session.
+``kdzoo_isolated``
+    teachers, teacher outputs and the run index go to a per-session folder, never the user's cache;
+    one CPU thread keeps tiny-model tests fast and repeatable. A test asks for it by name, or a suite
+    gives it to every test with ``kdzoo_isolate = true`` in its pytest configuration (kdzoo's own
+    suite and the in-repo plugins do)::
+
+        [tool.pytest.ini_options]
+        kdzoo_isolate = true
 """
 
 from __future__ import annotations
@@ -11,24 +21,38 @@ import os
 
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("kdzoo_isolate", "give every test kdzoo's isolated cache and run index, and one CPU thread "
+                  "(the kdzoo_isolated fixture)", type="bool", default=False)
 
 
-@pytest.fixture(autouse=True)
-def kdzoo_isolated(tmp_path_factory, monkeypatch):
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getini("kdzoo_isolate"):  # before a test module imports torch: OpenMP reads it once
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@pytest.fixture
+def kdzoo_isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Teachers, teacher outputs and the run index go to a per-session folder, never the user's
     cache; one CPU thread keeps tiny-model tests fast and repeatable."""
     base = tmp_path_factory.getbasetemp()
     monkeypatch.setenv("KDZOO_CACHE", str(base / "kdzoo-cache"))
     monkeypatch.setenv("KDZOO_INDEX", str(base / "kdzoo-index.sqlite"))
-    import torch
+    import torch  # here, not at the top: a suite that never asks for isolation never imports torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _kdzoo_isolate_every_test(request: pytest.FixtureRequest) -> None:
+    if request.config.getini("kdzoo_isolate"):
+        request.getfixturevalue("kdzoo_isolated")
 
 
 @pytest.fixture(scope="session")
 def zoo():
     """Every installed plugin, loaded once per session."""
-    from kdzoo.zoo.plugins import load_zoo
+    from kdzoo.zoo.plugins import load_zoo  # at first use: importing the plugin stays cheap for any suite
 
     return load_zoo()

@@ -157,3 +157,6 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
         if isinstance(a, torch.Tensor):
             assert torch.equal(a, b), f"{name}: state {k!r} did not round-trip"
     return logged
+
+
+__all__ = ["SMOKE", "TinyRun", "check_strategy", "tiny_bundle", "tiny_run"]

@@ -217,7 +217,7 @@ def test_hook_register_references_rows_are_computed_once_and_reused(tmp_path):
     from kdzoo.zoo.plugins import load_zoo
 
     class Plugin:
-        @kdzoo.hookimpl
+        @kdzoo.plugin.hookimpl
         def register_references(register):
             register("majority-class", CountingReference.majority, description="majority class of the labels")
 

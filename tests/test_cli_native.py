@@ -17,6 +17,7 @@ from kdzoo.zoo.listing import fingerprint, listing
 
 COMMAND = '''
 import kdzoo
+import kdzoo.plugin
 
 def arguments(parser):
     parser.add_argument("--name", required=True)
@@ -25,7 +26,7 @@ def hello(args):
     print(f"hello {args.name}")
     return 3
 
-@kdzoo.hookimpl
+@kdzoo.plugin.hookimpl
 def register_commands(register):
     register("hello-tp", hello, setup=arguments, help="greet (a third-party test command)")
 '''

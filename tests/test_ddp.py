@@ -59,6 +59,7 @@ def test_first_ddp_step_equals_single_process_step_and_rank0_alone_writes(tmp_pa
     assert summary["provenance"]["world_size"] == 2
 
 
+@pytest.mark.drill
 def test_sigterm_then_resume_under_torchrun_equals_uninterrupted(tmp_path, env):
     out = str(tmp_path / "runs")
     args = [*COMMON, "--steps", "300", "--set", "train.eval_every=20", "--set", "train.checkpoint_every=10",

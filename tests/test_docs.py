@@ -99,7 +99,8 @@ def test_the_class_attribute_table_in_plugins_md_lists_exactly_the_strategy_clas
 def test_every_parameter_of_every_installed_strategy_has_help(zoo):
     for name, entry in zoo.collect().strategies.items():
         for field in dataclasses.fields(entry.obj.Config):
-            assert field.metadata.get("help"), f"strategy {name!r}: parameter {field.name!r} has no help (kdzoo.param)"
+            assert field.metadata.get("help"), (
+                f"strategy {name!r}: parameter {field.name!r} has no help (kdzoo.plugin.param)")
 
 
 def test_every_hook_has_a_test_hook_function():

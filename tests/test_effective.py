@@ -20,18 +20,18 @@ SUITE = dict(BENCH_SUITE, name="keys", tasks=[dict(BENCH_SUITE["tasks"][0],
 SOFT_TP = """
 import kdzoo, torch.nn.functional as F
 
-class SoftTP(kdzoo.Strategy):
+class SoftTP(kdzoo.plugin.Strategy):
     name = "soft-tp"
     family = "logit"
     paper = "test"
 
     def needs(self):
-        return kdzoo.Needs(kdzoo.Requirement(logits=True), kdzoo.Requirement(logits=True))
+        return kdzoo.plugin.Needs(kdzoo.plugin.Requirement(logits=True), kdzoo.plugin.Requirement(logits=True))
 
     def forward(self, batch, student, teacher, step):
         return {"soft": F.mse_loss(student.logits, teacher.logits)}
 
-@kdzoo.hookimpl
+@kdzoo.plugin.hookimpl
 def register_strategies(register):
     register(SoftTP)
 """

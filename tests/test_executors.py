@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 import kdzoo
+import kdzoo.plugin
 from kdzoo.bench.executors import Executor, Resources, Task, make_executor
 from kdzoo.bench.executors.cell import StaleCell, attempts, run_cell_task
 from kdzoo.bench.suite import expand_all, run_bench
@@ -44,7 +45,7 @@ class Inline(Executor):
 
 def test_hook_register_executors_adds_executors_beside_the_builtin_ones():
     class Plugin:
-        @kdzoo.hookimpl
+        @kdzoo.plugin.hookimpl
         def register_executors(self, register):
             register("inline", Inline, description="runs tasks at once")
 

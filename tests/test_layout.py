@@ -20,6 +20,7 @@ or more modules).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,3 +171,127 @@ def test_the_core_names_no_plugin_and_branches_on_no_family():
                 if any(p in node.value for p in PLUGIN_PACKAGES):
                     bad.append(f"{name}:{node.lineno}: names a plugin ({node.value[:40]!r})")
     assert bad == []
+
+
+# The in-repo plugins' names a core message may still use, as the one example of a syntax (``--strategy
+# kd``, the stack ``weight-selection+kd``, the pin ``kd: kdzoo-logit``), and names that are also words.
+EXAMPLE_NAMES = {"kd", "weight-selection", "kdzoo-logit", "at", "dist"}
+
+
+def in_repo_plugin_names() -> set[str]:
+    """Every strategy name and distribution name the in-repo plugins declare, read from their sources."""
+    names = {p.parent.name for p in ROOT.glob("plugins/*/pyproject.toml")}
+    for path in [*ROOT.glob("plugins/*/src/**/*.py"), *ROOT.glob("docs/example-plugin/src/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                names.update(st.value.value for st in node.body if isinstance(st, ast.Assign)
+                             and [getattr(t, "id", None) for t in st.targets] == ["name"]
+                             and isinstance(st.value, ast.Constant) and isinstance(st.value.value, str))
+    return names
+
+
+def named_plugin_items(text: str, names: set[str]) -> list[str]:
+    """The in-repo strategy or distribution names ``text`` spells out as words (``rkd``, not ``rkd_loss``)."""
+    return [n for n in sorted(names - EXAMPLE_NAMES) if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text)]
+
+
+def message_strings(tree: ast.AST):
+    """String constants that reach a user (messages, help, hints): every one but the docstrings."""
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
+                  and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node
+
+
+def test_the_plugin_names_walk_sees_the_in_repo_strategies():
+    names = in_repo_plugin_names()
+    assert {"rkd", "sp", "refilled", "projected-feature", "class-mapped-kd", "dkd", "kdzoo-crosstask"} <= names
+    old_hint = ("use a cross-task strategy: class-mapped-kd (when the data's labels are a function of the "
+                "teacher's), or the label-space-agnostic rkd, sp, projected-feature, refilled (kdzoo-crosstask)")
+    assert named_plugin_items(old_hint, names) == ["class-mapped-kd", "kdzoo-crosstask", "projected-feature",
+                                                   "refilled", "rkd", "sp"]
+    assert named_plugin_items("rkd_distance_loss, e.g. --strategy kd, a kdzoo-logit:kd pin", names) == []
+
+
+def test_core_messages_name_no_in_repo_strategy_or_distribution():
+    """A hint that recommends ``refilled`` is wrong wherever kdzoo-crosstask is not installed."""
+    names = in_repo_plugin_names()
+    bad = [f"{name}:{node.lineno}: {items} in {node.value[:60]!r}" for name, path in modules().items()
+           for node in message_strings(ast.parse(path.read_text(), str(path)))
+           if (items := named_plugin_items(node.value, names))]
+    assert bad == []
+
+
+# -- the order of the rooms -------------------------------------------------------------------------
+# Each room (a sub-package, or a top-level module) and its floor, as docs/architecture.md states the
+# order: a module may import its own floor and the floors below, never one above.
+FLOORS = {
+    "contract": 0, "safe_yaml": 0, "integrity": 0, "progress": 0, "paths": 0,  # the contract and low-level I/O
+    "losses": 0, "versions": 0,  # functions on tensors; installed versions
+    "config": 1,
+    "data": 2, "models": 2,
+    "user": 3,  # your own modules and datasets, wrapped with data and models
+    "zoo": 4,
+    "train": 5,
+    "bench": 6, "distiller": 6, "testing": 6,
+    "cli": 7, "__main__": 7, "cache": 7, "plugin": 7, "pytest_fixtures": 7, "kdzoo": 7,
+}
+
+# Upward imports still in the code, each a ``module -> module`` edge of the import graph; the
+# architecture page lists them as its exceptions. Remove an entry when its import goes (the test
+# then insists); never add one: move the helper to the room it serves instead.
+KNOWN_UPWARD = {
+    ("kdzoo.contract.strategy", "kdzoo.config"),  # param_help/param_range for a strategy's --help
+    ("kdzoo.paths", "kdzoo.train"), ("kdzoo.paths", "kdzoo.train.checkpoint"),  # write_text (atomic)
+    ("kdzoo.models.weights", "kdzoo.train"), ("kdzoo.models.weights", "kdzoo.train.checkpoint"),  # atomic_path
+    ("kdzoo.models.weights", "kdzoo.zoo"), ("kdzoo.models.weights", "kdzoo.zoo.stack"),  # check_specs
+    ("kdzoo.zoo.builtin", "kdzoo.train"), ("kdzoo.zoo.builtin", "kdzoo.train.loggers"),  # the built-in loggers
+    ("kdzoo.zoo.builtin", "kdzoo.bench"), ("kdzoo.zoo.builtin", "kdzoo.bench.executors"),
+    ("kdzoo.zoo.builtin", "kdzoo.bench.executors.local"),  # the built-in executor
+    ("kdzoo.train.runs", "kdzoo.bench"), ("kdzoo.train.runs", "kdzoo.bench.metrics"),  # evaluation
+    ("kdzoo.train.runs", "kdzoo.bench.runindex"),  # a finished run is recorded in the index
+    ("kdzoo.train.trainer", "kdzoo.bench"), ("kdzoo.train.trainer", "kdzoo.bench.metrics"),  # evaluation
+}
+
+
+def room_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    return {(name, dep) for name, deps in graph.items() for dep in deps
+            if FLOORS[room_of(dep)] > FLOORS[room_of(name)]}
+
+
+def test_every_room_has_a_floor():
+    assert {room_of(m) for m in modules()} <= set(FLOORS), {room_of(m) for m in modules()} - set(FLOORS)
+
+
+def test_rooms_import_downwards_but_for_the_listed_exceptions():
+    found = upward_imports(import_graph())
+    assert found - KNOWN_UPWARD == set(), "upward imports (move the helper to the room it serves instead)"
+    assert KNOWN_UPWARD - found == set(), "these are gone: drop them from KNOWN_UPWARD and docs/architecture.md"
+
+
+def test_the_architecture_page_states_the_order_and_each_exception():
+    text = " ".join((ROOT / "docs" / "architecture.md").read_text().split())
+    assert ("`contract` ← `config` ← `data`, `models` ← `user` ← `zoo` ← `train` ← `bench`, `distiller`, "
+            "`testing` ← `cli`") in text
+    for name, dep in KNOWN_UPWARD:
+        module = name.removeprefix("kdzoo.").replace(".", "/") + ".py"
+        assert f"`{module}`" in text and f"`{room_of(dep)}`" in text, (name, dep)
+
+
+def test_an_upward_import_planted_in_a_copy_is_caught(tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "kdzoo"
+    shutil.copytree(PKG, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    memory = copy / "data" / "memory.py"
+    memory.write_text(memory.read_text() + "\n\ndef _planted():\n    from ..bench.metrics import evaluate\n")
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    monkeypatch.setitem(globals(), "PKG", copy)
+    assert ("kdzoo.data.memory", "kdzoo.bench.metrics") in upward_imports(import_graph()) - KNOWN_UPWARD

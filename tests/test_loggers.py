@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import kdzoo
+import kdzoo.plugin
 from kdzoo.config import DataConfig, ModelConfig
 from kdzoo.data import channel_stats, load_dataset, make_splits
 from kdzoo.models.wrapper import create_model, save_model
@@ -61,7 +62,7 @@ def test_hook_register_loggers_plugin_logger_gets_every_step_the_config_and_the_
             calls.append(("finish", status))
 
     plugin = types.ModuleType("recorder_plugin")
-    plugin.register_loggers = kdzoo.hookimpl(lambda register: register("recorder", Recorder))
+    plugin.register_loggers = kdzoo.plugin.hookimpl(lambda register: register("recorder", Recorder))
     zoo = load_zoo()
     assert zoo.add_plugin(plugin, "recorder", "recorder-dist")
     assert zoo.collect().loggers["recorder"].distribution == "recorder-dist"
@@ -129,7 +130,7 @@ def test_tensorboard_and_mlflow_hold_every_term_params_metrics_and_the_exported_
 
 def test_a_logger_whose_package_is_missing_fails_before_the_run_directory_exists(tmp_path):
     plugin = types.ModuleType("needs_plugin")
-    plugin.register_loggers = kdzoo.hookimpl(
+    plugin.register_loggers = kdzoo.plugin.hookimpl(
         lambda register: register("needy", object, requires="kdzoo_no_such_package_xyz"))
     zoo = load_zoo()
     assert zoo.add_plugin(plugin, "needy", "needy-dist")
@@ -138,6 +139,7 @@ def test_a_logger_whose_package_is_missing_fails_before_the_run_directory_exists
     assert not (tmp_path / "runs" / "tracked").exists()
 
 
+@pytest.mark.drill
 def test_a_resumed_seed_continues_its_mlflow_run(tmp_path, monkeypatch):
     import os
     import signal

@@ -17,12 +17,13 @@ THIRD_PARTY = '''
 from dataclasses import dataclass
 import torch.nn.functional as F
 import kdzoo
+import kdzoo.plugin
 
 @dataclass
 class Cfg:
     weight: float = 1.0
 
-class SoftOnly(kdzoo.Strategy):
+class SoftOnly(kdzoo.plugin.Strategy):
     """Soft targets only at T=1 (a third-party test strategy)."""
     name = "soft-only-tp"
     family = "logit"
@@ -34,7 +35,7 @@ class SoftOnly(kdzoo.Strategy):
     def forward(self, batch, student, teacher, step):
         return {"soft": F.kl_div(F.log_softmax(student.logits, -1), F.softmax(teacher.logits, -1), reduction="batchmean")}
 
-@kdzoo.hookimpl
+@kdzoo.plugin.hookimpl
 def register_strategies(register):
     register(SoftOnly)
 '''
@@ -77,7 +78,8 @@ def test_hook_register_strategies_third_party_is_listed_and_used(site, tmp_path,
 def test_broken_and_misspelled_plugins_are_reported_and_others_work(site, capsys, monkeypatch):
     monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)  # make test sets it; this test is about the default
     write_dist(site, "kdzoo-broken", "kdzoo_broken", "import kdzoo_does_not_exist\n")
-    write_dist(site, "kdzoo-typo", "kdzoo_typo", "import kdzoo\n@kdzoo.hookimpl\ndef register_strategy(register):\n    pass\n")
+    write_dist(site, "kdzoo-typo", "kdzoo_typo",
+               "import kdzoo\n@kdzoo.plugin.hookimpl\ndef register_strategy(register):\n    pass\n")
     zoo = load_zoo().collect()
     err = capsys.readouterr().err.strip().splitlines()
     assert any('"kdzoo_broken" from kdzoo-broken' in line and "kdzoo_does_not_exist" in line for line in err)
@@ -103,7 +105,7 @@ class Own(SoftOnly):
     """Only in {tag}."""
     name = "own-{tag}"
 
-@kdzoo.hookimpl(specname="register_strategies")
+@kdzoo.plugin.hookimpl(specname="register_strategies")
 def register_own(register):
     register(Own)
 '''
@@ -235,10 +237,10 @@ def _future_metadata(info, requires):
 
 
 def test_a_plugin_built_for_another_kdzoo_is_refused_at_load(site, tmp_path, capsys, monkeypatch):
-    from kdzoo.zoo.plugins import _version
+    from kdzoo.versions import kdzoo_version
 
     monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
-    running = _version()
+    running = kdzoo_version()
     write_dist(site, "kdzoo-future", "kdzoo_future", _impostor("future", "soft-future"))
     _future_metadata(site / "kdzoo_future-0.1.dist-info", ["torch", "kdzoo>=99,<100"])
     write_dist(site, "kdzoo-current", "kdzoo_current", _impostor("current", "soft-current"))
@@ -312,11 +314,11 @@ def _line_of(site, text):
 
 def test_a_missing_hookimpl_marker_is_reported_with_file_and_line(site, capsys, monkeypatch, request):
     monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
-    line, _ = _load_error(site, capsys, THIRD_PARTY.replace("@kdzoo.hookimpl\n", ""), request)
-    assert "'register_strategies' has no @kdzoo.hookimpl marker" in line
+    line, _ = _load_error(site, capsys, THIRD_PARTY.replace("@kdzoo.plugin.hookimpl\n", ""), request)
+    assert "'register_strategies' has no @kdzoo.plugin.hookimpl marker" in line
     assert line.endswith(f"{_file(site)}:{_line_of(site, 'def register_strategies')})")
     monkeypatch.setenv("KDZOO_STRICT_PLUGINS", "1")  # strict mode makes it fatal (it was silent before)
-    with pytest.raises(PluginError, match="no @kdzoo.hookimpl marker"):
+    with pytest.raises(PluginError, match="no @kdzoo.plugin.hookimpl marker"):
         load_zoo()
 
 
@@ -338,7 +340,7 @@ def test_a_wrong_type_config_default_is_reported_at_registration(site, capsys, m
 def test_a_student_need_that_drops_the_weighted_label_loss_is_reported(site, capsys, monkeypatch, request):
     monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
     pooled_only = THIRD_PARTY.replace("    def term_weights(self):", """    def needs(self):
-        return kdzoo.Needs(kdzoo.Requirement(pooled=True), kdzoo.Requirement(logits=True))
+        return kdzoo.plugin.Needs(kdzoo.plugin.Requirement(pooled=True), kdzoo.plugin.Requirement(logits=True))
     def term_weights(self):""")
     line, zoo = _load_error(site, capsys, pooled_only, request)
     assert "strategy 'soft-only-tp': needs() asks the student for no logits, so the hard-label loss (weight 1)" in line
@@ -384,7 +386,7 @@ def test_no_import_time_side_effects():
 
 def test_a_hook_that_raises_points_at_the_raising_line(site, capsys, monkeypatch, request):
     monkeypatch.delenv("KDZOO_STRICT_PLUGINS", raising=False)
-    source = "import kdzoo\n\n@kdzoo.hookimpl\ndef register_models(register):\n    {}['missing']\n"
+    source = "import kdzoo\n\n@kdzoo.plugin.hookimpl\ndef register_models(register):\n    {}['missing']\n"
     line, zoo = _load_error(site, capsys, source, request)
     assert "KeyError: 'missing'" in line and line.endswith(f"{_file(site)}:5)")
     assert "lenet5" in zoo.models
@@ -396,7 +398,7 @@ def test_a_model_name_taken_first_leaves_out_only_that_model(site, capsys, monke
 def other_mlp(num_classes, input_shape):
     raise AssertionError("never built: kdzoo's mlp keeps the name")
 
-@kdzoo.hookimpl
+@kdzoo.plugin.hookimpl
 def register_models(register):
     register("mlp", other_mlp)
 '''

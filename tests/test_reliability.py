@@ -399,6 +399,7 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out]
 
 
+@pytest.mark.drill
 @pytest.mark.slow
 def test_bench_killed_mid_cell_resumes_to_the_uninterrupted_numbers(tmp_path):
     """SIGKILL to the bench parent only, with --jobs 2: its workers notice and exit; the re-run

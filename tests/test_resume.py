@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.drill]
 
 ARGS = ["distill", "--teacher", "mlp", "--student", "lenet5", "--strategy", "kd", "--data", "mnist5k",
         "--labels-per-class", "20", "--steps", "240", "--threads", "1", "--no-progress",

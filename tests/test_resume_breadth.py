@@ -14,6 +14,8 @@ import torch
 from kdzoo.cli import main
 from kdzoo.train.trainer import Trainer
 
+pytestmark = pytest.mark.drill  # a run stopped and resumed, against an uninterrupted one
+
 BASE = ["distill", "--teacher", "lenet5", "--student", "lenet5", "--data", "mnist5k", "--labels-per-class", "20",
         "--steps", "24", "--threads", "1", "--no-progress", "--set", "teacher_train.epochs=1",
         "--set", "train.checkpoint_every=4", "--set", "train.eval_every=6"]

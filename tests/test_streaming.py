@@ -167,6 +167,7 @@ RESUME_ARGS = ["distill", "--student", "lenet5", "--strategy", "ce", "--data", "
                "--set", "train.eval_every=10", "--set", "train.checkpoint_every=5"]
 
 
+@pytest.mark.drill
 @pytest.mark.slow
 def test_kill_and_resume_with_workers_equals_uninterrupted(tmp_path):
     env = dict(os.environ, KDZOO_CACHE=str(tmp_path / "cache"), OMP_WAIT_POLICY="PASSIVE")

@@ -21,38 +21,39 @@ CARELESS = '''
 import torch
 import torch.nn.functional as F
 import kdzoo
+import kdzoo.plugin
 
 
 def soft(student, teacher):
     return F.kl_div(F.log_softmax(student.logits, -1), F.softmax(teacher.logits, -1), reduction="batchmean")
 
 
-class PerSample(kdzoo.Strategy):
+class PerSample(kdzoo.plugin.Strategy):
     name = "bad-per-sample"
     def forward(self, batch, student, teacher, step):
         per_sample = F.kl_div(F.log_softmax(student.logits, -1), F.softmax(teacher.logits, -1), reduction="none")
         return {"soft": per_sample.sum(-1)}
 
 
-class PlainFloat(kdzoo.Strategy):
+class PlainFloat(kdzoo.plugin.Strategy):
     name = "bad-float"
     def forward(self, batch, student, teacher, step):
         return {"soft": soft(student, teacher).item()}
 
 
-class IntegerTerm(kdzoo.Strategy):
+class IntegerTerm(kdzoo.plugin.Strategy):
     name = "bad-int"
     def forward(self, batch, student, teacher, step):
         return {"soft": (student.logits.argmax(-1) == teacher.logits.argmax(-1)).sum()}
 
 
-class ElsewhereTerm(kdzoo.Strategy):
+class ElsewhereTerm(kdzoo.plugin.Strategy):
     name = "bad-device"
     def forward(self, batch, student, teacher, step):
         return {"soft": soft(student, teacher).to("meta")}
 
 
-class DetachedTerm(kdzoo.Strategy):
+class DetachedTerm(kdzoo.plugin.Strategy):
     name = "bad-detached"
     def forward(self, batch, student, teacher, step):
         return {"soft": soft(student, teacher).detach()}
@@ -65,19 +66,19 @@ class MutedDetached(DetachedTerm):
         return {"soft": 0.0}
 
 
-class BareTensor(kdzoo.Strategy):
+class BareTensor(kdzoo.plugin.Strategy):
     name = "bad-return"
     def forward(self, batch, student, teacher, step):
         return soft(student, teacher)
 
 
-class LateNan(kdzoo.Strategy):
+class LateNan(kdzoo.plugin.Strategy):
     name = "late-nan"
     def forward(self, batch, student, teacher, step):
         return {"soft": soft(student, teacher) * (float("nan") if step.step == 1 else 1.0)}
 
 
-@kdzoo.hookimpl
+@kdzoo.plugin.hookimpl
 def register_strategies(register):
     for cls in (PerSample, PlainFloat, IntegerTerm, ElsewhereTerm, DetachedTerm, MutedDetached, BareTensor,
                 LateNan):
@@ -171,7 +172,7 @@ def test_a_forward_that_returns_no_dict_is_refused_in_one_line(careless):
     with pytest.raises(PluginError) as caught:
         check_strategy("bad-return", zoo=load_zoo())
     lines = (careless / "kdzoo_careless_terms.py").read_text().splitlines()
-    start = lines.index("class BareTensor(kdzoo.Strategy):")
+    start = lines.index("class BareTensor(kdzoo.plugin.Strategy):")
     line = next(i for i in range(start, len(lines)) if "def forward" in lines[i]) + 1
     assert str(caught.value) == (
         "strategy 'bad-return' of kdzoo-careless-terms: forward returned Tensor of shape [], dtype torch.float32 on "

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..versions import dist_version
+
 CORE_DISTRIBUTIONS = ("kdzoo", "torch", "timm", "numpy", "scipy", "pluggy", "matplotlib")
 """Distributions every bench depends on; the plugin distributions are added from the ``kdzoo`` entry points."""
 
@@ -41,10 +43,8 @@ def distribution_versions() -> dict[str, str]:
     names += sorted(plugins - set(names))
     out = {}
     for name in names:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            continue
+        if (version := dist_version(name)) is not None:
+            out[name] = version
     return out
 
 

@@ -1,7 +1,7 @@
 """``kdzoo tune``: select a strategy's parameters and the learning rate on the validation split, with Optuna.
 
 One *study* per (task, pair, strategy): Optuna's TPE sampler (seeded) proposes the strategy's declared
-parameters (:func:`kdzoo.param` bounds or ``search=`` ranges, on a log scale where declared) and the
+parameters (:func:`kdzoo.plugin.param` bounds or ``search=`` ranges, on a log scale where declared) and the
 learning rate; each trial trains the run's budget on tuning seeds of its own (never the table's) and
 scores the mean best validation accuracy over them, reporting validation accuracy at every evaluation
 so that a median pruner stops the trials that trail. ``ce`` gets the same learning-rate search with the

@@ -1,6 +1,6 @@
 """The search space of a ``kdzoo tune`` study: the learning rate plus a strategy stack's declared parameters.
 
-A parameter is searched by default when it declares ``kdzoo.param(..., search=(low, high), log=...)``,
+A parameter is searched by default when it declares ``kdzoo.plugin.param(..., search=(low, high), log=...)``,
 or when it is a number with both bounds (then over them); ``--search MEMBER.PARAM=LOW:HIGH[:log]``
 replaces the declared search. Every range is checked against the parameter's bounds.
 """

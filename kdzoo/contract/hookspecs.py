@@ -1,6 +1,6 @@
 """The kdzoo hook specifications: the whole plugin surface, in one small module.
 
-A plugin is any module or object with ``@kdzoo.hookimpl`` functions, found through the
+A plugin is any module or object with ``@kdzoo.plugin.hookimpl`` functions, found through the
 ``kdzoo`` entry-point group. Every hook receives a ``register`` callback instead of returning
 values, so kdzoo can validate each item and credit it to the distribution that sent it.
 
@@ -21,7 +21,7 @@ def register_strategies(register):
     """Register distillation strategies.
 
     :param register: ``register(strategy_cls)``; ``strategy_cls`` is a subclass of
-        :class:`kdzoo.Strategy` whose ``name`` is lower-case with hyphens (a name two
+        :class:`kdzoo.plugin.Strategy` whose ``name`` is lower-case with hyphens (a name two
         distributions offer is reached as ``DIST:NAME``).
     :returns: nothing; call ``register`` once per strategy.
     """
@@ -58,7 +58,7 @@ def register_references(register):
     without a "beats ce" verdict (e.g. a linear probe on the teacher's features).
 
     :param register: ``register(name, fn, *, description="...")``; ``fn(teacher, bundle, splits)``
-        gets the frozen teacher (``kdzoo.KDModel``, eval mode), the task's ``DatasetBundle`` and its
+        gets the frozen teacher (``kdzoo.plugin.KDModel``, eval mode), the task's ``DatasetBundle`` and its
         ``Splits`` (labelled samples: ``splits.labelled``) and returns a dict with ``test_acc`` (%)
         and optionally ``val_acc``, ``params`` and ``ms_per_image``.
     :returns: nothing; call ``register`` once per reference.

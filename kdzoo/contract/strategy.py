@@ -288,7 +288,7 @@ def alpha_blend(term: str, alpha: float) -> dict[str, float]:
     Hinton KD's convention, used by every strategy with an ``alpha`` parameter::
 
         def term_weights(self):
-            return kdzoo.alpha_blend("kd", self.config.alpha)
+            return kdzoo.plugin.alpha_blend("kd", self.config.alpha)
     """
     return {term: alpha, LABEL_TERM: 1.0 - alpha}
 

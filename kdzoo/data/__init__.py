@@ -3,6 +3,9 @@
 The trainer only calls ``plan.batch(step)``; :func:`make_plan` gives a :class:`BatchPlan` (tensors in
 memory) or a :class:`StreamingPlan` (a DataLoader with workers and timm transforms). Every name
 plugins imported from the former ``kdzoo.data`` module is still importable from here.
+
+Public (a tool door, like :mod:`kdzoo.losses`): the names in ``__all__``, what a plugin or your own
+code uses to load a dataset, split it and feed its tensors to a model. The other names are internal.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from .memory import (ALIASES, TAKES_ARG, TAKES_OPTIONS, BatchPlan, DatasetBundle
                      to_float)
 from .stream import (PlannedBatches, StreamingPlan, build_train_transform, is_random_augmentation, make_plan,
                      use_streaming)
+from .relabel import read_class_map, validate_class_map
 
 MNIST_CLASSES = [f"{d} - {w}" for d, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven",
                                                      "eight", "nine"])]
@@ -30,9 +34,6 @@ BUILTIN_DATASETS = {
 }
 
 __all__ = [
-    "ALIASES", "BUILTIN_DATASETS", "TAKES_ARG", "TAKES_OPTIONS", "BatchPlan", "DatasetBundle", "LazyImages",
-    "PlannedBatches", "Splits", "StreamingPlan", "build_train_transform", "channel_stats", "data_fingerprint",
-    "data_identity", "data_sources", "eval_chunks",
-    "is_random_augmentation", "load_dataset", "make_plan", "make_splits", "random_shift", "read_data_pickle",
-    "read_idx", "steps_per_epoch", "to_float", "use_streaming",
+    "DatasetBundle", "Splits", "eval_chunks", "load_dataset", "make_splits", "read_class_map", "to_float",
+    "validate_class_map",
 ]

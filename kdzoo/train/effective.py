@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 
 import hashlib
-import importlib.metadata as md
 import json
 import sys
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 from ..config import RunConfig, StrategySpec, canonical, key_dict, to_dict
 from ..data.fingerprint import data_identity
 from ..data.relabel import split_spec
+from ..versions import dist_version
 from ..zoo.stack import check_specs
 
 CORE_DISTRIBUTION = "kdzoo"
@@ -117,10 +117,7 @@ def versions() -> dict[str, str]:
 
 
 def _dist_version(dist: str) -> str:
-    try:
-        return md.version(dist)
-    except md.PackageNotFoundError:
-        return "?"
+    return dist_version(dist) or "?"  # "?", not None: the spelling cell keys were made with
 
 
 def _file_hash(path: Path) -> str:

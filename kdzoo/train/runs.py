@@ -46,6 +46,7 @@ from ..zoo.stack import build_stack, check_specs
 from .trainer import Trainer
 from ..models.weights import check_weight_files
 from ..models.wrapper import check_student_weights, create_with_weights
+from ..versions import dist_version, kdzoo_version
 
 
 @dataclass
@@ -78,20 +79,13 @@ def default_name(config: RunConfig) -> str:
 
 
 def provenance(config: RunConfig) -> dict[str, Any]:
-    import importlib.metadata as md
-
-    def version(dist: str) -> str | None:
-        try:
-            return md.version(dist)
-        except md.PackageNotFoundError:
-            return None
-
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).parent).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         sha = None
-    return {"kdzoo": version("kdzoo"), "torch": torch.__version__, "timm": version("timm"), "python": platform.python_version(),
+    return {"kdzoo": kdzoo_version(), "torch": torch.__version__, "timm": dist_version("timm"),
+            "python": platform.python_version(),
             "git_sha": sha, "threads": torch.get_num_threads(), "seeds": config.train.seeds, "host": platform.node(),
             "world_size": distributed.current().world_size,
             "argv": sys.argv}

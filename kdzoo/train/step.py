@@ -2,7 +2,7 @@
 
 Both call the same three pieces, so a term logged by ``kdzoo distill`` is the term a user's own
 loop gets from the distiller: :func:`step_info` (where training is, stages included),
-:func:`teacher_outputs` (the frozen teacher, without gradients unless the stack needs them) and
+:func:`teacher_outputs` (the frozen teacher, always without gradients: its outputs are constants) and
 :class:`StepModule` (student outputs, every strategy term, the hard-label term, the weighted total).
 """
 

@@ -1,9 +1,10 @@
 """The one training loop every strategy runs through.
 
 The trainer knows nothing about any particular strategy: it asks the stack what the models must
-output, whether gradients flow through the teacher, where batches come from, and which loss
-terms to add. The teacher is frozen (eval mode, ``requires_grad=False``) and runs under
-``no_grad`` unless the stack needs gradients through it.
+output, where batches come from, and which loss terms to add. The teacher is frozen (eval mode,
+``requires_grad=False``) and its outputs for the loss always come from a ``no_grad`` pass: they are
+constants of the student's loss. (A data-free strategy's generator step back-propagates through the
+frozen teacher into its synthetic inputs inside its own ``DataSource.next_batch``, not here.)
 """
 
 from __future__ import annotations

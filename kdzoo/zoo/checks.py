@@ -81,7 +81,7 @@ def check_strategy_class(cls: type) -> None:
     from ..contract.errors import ConfigError
     from ..contract.strategy import label_weight_of
 
-    for gone, instead in (("label_weight", "return it as term_weights()['label'] (kdzoo.alpha_blend for alpha)"),
+    for gone, instead in (("label_weight", "return it as term_weights()['label'] (kdzoo.plugin.alpha_blend for alpha)"),
                           ("teacher_grad", "remove it: the teacher's outputs are constants of the student's loss"),
                           ("smoke_params", "make it the 'smoke' preset")):
         owner = next((klass for klass in cls.__mro__[:-1]

@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..versions import dist_version, kdzoo_version
+
 FORMAT = 2  # bump when the snapshot's layout changes
 
 
@@ -50,16 +52,9 @@ def _mtime(path: Path) -> int:
         return 0
 
 
-def _dist_version(name: str) -> str | None:
-    try:
-        return md.version(name)
-    except md.PackageNotFoundError:
-        return None
-
-
 def fingerprint() -> str:
     """A hash of everything the registries depend on (cheap: no plugin is imported)."""
-    parts: list[Any] = [FORMAT, _dist_version("kdzoo"), _dist_version("timm"), _source_stamp("kdzoo"),
+    parts: list[Any] = [FORMAT, dist_version("kdzoo"), dist_version("timm"), _source_stamp("kdzoo"),
                         os.environ.get("KDZOO_LOAD_PLUGINS"), os.environ.get("KDZOO_STRICT_PLUGINS"),
                         os.environ.get("KDZOO_PREFER")]
     for ep in sorted(md.entry_points(group="kdzoo"), key=lambda e: (e.name, e.value)):
@@ -138,7 +133,7 @@ def version_text() -> str:
         dist = getattr(entry, "dist", None)
         if dist is not None:
             plugins[dist.metadata["Name"]] = dist.version
-    lines = [f"kdzoo {_dist_version('kdzoo') or '0+unknown'}"]
+    lines = [f"kdzoo {kdzoo_version()}"]
     lines += [f"  {name} {plugins[name]}" for name in sorted(plugins)]
     return "\n".join(lines) + "\n"
 

@@ -38,6 +38,7 @@ from packaging.utils import canonicalize_name
 
 from ..contract import hookspecs
 from ..contract.errors import ConfigError, PluginError, unknown
+from ..versions import kdzoo_version
 from .checks import PluginLoadError, check_strategy_class, contract_refusal, dropped_label_message, source_line
 
 
@@ -164,7 +165,7 @@ class Zoo:
                            PluginError(f"two plugins are named {ep.name!r}: "
                                        f"{self.plugins[ep.name].distribution} and {dist}"))
                 continue
-            refusal = contract_refusal(ep.dist, _version()) if ep.dist else None
+            refusal = contract_refusal(ep.dist, kdzoo_version()) if ep.dist else None
             if refusal is not None:  # built for another kdzoo: its code is never imported
                 record = PluginRecord(ep.name, dist, version, [])
                 self.plugins[ep.name] = record
@@ -208,7 +209,7 @@ class Zoo:
 
         def check_strategy(name: str, obj: Any, meta: dict) -> None:
             if not (isinstance(obj, type) and issubclass(obj, Strategy)):
-                raise PluginError(f"register_strategies got {obj!r}, not a kdzoo.Strategy subclass")
+                raise PluginError(f"register_strategies got {obj!r}, not a kdzoo.plugin.Strategy subclass")
             try:
                 check_strategy_class(obj)
             except PluginLoadError:
@@ -437,7 +438,7 @@ def _check_pending(pm: pluggy.PluginManager, plugin: object) -> None:
 
 
 def _check_markers(pm: pluggy.PluginManager, plugin: object) -> None:
-    """Reject a function named like a hook (or close to one) that lacks ``@kdzoo.hookimpl``.
+    """Reject a function named like a hook (or close to one) that lacks ``@kdzoo.plugin.hookimpl``.
 
     pluggy ignores such a function, so without this check the plugin loads and registers nothing.
     """
@@ -447,8 +448,8 @@ def _check_markers(pm: pluggy.PluginManager, plugin: object) -> None:
         if not inspect.isfunction(fn) or pm.parse_hookimpl_opts(plugin, attr) is not None:
             continue
         if attr in known or difflib.get_close_matches(attr, known, n=1, cutoff=0.85):
-            raise PluginLoadError(f"function {attr!r} has no @kdzoo.hookimpl marker, so kdzoo would never call it; "
-                                  f"hooks: {', '.join(known)}", source_line(fn))
+            raise PluginLoadError(f"function {attr!r} has no @kdzoo.plugin.hookimpl marker, so kdzoo would never "
+                                  f"call it; hooks: {', '.join(known)}", source_line(fn))
 
 
 def _origin(exc: BaseException) -> str:
@@ -480,17 +481,10 @@ def load_zoo(entry_points: bool = True) -> Zoo:
 
     zoo = Zoo()
     zoo.prefer = parse_prefer(os.environ.get(PREFER_ENV))
-    zoo.add_plugin(builtin, BUILTIN, BUILTIN, _version())
+    zoo.add_plugin(builtin, BUILTIN, BUILTIN, kdzoo_version())
     if entry_points:
         zoo.load_entry_points()
     return zoo
-
-
-def _version() -> str:
-    try:
-        return md.version("kdzoo")
-    except md.PackageNotFoundError:
-        return "0+unknown"
 
 
 __all__ = ["BUILTIN", "Entry", "PluginLoadError", "PluginRecord", "Zoo", "check_strategy_class", "dist_key",

@@ -25,9 +25,9 @@ from .terms import check_returned, check_term
 from ..contract.strategy import (LABEL_TERM, Batch, DataSource, Needs, Outputs, Stage, StepInfo, Strategy,
                                  label_weight_of)
 
-# only when no installed strategy transfers across label spaces: what to install for one
-CROSS_TASK_HINT = ("use a cross-task strategy: class-mapped-kd (when the data's labels are a function of the "
-                   "teacher's), or the label-space-agnostic rkd, sp, projected-feature, refilled (kdzoo-crosstask)")
+# only when no installed strategy transfers across label spaces; the core names no plugin's strategies
+CROSS_TASK_HINT = ("no installed strategy distils across label spaces: install a plugin that offers one (a strategy "
+                   "with label_space = 'any'), or train the teacher on the student data's classes")
 
 
 def resolve_params(cls: type[Strategy], spec: StrategySpec) -> Any:

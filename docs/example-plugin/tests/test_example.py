@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-import kdzoo
+from kdzoo.plugin import Batch, ConfigError, Outputs
 from kdzoo.testing import check_strategy
 from kdzoo_example import LogitMSE, LogitMSEConfig
 
@@ -15,8 +15,8 @@ from kdzoo_example import LogitMSE, LogitMSEConfig
 def logit_mse_term(student_logits, teacher_logits):
     """The strategy's own term for one batch, as the trainer asks for it."""
     strategy = LogitMSE(LogitMSEConfig(), ctx=None)
-    batch = kdzoo.Batch(x=None, y=None, labelled=None, index=None)
-    return strategy(batch, kdzoo.Outputs(logits=student_logits), kdzoo.Outputs(logits=teacher_logits), None)["logit-mse"]
+    batch = Batch(x=None, y=None, labelled=None, index=None)
+    return strategy(batch, Outputs(logits=student_logits), Outputs(logits=teacher_logits), None)["logit-mse"]
 
 
 def test_conformance():
@@ -45,7 +45,7 @@ def test_no_gradient_reaches_the_teacher():
 
 
 def test_alpha_out_of_range_is_a_config_error():
-    with pytest.raises(kdzoo.ConfigError, match=r"strategy\.logit-mse\.alpha must be in \[0, 1\], got 1\.5"):
+    with pytest.raises(ConfigError, match=r"strategy\.logit-mse\.alpha must be in \[0, 1\], got 1\.5"):
         check_strategy("logit-mse", {"alpha": 1.5})
 
 

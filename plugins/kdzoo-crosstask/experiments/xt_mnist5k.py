@@ -73,7 +73,7 @@ def stats(summary: dict, which: str) -> tuple[float, float, dict[int, float]]:
 
 def probe(base: dict, overrides: list[str], k: int, random_teacher: bool, zoo) -> dict:
     from kdzoo.config import make_config
-    from kdzoo import task_teacher
+    from kdzoo.plugin import task_teacher
     from kdzoo_crosstask.probe import ncm_probe
 
     data = dict(base, strategy="ce")

@@ -10,6 +10,7 @@ import torch
 from datafree_helpers import frozen_teacher, tiny_run
 
 import kdzoo
+import kdzoo.plugin
 from kdzoo.config import ModelConfig
 from kdzoo.testing import check_strategy
 
@@ -65,7 +66,7 @@ def test_teacher_frozen_while_gradients_reach_the_synthesiser(name, zoo):
 
 def test_dfad_generator_step_leaves_no_gradient_on_the_student(zoo):
     trainer, ctx = tiny_run("dfad", SMALL["dfad"], steps=2, zoo=zoo)
-    info = kdzoo.StepInfo(0, 2, 0.0)
+    info = kdzoo.plugin.StepInfo(0, 2, 0.0)
     trainer.source.next_batch(info, ctx)  # step 0 is a generator step: runs the student with grad w.r.t. x
     assert all(p.grad is None for p in ctx.student.parameters())
     assert all(p.grad is not None for p in trainer.source.generator.parameters())

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import kdzoo
+import kdzoo.plugin
 from kdzoo import ConfigError
 from kdzoo.train.checkpoint import load_checkpoint, save_checkpoint
 from kdzoo.testing import check_strategy, tiny_run
@@ -29,14 +30,14 @@ def test_crd_forward_equals_the_papers_nce_and_momentum_update_by_loops(zoo):
     f_s = torch.randn(b, run.ctx.student.num_features, generator=torch.Generator().manual_seed(1))
     f_t = torch.randn(b, run.ctx.teacher.num_features, generator=torch.Generator().manual_seed(2))
     index = torch.tensor([5, 0, 17])
-    batch = kdzoo.Batch(x=torch.zeros(b, 1), y=None, labelled=torch.zeros(b, dtype=torch.bool), index=index)
+    batch = kdzoo.plugin.Batch(x=torch.zeros(b, 1), y=None, labelled=torch.zeros(b, dtype=torch.bool), index=index)
     mem_s, mem_t = crd.memory_s.clone().tolist(), crd.memory_t.clone().tolist()
     idx = crd.sample(index).tolist()  # the rows the forward will draw (draw count 0)
     assert [r[0] for r in idx] == index.tolist() and all(0 <= j < n for r in idx for j in r)
     with torch.no_grad():
         v_s = F.normalize(crd.embed_s(f_s), dim=1).tolist()
         v_t = F.normalize(crd.embed_t(f_t), dim=1).tolist()
-    terms = crd(batch, kdzoo.Outputs(pooled=f_s), kdzoo.Outputs(pooled=f_t), None)
+    terms = crd(batch, kdzoo.plugin.Outputs(pooled=f_s), kdzoo.plugin.Outputs(pooled=f_t), None)
 
     def dot(a, c):
         return sum(x * y for x, y in zip(a, c))
@@ -83,9 +84,9 @@ def test_crd_refuses_a_training_batch_without_indices_but_not_the_probes_copy(zo
     run = tiny_run("crd", zoo=zoo)
     crd = run.stack.members[0]
     b = 4
-    student = kdzoo.Outputs(pooled=torch.randn(b, run.ctx.student.num_features))
-    teacher = kdzoo.Outputs(pooled=torch.randn(b, run.ctx.teacher.num_features))
-    batch = kdzoo.Batch(x=torch.zeros(b, 1), y=None, labelled=torch.zeros(b, dtype=torch.bool),
+    student = kdzoo.plugin.Outputs(pooled=torch.randn(b, run.ctx.student.num_features))
+    teacher = kdzoo.plugin.Outputs(pooled=torch.randn(b, run.ctx.teacher.num_features))
+    batch = kdzoo.plugin.Batch(x=torch.zeros(b, 1), y=None, labelled=torch.zeros(b, dtype=torch.bool),
                         index=torch.tensor([3, -1, 5, 7]))
     with pytest.raises(ConfigError, match=r"^crd: a training batch has samples without a dataset index"):
         crd(batch, student, teacher, None)

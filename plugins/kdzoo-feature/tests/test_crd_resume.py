@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.drill]
 SPY = str(Path(__file__).with_name("crd_spy.py"))
 COMMON = ["--teacher", "mlp", "--student", "mlp", "--strategy", "crd", "--data", "digits", "--threads", "1",
           "--no-progress", "--set", "teacher.kwargs.hidden=[64]", "--set", "student.kwargs.hidden=[32]",

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import kdzoo
+import kdzoo.plugin
 from kdzoo.config import ModelConfig
 from kdzoo.losses import hcl_loss
 from kdzoo.testing import check_strategy, tiny_run
@@ -59,14 +60,14 @@ def test_term_is_hcl_of_the_fused_levels_with_linear_warmup():
     t_feat = {t.index: torch.randn(2, *t.shape, generator=g) for t, _ in rkd.pairs}
     s_pool = torch.randn(2, run.ctx.student.num_features, generator=g)
     t_pool = torch.randn(2, run.ctx.teacher.num_features, generator=g)
-    student = kdzoo.Outputs(pooled=s_pool, features=s_feat)
-    teacher = kdzoo.Outputs(pooled=t_pool, features=t_feat)
+    student = kdzoo.plugin.Outputs(pooled=s_pool, features=s_feat)
+    teacher = kdzoo.plugin.Outputs(pooled=t_pool, features=t_feat)
     rkd.eval()  # BatchNorm with running statistics: two calls see the same function
     s_levels = [s_feat[s.index] for _, s in rkd.pairs] + [s_pool[:, :, None, None]]
     t_levels = [t_feat[t.index] for t, _ in rkd.pairs] + [t_pool[:, :, None, None]]
     full = hcl_loss(rkd.fuse(s_levels), t_levels)
     for epoch, factor in ((1.0, 0.25), (8.0, 1.0)):
-        step = kdzoo.StepInfo(step=0, total_steps=10, epoch=epoch)
+        step = kdzoo.plugin.StepInfo(step=0, total_steps=10, epoch=epoch)
         got = rkd(None, student, teacher, step)["reviewkd"]
         assert got.item() == pytest.approx(factor * full.item(), rel=1e-6)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdzoo import RunContext
+from kdzoo.plugin import RunContext
 from kdzoo_init.selection import NotSelectable, element_indices, select_elements
 from kdzoo_init.weight_selection import WeightSelection, WeightSelectionConfig
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import kdzoo
-from kdzoo import RunContext
+from kdzoo.plugin import RunContext
 from kdzoo.cli import main
 from kdzoo.config import ModelConfig
 from kdzoo.testing import check_strategy

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import kdzoo
+from kdzoo.plugin import Strategy, alpha_blend, hookimpl, param
 from kdzoo.losses import logit_mse_loss
 
 
@@ -20,11 +20,11 @@ from kdzoo.losses import logit_mse_loss
 class LogitMSEConfig:
     """LogitMSE parameters (each field: default, bounds, help)."""
 
-    alpha: float = kdzoo.param(
+    alpha: float = param(
         0.5, ge=0, le=1, help="weight of the logit-matching term; the hard-label term gets ``1 - alpha``.")
 
 
-class LogitMSE(kdzoo.Strategy):
+class LogitMSE(Strategy):
     """Logit matching: mean squared error between student and teacher logits, alpha-weighted with labels."""
 
     name = "logit-mse"
@@ -35,12 +35,12 @@ class LogitMSE(kdzoo.Strategy):
     uses_unlabelled = True
 
     def term_weights(self) -> dict[str, float]:
-        return kdzoo.alpha_blend("logit-mse", self.config.alpha)
+        return alpha_blend("logit-mse", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"logit-mse": logit_mse_loss(student.logits, teacher.logits)}
 
 
-@kdzoo.hookimpl
+@hookimpl
 def register_strategies(register):
     register(LogitMSE)

@@ -8,12 +8,12 @@ pair them are the ``cifar100-mdistiller`` suite of ``registry.yaml``.
 
 from __future__ import annotations
 
-import kdzoo
+from kdzoo.plugin import hookimpl
 
 from .models import REPDISTILLER_NAMES, factories
 
 
-@kdzoo.hookimpl
+@hookimpl
 def register_models(register):
     for name, (factory, description) in factories().items():
         register(name, factory, features="the stage outputs RepDistiller's is_feat returns; pooled pre-logits",

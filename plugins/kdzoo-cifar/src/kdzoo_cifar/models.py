@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import kdzoo
+from kdzoo.plugin import StagedNet
 
 
-class CifarNet(kdzoo.StagedNet):
+class CifarNet(StagedNet):
     """timm's feature API over ``stages`` (feature maps), ``pre_head`` (pooling) and ``fc``.
 
     Attributes:

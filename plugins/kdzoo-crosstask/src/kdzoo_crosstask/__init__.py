@@ -6,12 +6,13 @@ label-space-agnostic), ``projected-feature`` (learned projector, incl. the inver
 Auty et al. 2024) and ``refilled`` (relationship matching, then the teacher's local classifier).
 :mod:`kdzoo_crosstask.probe` measures whether a teacher's embedding transfers at all (registered as
 the ``embedding-probe`` reference row for ``kdzoo bench``).
-Task definitions (``mnist5k:parity``, ``mnist5k:digits[5-9]``, ...) live in kdzoo's core (class maps: ``kdzoo.read_class_map``).
+Task definitions (``mnist5k:parity``, ``mnist5k:digits[5-9]``, ...) live in kdzoo's core (class maps:
+``kdzoo.data.read_class_map``).
 """
 
 from __future__ import annotations
 
-import kdzoo
+from kdzoo.plugin import hookimpl
 
 from .class_mapped_kd import ClassMappedKD
 from .projected import ProjectedFeature
@@ -22,7 +23,7 @@ from .sp import SP
 STRATEGIES = (ClassMappedKD, RKD, SP, ProjectedFeature, REFILLED)
 
 
-@kdzoo.hookimpl
+@hookimpl
 def register_strategies(register):
     for cls in STRATEGIES:
         register(cls)
@@ -37,7 +38,7 @@ def embedding_probe_row(teacher, bundle, splits) -> dict:
             "params": sum(p.numel() for p in teacher.net.parameters())}
 
 
-@kdzoo.hookimpl
+@hookimpl
 def register_references(register):
     register("embedding-probe", embedding_probe_row,
              description="nearest-class-mean (cosine) accuracy of the frozen teacher's embedding, student's labels")

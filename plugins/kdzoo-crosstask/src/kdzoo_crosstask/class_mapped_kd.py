@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-import kdzoo
+from kdzoo.data import read_class_map, validate_class_map
+from kdzoo.plugin import ConfigError, RunContext, Strategy, alpha_blend, param
 from kdzoo.losses import class_mapped_kd_loss
-from kdzoo import read_class_map, validate_class_map
 
 
 def class_matrix(mapping: dict[str, str | None], teacher_classes: list[str], student_classes: list[str]) -> Tensor:
@@ -43,18 +43,18 @@ def class_matrix(mapping: dict[str, str | None], teacher_classes: list[str], stu
 class ClassMappedKDConfig:
     """ClassMappedKD parameters (each field: default, bounds, help)."""
 
-    temperature: float = kdzoo.param(4.0, gt=0, help="softening temperature T.")
-    alpha: float = kdzoo.param(
+    temperature: float = param(4.0, gt=0, help="softening temperature T.")
+    alpha: float = param(
         0.9, ge=0, le=1, help="weight of the distillation term; the hard-label term gets ``1 - alpha``.")
-    map: dict[str, Any] = kdzoo.param(
+    map: dict[str, Any] = param(
         default_factory=dict, help="teacher class -> student class (``null`` drops a teacher class); wins over the "
-                                   "data's task map.")
-    map_file: str | None = kdzoo.param(
+                             "data's task map.")
+    map_file: str | None = param(
         None, help="a class-map file (YAML/JSON, as for ``classmap=FILE`` tasks), teacher -> student classes.")
 
     def __post_init__(self) -> None:
         if self.map and self.map_file:
-            raise kdzoo.ConfigError("strategy.class-mapped-kd: give map or map_file, not both")
+            raise ConfigError("strategy.class-mapped-kd: give map or map_file, not both")
 
 
 def resolve_map(config: ClassMappedKDConfig, teacher_classes: list[str], student_classes: list[str],
@@ -64,7 +64,7 @@ def resolve_map(config: ClassMappedKDConfig, teacher_classes: list[str], student
     if config.map_file:
         mapping, declared = read_class_map(config.map_file, "strategy.class-mapped-kd map_file")
         if declared is not None and declared != list(student_classes):
-            raise kdzoo.ConfigError(f"{where}: file declares classes {declared}, the data has {list(student_classes)}")
+            raise ConfigError(f"{where}: file declares classes {declared}, the data has {list(student_classes)}")
     elif config.map:
         mapping = {str(k): None if v is None else str(v) for k, v in config.map.items()}
     elif bundle is not None and bundle.class_map and list(bundle.base_classes or []) == list(teacher_classes):
@@ -72,7 +72,7 @@ def resolve_map(config: ClassMappedKDConfig, teacher_classes: list[str], student
     elif list(teacher_classes) == list(student_classes):
         mapping = {c: c for c in teacher_classes}
     else:
-        raise kdzoo.ConfigError(
+        raise ConfigError(
             f"strategy 'class-mapped-kd' needs a class map from the teacher's {len(teacher_classes)} classes "
             f"{list(teacher_classes)[:6]} to the data's {len(student_classes)} {list(student_classes)[:6]}: set "
             f"params.map or params.map_file, or train the teacher on the data's base dataset (teacher_data)")
@@ -80,7 +80,7 @@ def resolve_map(config: ClassMappedKDConfig, teacher_classes: list[str], student
     return mapping
 
 
-class ClassMappedKD(kdzoo.Strategy):
+class ClassMappedKD(Strategy):
     """Hinton KD through a class map: teacher probabilities summed into the student's coarser classes."""
 
     name = "class-mapped-kd"
@@ -91,14 +91,14 @@ class ClassMappedKD(kdzoo.Strategy):
     label_space = "any"  # the map is validated here instead
     uses_unlabelled = True
 
-    def __init__(self, config: ClassMappedKDConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: ClassMappedKDConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         teacher_classes = list(ctx.teacher.meta.get("classes", [])) if ctx.teacher is not None else []
         self.mapping = resolve_map(config, teacher_classes, list(ctx.classes), ctx.bundle)
         self.register_buffer("matrix", class_matrix(self.mapping, teacher_classes, list(ctx.classes)), persistent=False)
 
     def term_weights(self) -> dict[str, float]:
-        return kdzoo.alpha_blend("mapped_kd", self.config.alpha)
+        return alpha_blend("mapped_kd", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"mapped_kd": class_mapped_kd_loss(student.logits, teacher.logits, self.matrix, self.config.temperature)}

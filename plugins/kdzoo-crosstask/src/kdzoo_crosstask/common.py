@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-import kdzoo
-from kdzoo import Needs, Outputs, Requirement
+from kdzoo.plugin import ConfigError, Needs, Outputs, Requirement
 
 if TYPE_CHECKING:
-    from kdzoo import KDModel
+    from kdzoo.plugin import KDModel
 
 
 def parse_layer(layer: str, where: str) -> int | None:
@@ -26,8 +25,8 @@ def parse_layer(layer: str, where: str) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise kdzoo.ConfigError(f"{where}.layer must be 'pooled' or a feature-stage index (e.g. -1, 1), "
-                                f"got {layer!r}") from None
+        raise ConfigError(f"{where}.layer must be 'pooled' or a feature-stage index (e.g. -1, 1), "
+                          f"got {layer!r}") from None
 
 
 def requirement(index: int | None, logits: bool = False) -> Requirement:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdzoo import embed  # re-exported: refilled and the probe's users import it from here
+from kdzoo.plugin import embed  # re-exported: refilled and the probe's users import it from here
 
 
 def class_centres(emb: Tensor, labels: Tensor, num_classes: int) -> Tensor:
@@ -57,7 +57,8 @@ def ncm_probe(model: Any, bundle: Any, splits: Any, metric: str = "cosine", batc
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m kdzoo_crosstask.probe``: print the probe's JSON (exit 2 with one line on a bad config)."""
-    from kdzoo import KdzooError, load_yaml, load_zoo, make_config, task_teacher
+    from kdzoo import load_yaml, make_config
+    from kdzoo.plugin import KdzooError, load_zoo, task_teacher
 
     p = argparse.ArgumentParser(prog="python -m kdzoo_crosstask.probe", description=__doc__.splitlines()[0])
     p.add_argument("-c", "--config")

@@ -26,7 +26,7 @@ from typing import Literal
 
 from torch import nn
 
-import kdzoo
+from kdzoo.plugin import Needs, RunContext, Strategy, param
 from kdzoo.losses import pooled_feature_loss
 
 from .common import pooled_width, relational_needs
@@ -36,12 +36,12 @@ from .common import pooled_width, relational_needs
 class ProjectedConfig:
     """Projected parameters (each field: default, bounds, help)."""
 
-    weight: float = kdzoo.param(1.0, ge=0, help="weight of the feature term.")
-    projection: Literal["student-to-teacher", "inverted"] = kdzoo.param(
+    weight: float = param(1.0, ge=0, help="weight of the feature term.")
+    projection: Literal["student-to-teacher", "inverted"] = param(
         "student-to-teacher", help="``student-to-teacher`` (FitNets-style) or ``inverted`` (Auty et al. 2024).")
 
 
-class ProjectedFeature(kdzoo.Strategy):
+class ProjectedFeature(Strategy):
     """Feature transfer through a learned linear projector (student -> teacher, or inverted teacher -> student)."""
 
     name = "projected-feature"
@@ -52,14 +52,14 @@ class ProjectedFeature(kdzoo.Strategy):
     label_space = "any"
     uses_unlabelled = True
 
-    def __init__(self, config: ProjectedConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: ProjectedConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         d_s = pooled_width(ctx.student, ctx.data_shape, ctx.device)
         d_t = pooled_width(ctx.teacher, ctx.data_shape, ctx.device)
         self.inverted = config.projection == "inverted"
         self.projector = nn.Linear(d_t, d_s) if self.inverted else nn.Linear(d_s, d_t)
 
-    def needs(self) -> kdzoo.Needs:
+    def needs(self) -> Needs:
         return relational_needs(None)
 
     def term_weights(self) -> dict[str, float]:

@@ -36,9 +36,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-import kdzoo
+from kdzoo.plugin import Needs, Requirement, RunContext, Stage, Strategy, param, zero_like_graph
 from kdzoo.losses import local_classifier_kd_loss, semihard_triplets, triplet_relation_loss
-from kdzoo import Needs, Requirement, Stage, zero_like_graph
 
 from .probe import class_centres, embed
 
@@ -47,22 +46,22 @@ from .probe import class_centres, embed
 class REFILLEDConfig:
     """REFILLED parameters (each field: default, bounds, help)."""
 
-    relation_fraction: float = kdzoo.param(
+    relation_fraction: float = param(
         0.5, ge=0, lt=1, help="share of the step budget for stage 1 (the rest is stage 2); 0 skips it.")
-    relation_weight: float = kdzoo.param(1000.0, help="weight of the stage-1 term (1000 in the code).")
-    tau1: float = kdzoo.param(4.0, gt=0, help="stage-1 temperature.")
-    margin: float = kdzoo.param(0.2, help="the semi-hard miner's margin.")
-    embedding_only: bool = kdzoo.param(
+    relation_weight: float = param(1000.0, help="weight of the stage-1 term (1000 in the code).")
+    tau1: float = param(4.0, gt=0, help="stage-1 temperature.")
+    margin: float = param(0.2, help="the semi-hard miner's margin.")
+    embedding_only: bool = param(
         True, help="stage 1 trains the embedding alone (no hard-label term), as in the code.")
-    classifier_weight: float = kdzoo.param(100.0, help="weight lambda of the stage-2 term.")
-    tau2: float = kdzoo.param(2.0, gt=0, help="stage-2 temperature.")
-    local: bool = kdzoo.param(
+    classifier_weight: float = param(100.0, help="weight lambda of the stage-2 term.")
+    tau2: float = param(2.0, gt=0, help="stage-2 temperature.")
+    local: bool = param(
         True, help="restrict the teacher's classifier to the classes among the batch's labels (else all).")
-    unlabelled: bool = kdzoo.param(
+    unlabelled: bool = param(
         False, help="apply the stage-2 term to unlabelled samples too (the code: labelled only).")
 
 
-class REFILLED(kdzoo.Strategy):
+class REFILLED(Strategy):
     """REFILLED: triplet relationship matching, then distillation of the teacher's local class-centre classifier."""
 
     name = "refilled"
@@ -73,7 +72,7 @@ class REFILLED(kdzoo.Strategy):
     label_space = "any"
     uses_unlabelled = True
 
-    def __init__(self, config: REFILLEDConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: REFILLEDConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         labelled = ctx.splits.labelled
         emb = embed(ctx.teacher, ctx.bundle.x, labelled, device=ctx.device)

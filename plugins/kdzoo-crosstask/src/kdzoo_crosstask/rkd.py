@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import kdzoo
+from kdzoo.plugin import Needs, RunContext, Strategy, param
 from kdzoo.losses import rkd_angle_loss, rkd_distance_loss
 
 from .common import embedding, parse_layer, relational_needs
@@ -28,16 +28,16 @@ from .common import embedding, parse_layer, relational_needs
 class RKDConfig:
     """RKD parameters (each field: default, bounds, help)."""
 
-    distance_weight: float = kdzoo.param(25.0, ge=0, help="weight of the distance term (lambda_D).")
-    angle_weight: float = kdzoo.param(50.0, ge=0, help="weight of the angle term (lambda_A); its cost grows as B^3.")
-    layer: str = kdzoo.param(
+    distance_weight: float = param(25.0, ge=0, help="weight of the distance term (lambda_D).")
+    angle_weight: float = param(50.0, ge=0, help="weight of the angle term (lambda_A); its cost grows as B^3.")
+    layer: str = param(
         "pooled", help="``pooled`` (pre-logit embedding) or a feature-stage index (the map, flattened).")
 
     def __post_init__(self) -> None:
         parse_layer(self.layer, "strategy.rkd")
 
 
-class RKD(kdzoo.Strategy):
+class RKD(Strategy):
     """Relational KD: match the batch's normalised distances and angles in teacher and student embeddings."""
 
     name = "rkd"
@@ -49,11 +49,11 @@ class RKD(kdzoo.Strategy):
     label_space = "any"
     uses_unlabelled = True
 
-    def __init__(self, config: RKDConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: RKDConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         self.index = parse_layer(config.layer, "strategy.rkd")
 
-    def needs(self) -> kdzoo.Needs:
+    def needs(self) -> Needs:
         return relational_needs(self.index)
 
     def term_weights(self) -> dict[str, float]:

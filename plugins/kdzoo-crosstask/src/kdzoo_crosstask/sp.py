@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import kdzoo
+from kdzoo.plugin import Needs, RunContext, Strategy, param
 from kdzoo.losses import sp_loss
 
 from .common import embedding, parse_layer, relational_needs
@@ -25,16 +25,16 @@ from .common import embedding, parse_layer, relational_needs
 class SPConfig:
     """SP parameters (each field: default, bounds, help)."""
 
-    gamma: float = kdzoo.param(3000.0, ge=0, help="weight of the SP term.")
-    layer: str = kdzoo.param(
+    gamma: float = param(3000.0, ge=0, help="weight of the SP term.")
+    layer: str = param(
         "pooled", help="``pooled`` (pre-logit embedding) or a feature-stage index (e.g. ``-1``: the last map, as in the"
-                       " paper and RepDistiller).")
+                 " paper and RepDistiller).")
 
     def __post_init__(self) -> None:
         parse_layer(self.layer, "strategy.sp")
 
 
-class SP(kdzoo.Strategy):
+class SP(Strategy):
     """Similarity-preserving KD: match the batch's row-normalised similarity matrices."""
 
     name = "sp"
@@ -45,11 +45,11 @@ class SP(kdzoo.Strategy):
     label_space = "any"
     uses_unlabelled = True
 
-    def __init__(self, config: SPConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: SPConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         self.index = parse_layer(config.layer, "strategy.sp")
 
-    def needs(self) -> kdzoo.Needs:
+    def needs(self) -> Needs:
         return relational_needs(self.index)
 
     def term_weights(self) -> dict[str, float]:

@@ -7,7 +7,7 @@ Strategies: ``dafl`` (Chen et al. 2019), ``dfad`` (Fang et al. 2019), ``deep-inv
 
 from __future__ import annotations
 
-import kdzoo
+from kdzoo.plugin import hookimpl
 
 from .controls import NoiseKD, SetKD
 from .dafl import DAFL
@@ -17,7 +17,7 @@ from .dfad import DFAD
 STRATEGIES = (DAFL, DFAD, DeepInversion, NoiseKD, SetKD)
 
 
-@kdzoo.hookimpl
+@hookimpl
 def register_strategies(register):
     for cls in STRATEGIES:
         register(cls)
@@ -33,7 +33,7 @@ def _curve(args):
     return main(args.runs)
 
 
-@kdzoo.hookimpl
+@hookimpl
 def register_commands(register):
     register("datafree-curve", _curve, setup=_curve_arguments,
              help="redraw curve.png (accuracy by step) of finished data-free runs from metrics.jsonl")

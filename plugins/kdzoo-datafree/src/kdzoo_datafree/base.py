@@ -7,13 +7,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-import kdzoo
-from kdzoo import Needs, Requirement
+from kdzoo.plugin import ConfigError, Needs, Requirement, RunContext, Strategy
 
 from .sources import SyntheticSource
 
 
-class DataFreeStrategy(kdzoo.Strategy):
+class DataFreeStrategy(Strategy):
     """Base of the data-free family: the strategy's source supplies every batch; no label is seen.
 
     The student's loss on a synthetic batch is the strategy's named term (``kd`` or ``l1``); the
@@ -26,17 +25,17 @@ class DataFreeStrategy(kdzoo.Strategy):
     reads_train_data = False
     source: SyntheticSource
 
-    def __init__(self, config: Any, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: Any, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         if ctx.teacher is None:
-            raise kdzoo.ConfigError(f"strategy {self.name!r} needs a teacher; pass --teacher")
+            raise ConfigError(f"strategy {self.name!r} needs a teacher; pass --teacher")
         if ctx.task != "classification":
-            raise kdzoo.ConfigError(f"strategy {self.name!r} supports classification only")
+            raise ConfigError(f"strategy {self.name!r} supports classification only")
 
     def needs(self) -> Needs:
         return Needs(Requirement(logits=True), Requirement(logits=True))
 
-    def data_source(self, ctx: kdzoo.RunContext) -> SyntheticSource:
+    def data_source(self, ctx: RunContext) -> SyntheticSource:
         return self.source
 
     def inner_terms(self) -> dict[str, Tensor]:

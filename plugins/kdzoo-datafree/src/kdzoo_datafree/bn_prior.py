@@ -19,7 +19,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-import kdzoo
+from kdzoo.plugin import ConfigError
 from kdzoo.losses import bn_statistic_loss
 
 
@@ -38,7 +38,7 @@ def require_bn(model: nn.Module, who: str) -> list[_BatchNorm]:
     layers = bn_layers(model)
     if not layers:
         name = getattr(model, "meta", {}).get("name", type(model).__name__)
-        raise kdzoo.ConfigError(
+        raise ConfigError(
             f"{who} needs a teacher with BatchNorm layers (the BN-statistics prior matches their running "
             f"statistics), but teacher {name!r} has none; use a BN teacher (e.g. --teacher lenet5 --set "
             f"teacher.kwargs.batchnorm=true, or test_resnet) or turn the prior off (bn=0)")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-import kdzoo
+from kdzoo.plugin import ConfigError, RunContext, param
 from kdzoo.losses import kd_loss
 
 from .base import DataFreeStrategy
@@ -29,12 +29,12 @@ from .sources import GaussianSource, TensorSource
 class NoiseKDConfig:
     """NoiseKD parameters (each field: default, bounds, help)."""
 
-    temperature: float = kdzoo.param(4.0, gt=0, help="temperature of the student's KL.")
-    std: float = kdzoo.param(1.0, gt=0, help="noise standard deviation in teacher-normalised units.")
-    pool: int = kdzoo.param(
+    temperature: float = param(4.0, gt=0, help="temperature of the student's KL.")
+    std: float = param(1.0, gt=0, help="noise standard deviation in teacher-normalised units.")
+    pool: int = param(
         0, ge=0, help="0 draws fresh noise every step; ``n > 0`` uses one fixed set of ``n`` noise images.")
-    batch_size: int | None = kdzoo.param(None, gt=0, help="images per step (default: ``data.batch_size``).")
-    grid_every: int | None = kdzoo.param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
+    batch_size: int | None = param(None, gt=0, help="images per step (default: ``data.batch_size``).")
+    grid_every: int | None = param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
 
 
 class NoiseKD(DataFreeStrategy):
@@ -48,7 +48,7 @@ class NoiseKD(DataFreeStrategy):
         "cpu": {"temperature": 4.0, "std": 1.0, "batch_size": 128},
     }
 
-    def __init__(self, config: NoiseKDConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: NoiseKDConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         self.source = GaussianSource(ctx, std=config.std, pool=config.pool, batch_size=config.batch_size,
                                      grid_every=config.grid_every)
@@ -61,25 +61,25 @@ class NoiseKD(DataFreeStrategy):
 class SetKDConfig:
     """SetKD parameters (each field: default, bounds, help)."""
 
-    path: str = kdzoo.param(
+    path: str = param(
         "", help="a tensor file of images ``[N, C, H, W]`` in data space (``.pt``/``.safetensors``, key ``images``), or"
-                 " a kdzoo dataset spec other than the run's (``digits``, ``imagefolder:PATH``).")
-    data_root: str | None = kdzoo.param(None, help="local root for a torchvision dataset spec.")
-    temperature: float = kdzoo.param(4.0, gt=0, help="temperature of the student's KL.")
-    batch_size: int | None = kdzoo.param(None, gt=0, help="images per step (default: ``data.batch_size``).")
-    grid_every: int | None = kdzoo.param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
+           " a kdzoo dataset spec other than the run's (``digits``, ``imagefolder:PATH``).")
+    data_root: str | None = param(None, help="local root for a torchvision dataset spec.")
+    temperature: float = param(4.0, gt=0, help="temperature of the student's KL.")
+    batch_size: int | None = param(None, gt=0, help="images per step (default: ``data.batch_size``).")
+    grid_every: int | None = param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
 
     def __post_init__(self) -> None:
         if not self.path:
-            raise kdzoo.ConfigError("strategy.set-kd.path is required: a tensor file of images or another dataset")
+            raise ConfigError("strategy.set-kd.path is required: a tensor file of images or another dataset")
 
 
-def load_images(path: str, data_root: str | None, ctx: kdzoo.RunContext) -> torch.Tensor:
+def load_images(path: str, data_root: str | None, ctx: RunContext) -> torch.Tensor:
     """Images ``[N, C, H, W]`` (data space) of a tensor file or of another dataset's train split."""
     file = Path(path)
     if file.suffix in (".pt", ".pth", ".safetensors"):
         if not file.exists():
-            raise kdzoo.ConfigError(f"strategy.set-kd.path {path!r} does not exist")
+            raise ConfigError(f"strategy.set-kd.path {path!r} does not exist")
         if file.suffix == ".safetensors":
             from safetensors.torch import load_file
 
@@ -88,16 +88,16 @@ def load_images(path: str, data_root: str | None, ctx: kdzoo.RunContext) -> torc
             obj = torch.load(str(file), map_location="cpu", weights_only=True)
         images = obj.get("images") if isinstance(obj, dict) else obj
         if not isinstance(images, torch.Tensor):
-            raise kdzoo.ConfigError(f"{path!r} holds no image tensor (save a tensor, or a dict with key 'images')")
+            raise ConfigError(f"{path!r} holds no image tensor (save a tensor, or a dict with key 'images')")
         return images.float()
-    from kdzoo import load_dataset, to_float
+    from kdzoo.data import load_dataset, to_float
 
     base = lambda spec: spec.split(":")[0]  # noqa: E731
     if base(path) == base(ctx.config.data.name):
-        raise kdzoo.ConfigError(f"set-kd would read the run's own data {path!r}; name another dataset or a tensor file")
+        raise ConfigError(f"set-kd would read the run's own data {path!r}; name another dataset or a tensor file")
     bundle = load_dataset(path, data_root, ctx.zoo)
     if bundle.x.dim() != 4:
-        raise kdzoo.ConfigError(f"set-kd: dataset {path!r} holds no images")
+        raise ConfigError(f"set-kd: dataset {path!r} holds no images")
     return to_float(bundle.x)
 
 
@@ -110,7 +110,7 @@ class SetKD(DataFreeStrategy):
     presets = {"paper": {"temperature": 4.0}, "cpu": {"temperature": 4.0, "batch_size": 128},
                "smoke": {"path": "digits"}}  # another dataset than the conformance run's
 
-    def __init__(self, config: SetKDConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: SetKDConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         images = load_images(config.path, config.data_root, ctx)
         self.source = TensorSource(ctx, images, batch_size=config.batch_size, grid_every=config.grid_every)

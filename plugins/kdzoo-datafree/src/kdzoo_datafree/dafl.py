@@ -25,9 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-import kdzoo
+from kdzoo.plugin import Requirement, RunContext, param
 from kdzoo.losses import activation_loss, information_entropy_loss, kd_loss, one_hot_loss
-from kdzoo import Requirement
 
 from .base import DataFreeStrategy
 from .bn_prior import BNStatisticsPrior
@@ -39,21 +38,21 @@ from .sources import GeneratorSource
 class DAFLConfig:
     """DAFL parameters (each field: default, bounds, help)."""
 
-    oh: float = kdzoo.param(1.0, ge=0, help="weight of the one-hot loss.")
-    ie: float = kdzoo.param(5.0, ge=0, help="weight of the information-entropy loss.")
-    a: float = kdzoo.param(0.1, ge=0, help="weight of the activation loss.")
-    bn: float = kdzoo.param(
+    oh: float = param(1.0, ge=0, help="weight of the one-hot loss.")
+    ie: float = param(5.0, ge=0, help="weight of the information-entropy loss.")
+    a: float = param(0.1, ge=0, help="weight of the activation loss.")
+    bn: float = param(
         0.0, ge=0, help="weight of DeepInversion's BN-statistics prior on the generator (0: off; needs a BN teacher).")
-    lr_g: float = kdzoo.param(
+    lr_g: float = param(
         0.2, gt=0, help="Adam learning rate of the generator (the MNIST recipe's 0.2 is what the code uses).")
-    nz: int = kdzoo.param(100, gt=0, help="latent size.")
-    ngf: int = kdzoo.param(64, gt=0, help="generator width.")
-    bn_eps: float = kdzoo.param(
+    nz: int = param(100, gt=0, help="latent size.")
+    ngf: int = param(64, gt=0, help="generator width.")
+    bn_eps: float = param(
         0.8, gt=0, help="eps of the generator's inner BN layers (the authors' code passes 0.8).")
-    temperature: float = kdzoo.param(1.0, gt=0, help="temperature of the student's KL (the authors': 1).")
-    batch_size: int | None = kdzoo.param(
+    temperature: float = param(1.0, gt=0, help="temperature of the student's KL (the authors': 1).")
+    batch_size: int | None = param(
         None, gt=0, help="generated images per iteration (default: ``data.batch_size``).")
-    grid_every: int | None = kdzoo.param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
+    grid_every: int | None = param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
 
 
 class DAFL(DataFreeStrategy):
@@ -72,7 +71,7 @@ class DAFL(DataFreeStrategy):
                 "batch_size": 128},
     }
 
-    def __init__(self, config: DAFLConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: DAFLConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         self.prior = BNStatisticsPrior(ctx.teacher, "dafl with bn > 0") if config.bn > 0 else None
         with torch.random.fork_rng(devices=[]):
@@ -81,7 +80,7 @@ class DAFL(DataFreeStrategy):
         self.source = GeneratorSource(ctx, gen, self.objective, lr=config.lr_g, g_every=1, reuse=True,
                                       batch_size=config.batch_size, grid_every=config.grid_every)
 
-    def objective(self, x: Tensor, ctx: kdzoo.RunContext) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, x: Tensor, ctx: RunContext) -> tuple[Tensor, dict[str, float]]:
         """DAFL's generator loss on data-space images ``x`` ``[B, C, H, W]``."""
         c = self.config
         if self.prior is not None:

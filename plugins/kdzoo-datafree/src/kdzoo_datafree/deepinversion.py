@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-import kdzoo
+from kdzoo.plugin import RunContext, param
 from kdzoo.losses import adi_competition_loss, image_l2_loss, kd_loss, tv_loss
 
 from .base import DataFreeStrategy
@@ -35,24 +35,24 @@ from .sources import PixelSource
 class DeepInversionConfig:
     """DeepInversion parameters (each field: default, bounds, help)."""
 
-    batches: int = kdzoo.param(8, gt=0, help="synthesis rounds; the pool holds ``batches * synth_batch`` images.")
-    synth_batch: int = kdzoo.param(256, gt=0, help="pixels optimised together per round.")
-    iters: int = kdzoo.param(2000, ge=0, help="Adam steps per round.")
-    lr: float = kdzoo.param(0.05, gt=0, help="Adam learning rate on the pixels.")
-    bn: float = kdzoo.param(10.0, ge=0, help="weight of the BN-statistics prior ``R_feature``.")
-    oh: float = kdzoo.param(1.0, ge=0, help="weight of the cross-entropy to the round's target classes.")
-    tv: float = kdzoo.param(2.5e-5, ge=0, help="weight of the total-variation prior.")
-    l2: float = kdzoo.param(0.0, ge=0, help="weight of the L2 image prior.")
-    adi: float = kdzoo.param(
+    batches: int = param(8, gt=0, help="synthesis rounds; the pool holds ``batches * synth_batch`` images.")
+    synth_batch: int = param(256, gt=0, help="pixels optimised together per round.")
+    iters: int = param(2000, ge=0, help="Adam steps per round.")
+    lr: float = param(0.05, gt=0, help="Adam learning rate on the pixels.")
+    bn: float = param(10.0, ge=0, help="weight of the BN-statistics prior ``R_feature``.")
+    oh: float = param(1.0, ge=0, help="weight of the cross-entropy to the round's target classes.")
+    tv: float = param(2.5e-5, ge=0, help="weight of the total-variation prior.")
+    l2: float = param(0.0, ge=0, help="weight of the L2 image prior.")
+    adi: float = param(
         0.0, ge=0, help="weight of Adaptive DeepInversion's competition term (0: plain DeepInversion).")
-    jitter: int = kdzoo.param(2, ge=0, help="maximum random roll in pixels.")
-    flip: bool = kdzoo.param(False, help="random horizontal flips too (not for digits).")
-    kd_steps: int | None = kdzoo.param(
+    jitter: int = param(2, ge=0, help="maximum random roll in pixels.")
+    flip: bool = param(False, help="random horizontal flips too (not for digits).")
+    kd_steps: int | None = param(
         None, gt=0, help="student steps per synthesis round (default: rounds spread over the first half of the run).")
-    temperature: float = kdzoo.param(4.0, gt=0, help="temperature of the student's KL.")
-    batch_size: int | None = kdzoo.param(
+    temperature: float = param(4.0, gt=0, help="temperature of the student's KL.")
+    batch_size: int | None = param(
         None, gt=0, help="student batch drawn from the pool (default: ``data.batch_size``).")
-    grid_every: int | None = kdzoo.param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
+    grid_every: int | None = param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
 
 
 class DeepInversion(DataFreeStrategy):
@@ -72,14 +72,14 @@ class DeepInversion(DataFreeStrategy):
                 "l2": 0.0, "jitter": 2, "temperature": 4.0},
     }
 
-    def __init__(self, config: DeepInversionConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: DeepInversionConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         self.prior = BNStatisticsPrior(ctx.teacher, "deep-inversion") if config.bn > 0 else None
         self.source = PixelSource(ctx, self.objective, batches=config.batches, synth_batch=config.synth_batch,
                                   iters=config.iters, lr=config.lr, kd_steps=config.kd_steps, jitter=config.jitter,
                                   flip=config.flip, batch_size=config.batch_size, grid_every=config.grid_every)
 
-    def objective(self, x: Tensor, targets: Tensor, ctx: kdzoo.RunContext) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, x: Tensor, targets: Tensor, ctx: RunContext) -> tuple[Tensor, dict[str, float]]:
         """DeepInversion's loss on jittered teacher-normalised pixels ``x`` ``[B, C, H, W]``."""
         c = self.config
         data = self.source.to_data(x)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-import kdzoo
+from kdzoo.plugin import RunContext, param
 from kdzoo.losses import l1_discrepancy
 
 from .base import DataFreeStrategy
@@ -37,14 +37,14 @@ from .sources import GeneratorSource
 class DFADConfig:
     """DFAD parameters (each field: default, bounds, help)."""
 
-    lr_g: float = kdzoo.param(1e-3, gt=0, help="Adam learning rate of the generator.")
-    g_every: int = kdzoo.param(5, gt=0, help="student steps per generator step (the authors' 5).")
-    bn: float = kdzoo.param(
+    lr_g: float = param(1e-3, gt=0, help="Adam learning rate of the generator.")
+    g_every: int = param(5, gt=0, help="student steps per generator step (the authors' 5).")
+    bn: float = param(
         0.0, ge=0, help="weight of DeepInversion's BN-statistics prior on the generator (0: off; needs a BN teacher).")
-    nz: int = kdzoo.param(100, gt=0, help="latent size.")
-    ngf: int = kdzoo.param(64, gt=0, help="generator width.")
-    batch_size: int | None = kdzoo.param(None, gt=0, help="generated images per step (default: ``data.batch_size``).")
-    grid_every: int | None = kdzoo.param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
+    nz: int = param(100, gt=0, help="latent size.")
+    ngf: int = param(64, gt=0, help="generator width.")
+    batch_size: int | None = param(None, gt=0, help="generated images per step (default: ``data.batch_size``).")
+    grid_every: int | None = param(None, help="steps between PNG grids (default: about 10 per run; 0: none).")
 
 
 class DFAD(DataFreeStrategy):
@@ -62,7 +62,7 @@ class DFAD(DataFreeStrategy):
         "cpu": {"lr_g": 1e-3, "g_every": 5, "bn": 5.0, "nz": 100, "ngf": 16, "batch_size": 128},
     }
 
-    def __init__(self, config: DFADConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: DFADConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         self.prior = BNStatisticsPrior(ctx.teacher, "dfad with bn > 0") if config.bn > 0 else None
         with torch.random.fork_rng(devices=[]):
@@ -71,7 +71,7 @@ class DFAD(DataFreeStrategy):
         self.source = GeneratorSource(ctx, gen, self.objective, lr=config.lr_g, g_every=config.g_every, reuse=False,
                                       batch_size=config.batch_size, grid_every=config.grid_every)
 
-    def objective(self, x: Tensor, ctx: kdzoo.RunContext) -> tuple[Tensor, dict[str, float]]:
+    def objective(self, x: Tensor, ctx: RunContext) -> tuple[Tensor, dict[str, float]]:
         """DFAD's generator loss ``-L1(S(x), T(x))`` on data-space images ``x`` ``[B, C, H, W]``."""
         if self.prior is not None:
             with self.prior:

@@ -24,8 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import kdzoo
-from kdzoo import Batch, DataSource, StepInfo
+from kdzoo.plugin import Batch, ConfigError, DataSource, RunContext, StepInfo
 
 from .grid import save_curve, save_grid
 
@@ -42,12 +41,12 @@ class SyntheticSource(DataSource):
         salt: separates the RNG streams of different sources.
     """
 
-    def __init__(self, ctx: kdzoo.RunContext, batch_size: int | None, grid_every: int | None, salt: int = 0) -> None:
+    def __init__(self, ctx: RunContext, batch_size: int | None, grid_every: int | None, salt: int = 0) -> None:
         super().__init__()
         if len(ctx.data_shape) != 3:
-            raise kdzoo.ConfigError(f"data-free strategies synthesise images; the data gives {ctx.data_shape} vectors")
+            raise ConfigError(f"data-free strategies synthesise images; the data gives {ctx.data_shape} vectors")
         if ctx.teacher is None:
-            raise kdzoo.ConfigError("data-free strategies need a teacher; pass --teacher")
+            raise ConfigError("data-free strategies need a teacher; pass --teacher")
         self.shape = tuple(int(s) for s in ctx.data_shape)
         self.batch_size = int(batch_size or ctx.config.data.batch_size)
         total = max(1, ctx.total_steps)
@@ -78,7 +77,7 @@ class SyntheticSource(DataSource):
         return Batch(x=x, y=None, labelled=torch.zeros(n, dtype=torch.bool, device=x.device),
                      index=torch.full((n,), -1, dtype=torch.long))
 
-    def maybe_grid(self, step: StepInfo, ctx: kdzoo.RunContext, x: Tensor) -> None:
+    def maybe_grid(self, step: StepInfo, ctx: RunContext, x: Tensor) -> None:
         """Write a PNG grid of ``x`` (data space) every ``grid_every`` steps, and the accuracy curve."""
         if ctx.run_dir is None or ctx.rank != 0 or self.grid_every <= 0:
             return
@@ -110,11 +109,11 @@ def apply_grads(params: list[nn.Parameter], loss: Tensor, world_size: int = 1) -
             p.grad /= world_size
 
 
-def teacher_dtype(ctx: kdzoo.RunContext) -> torch.dtype:
+def teacher_dtype(ctx: RunContext) -> torch.dtype:
     return next(ctx.teacher.parameters()).dtype
 
 
-def check_frozen(ctx: kdzoo.RunContext) -> None:
+def check_frozen(ctx: RunContext) -> None:
     """The teacher must be in eval mode (BN statistics frozen) before gradients flow through it."""
     if ctx.teacher.training:
         raise RuntimeError("data-free inner step: the teacher is in train mode (its BN statistics would move); "
@@ -141,18 +140,18 @@ class GeneratorSource(SyntheticSource):
         reuse: give the student the generator step's own images.
     """
 
-    def __init__(self, ctx: kdzoo.RunContext, generator: nn.Module, objective: Objective, *, lr: float,
+    def __init__(self, ctx: RunContext, generator: nn.Module, objective: Objective, *, lr: float,
                  betas: tuple[float, float] = (0.9, 0.999), g_every: int = 1, reuse: bool = True,
                  batch_size: int | None = None, grid_every: int | None = None) -> None:
         super().__init__(ctx, batch_size, grid_every, salt=1)
         if g_every < 1:
-            raise kdzoo.ConfigError(f"student steps per generator step must be >= 1, got {g_every}")
+            raise ConfigError(f"student steps per generator step must be >= 1, got {g_every}")
         self.generator, self.objective = generator, objective
         self.g_every, self.reuse = int(g_every), reuse
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=tuple(betas))
         self.world_size = ctx.world_size
 
-    def generator_step(self, ctx: kdzoo.RunContext) -> Tensor:
+    def generator_step(self, ctx: RunContext) -> Tensor:
         """One Adam step of the generator; returns the step's images (data space, detached)."""
         check_frozen(ctx)
         params = [p for p in self.generator.parameters() if p.requires_grad]
@@ -163,7 +162,7 @@ class GeneratorSource(SyntheticSource):
         self.optimizer.step()
         return x.detach()
 
-    def next_batch(self, step: StepInfo, ctx: kdzoo.RunContext) -> Batch:
+    def next_batch(self, step: StepInfo, ctx: RunContext) -> Batch:
         x = None
         if step.step % self.g_every == 0:
             x = self.generator_step(ctx)
@@ -203,12 +202,12 @@ class PixelSource(SyntheticSource):
         flip: also flip horizontally at random.
     """
 
-    def __init__(self, ctx: kdzoo.RunContext, objective: Objective, *, batches: int, synth_batch: int, iters: int,
+    def __init__(self, ctx: RunContext, objective: Objective, *, batches: int, synth_batch: int, iters: int,
                  lr: float, kd_steps: int | None = None, jitter: int = 2, flip: bool = False,
                  batch_size: int | None = None, grid_every: int | None = None) -> None:
         super().__init__(ctx, batch_size, grid_every, salt=2)
         if batches < 1 or synth_batch < 1 or iters < 0:
-            raise kdzoo.ConfigError("deep-inversion: batches and synth_batch must be >= 1 and iters >= 0")
+            raise ConfigError("deep-inversion: batches and synth_batch must be >= 1 and iters >= 0")
         self.objective, self.batches, self.synth_batch, self.iters, self.lr = objective, batches, synth_batch, iters, lr
         self.kd_steps = int(kd_steps or max(1, round(0.5 * max(1, ctx.total_steps) / batches)))
         self.jitter, self.flip = int(jitter), bool(flip)
@@ -220,7 +219,7 @@ class PixelSource(SyntheticSource):
     def rounds_done(self) -> int:
         return 0 if self.pool is None else self.pool.shape[0] // self.synth_batch
 
-    def synthesise(self, ctx: kdzoo.RunContext) -> Tensor:
+    def synthesise(self, ctx: RunContext) -> Tensor:
         """One round: ``iters`` Adam steps on a fresh batch of pixels; returns it in data space."""
         check_frozen(ctx)
         x = self.randn(self.synth_batch, *self.shape).requires_grad_(True)
@@ -247,7 +246,7 @@ class PixelSource(SyntheticSource):
             bar.close()
         return self.to_data(x.detach())
 
-    def next_batch(self, step: StepInfo, ctx: kdzoo.RunContext) -> Batch:
+    def next_batch(self, step: StepInfo, ctx: RunContext) -> Batch:
         due = min(self.batches, step.step // self.kd_steps + 1)
         while self.rounds_done < due:
             new = self.synthesise(ctx)
@@ -275,13 +274,13 @@ class GaussianSource(SyntheticSource):
         pool: 0 draws fresh noise every step; ``n > 0`` a fixed set of ``n`` images drawn once.
     """
 
-    def __init__(self, ctx: kdzoo.RunContext, *, std: float = 1.0, pool: int = 0, batch_size: int | None = None,
+    def __init__(self, ctx: RunContext, *, std: float = 1.0, pool: int = 0, batch_size: int | None = None,
                  grid_every: int | None = None) -> None:
         super().__init__(ctx, batch_size, grid_every, salt=3)
         self.std = float(std)
         self.fixed = self.to_data(self.randn(pool, *self.shape) * self.std) if pool > 0 else None
 
-    def next_batch(self, step: StepInfo, ctx: kdzoo.RunContext) -> Batch:
+    def next_batch(self, step: StepInfo, ctx: RunContext) -> Batch:
         if self.fixed is not None:
             x = self.fixed[self.randint(self.fixed.shape[0], self.batch_size).to(self.fixed.device)]
         else:
@@ -297,12 +296,12 @@ class TensorSource(SyntheticSource):
         images: ``[N, C, H, W]`` in data space (resized to the data's size if they differ).
     """
 
-    def __init__(self, ctx: kdzoo.RunContext, images: Tensor, *, batch_size: int | None = None,
+    def __init__(self, ctx: RunContext, images: Tensor, *, batch_size: int | None = None,
                  grid_every: int | None = None) -> None:
         super().__init__(ctx, batch_size, grid_every, salt=4)
         images = images.float()
         if images.dim() != 4 or images.shape[0] == 0:
-            raise kdzoo.ConfigError(f"transfer set: expected images [N, C, H, W], got {tuple(images.shape)}")
+            raise ConfigError(f"transfer set: expected images [N, C, H, W], got {tuple(images.shape)}")
         c, h, w = self.shape
         if images.shape[1] != c:
             images = images.mean(1, keepdim=True).expand(-1, c, -1, -1) if c in (1, 3) else images[:, :c]
@@ -310,7 +309,7 @@ class TensorSource(SyntheticSource):
             images = torch.nn.functional.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
         self.register_buffer("images", images.contiguous(), persistent=False)
 
-    def next_batch(self, step: StepInfo, ctx: kdzoo.RunContext) -> Batch:
+    def next_batch(self, step: StepInfo, ctx: RunContext) -> Batch:
         x = self.images[self.randint(self.images.shape[0], self.batch_size).to(self.images.device)]
         self.maybe_grid(step, ctx, x)
         return self.batch(x)

@@ -11,7 +11,7 @@ the hierarchical context loss). The teacher-feature probe
 
 from __future__ import annotations
 
-import kdzoo
+from kdzoo.plugin import hookimpl
 
 from .attention import AttentionTransfer
 from .crd import CRD
@@ -22,7 +22,7 @@ from .reviewkd import ReviewKD
 STRATEGIES = (FitNet, AttentionTransfer, PooledFeature, CRD, ReviewKD)
 
 
-@kdzoo.hookimpl
+@hookimpl
 def register_strategies(register):
     for cls in STRATEGIES:
         register(cls)
@@ -36,7 +36,7 @@ def teacher_feature_probe_row(teacher, bundle, splits) -> dict:
     return {k: probe[k] for k in ("test_acc", "val_acc", "params", "ms_per_image", "C")}
 
 
-@kdzoo.hookimpl
+@hookimpl
 def register_references(register):
     register("teacher-feature-probe", teacher_feature_probe_row,
              description="logistic regression on the frozen teacher's pooled features, with the student's labels")

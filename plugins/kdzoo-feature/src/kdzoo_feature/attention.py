@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import kdzoo
+from kdzoo.plugin import ConfigError, Needs, Requirement, RunContext, Strategy, param
 from kdzoo.losses import at_loss
 
 from .layers import Layer, as_map, feature_layers, match, parse_pairs, resolve_layer, spread
@@ -24,18 +24,18 @@ from .layers import Layer, as_map, feature_layers, match, parse_pairs, resolve_l
 class ATConfig:
     """AT parameters (each field: default, bounds, help)."""
 
-    beta: float = kdzoo.param(
+    beta: float = param(
         1000.0, ge=0, help="the paper's weight; the summed attention term is weighted ``beta / 2``.")
-    p: float = kdzoo.param(2.0, gt=0, help="exponent of ``|A|^p`` (2 in the paper).")
-    pairs: str | list[list[Any]] = kdzoo.param(
+    p: float = param(2.0, gt=0, help="exponent of ``|A|^p`` (2 in the paper).")
+    pairs: str | list[list[Any]] = param(
         "auto", help="``auto`` or ``[[teacher layer, student layer], ...]`` by stage index or module name.")
-    max_pairs: int = kdzoo.param(
+    max_pairs: int = param(
         3, ge=1, help="number of automatic pairs (student layers spread in depth; 1x1 maps skipped).")
 
     def __post_init__(self) -> None:
         if isinstance(self.pairs, str) and self.pairs != "auto":
-            raise kdzoo.ConfigError(f"strategy.at.pairs must be 'auto' or a list of [teacher layer, student layer], "
-                                    f"got {self.pairs!r}")
+            raise ConfigError(f"strategy.at.pairs must be 'auto' or a list of [teacher layer, student layer], "
+                              f"got {self.pairs!r}")
 
 
 def at_pairs(teacher: Any, student: Any, pairs: str | list, max_pairs: int) -> list[tuple[Layer, Layer]]:
@@ -54,8 +54,8 @@ def at_pairs(teacher: Any, student: Any, pairs: str | list, max_pairs: int) -> l
         t_maps = [t for t in t_layers if t.is_map and t.spatial > 1]
         if not s_maps or not t_maps:
             bad, layers = (s_name, s_layers) if not s_maps else (t_name, t_layers)
-            raise kdzoo.ConfigError(f"attention transfer needs spatial feature maps; {bad!r} has none larger than 1x1 "
-                                    f"(available layers: {', '.join(x.describe() for x in layers)})")
+            raise ConfigError(f"attention transfer needs spatial feature maps; {bad!r} has none larger than 1x1 "
+                              f"(available layers: {', '.join(x.describe() for x in layers)})")
         out = []
         for s in spread(s_maps, max_pairs):
             pair = (match(t_layers, s_layers, s, t_maps), s)
@@ -64,12 +64,12 @@ def at_pairs(teacher: Any, student: Any, pairs: str | list, max_pairs: int) -> l
     for t, s in out:
         for layer, name in ((t, t_name), (s, s_name)):
             if not layer.is_map:
-                raise kdzoo.ConfigError(f"attention transfer needs spatial maps; layer {layer.describe()} of {name!r} "
-                                        f"is a vector")
+                raise ConfigError(f"attention transfer needs spatial maps; layer {layer.describe()} of {name!r} "
+                                  f"is a vector")
     return out
 
 
-class AttentionTransfer(kdzoo.Strategy):
+class AttentionTransfer(Strategy):
     """Attention transfer: match normalised spatial attention maps (sum of |A|^p over channels)."""
 
     name = "at"
@@ -80,13 +80,13 @@ class AttentionTransfer(kdzoo.Strategy):
     label_space = "any"
     uses_unlabelled = True
 
-    def __init__(self, config: ATConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: ATConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         self.pairs = at_pairs(ctx.teacher, ctx.student, config.pairs, config.max_pairs)
 
-    def needs(self) -> kdzoo.Needs:
-        return kdzoo.Needs(kdzoo.Requirement(logits=True, features=tuple(sorted({s.index for _, s in self.pairs}))),
-                           kdzoo.Requirement(features=tuple(sorted({t.index for t, _ in self.pairs}))))
+    def needs(self) -> Needs:
+        return Needs(Requirement(logits=True, features=tuple(sorted({s.index for _, s in self.pairs}))),
+                     Requirement(features=tuple(sorted({t.index for t, _ in self.pairs}))))
 
     def term_weights(self) -> dict[str, float]:
         return {"at": self.config.beta / 2}

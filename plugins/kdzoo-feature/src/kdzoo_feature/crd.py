@@ -32,7 +32,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import kdzoo
+from kdzoo.plugin import ConfigError, Needs, Requirement, RunContext, Strategy, param
 from kdzoo.losses import contrast_scores, nce_contrast_loss
 
 
@@ -40,12 +40,12 @@ from kdzoo.losses import contrast_scores, nce_contrast_loss
 class CRDConfig:
     """CRD parameters (each field: default, bounds, help)."""
 
-    weight: float = kdzoo.param(0.8, ge=0, help="weight of the CRD term (RepDistiller's ``-b 0.8``).")
-    ce_weight: float = kdzoo.param(1.0, ge=0, help="weight of the hard-label cross-entropy (``-r 1``).")
-    feat_dim: int = kdzoo.param(128, ge=1, help="width of the embedding heads and memory rows.")
-    negatives: int = kdzoo.param(16384, ge=1, help="negatives K per sample, drawn uniformly from the training set.")
-    temperature: float = kdzoo.param(0.07, gt=0, help="NCE temperature T.")
-    momentum: float = kdzoo.param(0.5, ge=0, lt=1, help="memory-bank momentum of the row update.")
+    weight: float = param(0.8, ge=0, help="weight of the CRD term (RepDistiller's ``-b 0.8``).")
+    ce_weight: float = param(1.0, ge=0, help="weight of the hard-label cross-entropy (``-r 1``).")
+    feat_dim: int = param(128, ge=1, help="width of the embedding heads and memory rows.")
+    negatives: int = param(16384, ge=1, help="negatives K per sample, drawn uniformly from the training set.")
+    temperature: float = param(0.07, gt=0, help="NCE temperature T.")
+    momentum: float = param(0.5, ge=0, lt=1, help="memory-bank momentum of the row update.")
 
 
 def _gather(t: Tensor) -> Tensor:
@@ -70,7 +70,7 @@ def _mean_over_ranks(t: Tensor) -> Tensor:
     return t / dist.get_world_size()
 
 
-class CRD(kdzoo.Strategy):
+class CRD(Strategy):
     """Contrastive representation distillation: embedding heads, momentum memory banks, NCE."""
 
     name = "crd"
@@ -83,18 +83,18 @@ class CRD(kdzoo.Strategy):
                "smoke": {"negatives": 64, "feat_dim": 32}}
     label_space = "any"
 
-    def __init__(self, config: CRDConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: CRDConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         synthetic = [spec.name for spec in getattr(ctx.config, "strategy", None) or []
                      if ctx.zoo is not None and not ctx.zoo.strategy(spec.name).obj.reads_train_data]
         if ctx.bundle is None or len(ctx.bundle.x) == 0 or synthetic:
             why = f"its batches come from {'+'.join(synthetic)}" if synthetic else "it has no training set"
-            raise kdzoo.ConfigError(f"crd: needs training data with stable dataset indices (Batch.index) for its "
-                                    f"memory bank; {why}")
+            raise ConfigError(f"crd: needs training data with stable dataset indices (Batch.index) for its "
+                              f"memory bank; {why}")
         d_s, d_t = ctx.student.num_features, ctx.teacher.num_features
         for model, d in ((ctx.student, d_s), (ctx.teacher, d_t)):
             if d <= 0:
-                raise kdzoo.ConfigError(f"crd: model {model.meta['name']!r} reports no num_features (pre-logit width)")
+                raise ConfigError(f"crd: model {model.meta['name']!r} reports no num_features (pre-logit width)")
         self.n_data = len(ctx.bundle.x)
         self.seed, self.rank = ctx.seed, ctx.rank
         self.embed_s = nn.Linear(d_s, config.feat_dim)
@@ -108,8 +108,8 @@ class CRD(kdzoo.Strategy):
         self.register_buffer("draws", torch.zeros((), dtype=torch.long))
         self._built_as = id(self)  # a deep copy (the trainer's gradient-path probe) has another id
 
-    def needs(self) -> kdzoo.Needs:
-        return kdzoo.Needs(kdzoo.Requirement(logits=True, pooled=True), kdzoo.Requirement(pooled=True))
+    def needs(self) -> Needs:
+        return Needs(Requirement(logits=True, pooled=True), Requirement(pooled=True))
 
     def term_weights(self) -> dict[str, float]:
         return {"crd": self.config.weight, "label": self.config.ce_weight}
@@ -123,14 +123,14 @@ class CRD(kdzoo.Strategy):
     def forward(self, batch, student, teacher, step):
         index = batch.index
         if int(index.max()) >= self.n_data:
-            raise kdzoo.ConfigError(f"crd: Batch.index {int(index.max())} is outside the {self.n_data} "
-                                    f"samples of the memory bank")
+            raise ConfigError(f"crd: Batch.index {int(index.max())} is outside the {self.n_data} "
+                              f"samples of the memory bank")
         v_s = F.normalize(self.embed_s(student.pooled.flatten(1)), dim=1)
         v_t = F.normalize(self.embed_t(teacher.pooled.detach().flatten(1)), dim=1)
         known = index >= 0
         if not bool(known.all()) and id(self) == self._built_as:
-            raise kdzoo.ConfigError("crd: a training batch has samples without a dataset index (Batch.index -1, e.g. "
-                                    "your own DataLoader); its memory bank needs stable indices")
+            raise ConfigError("crd: a training batch has samples without a dataset index (Batch.index -1, e.g. "
+                              "your own DataLoader); its memory bank needs stable indices")
         # only a deep copy gets here with index -1: the trainer's gradient-path probe, whose synthetic samples
         # address row 0 and update no bank of the run
         idx = self.sample(index.clamp_min(0))

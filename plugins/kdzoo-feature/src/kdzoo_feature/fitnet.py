@@ -21,7 +21,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-import kdzoo
+from kdzoo.plugin import ConfigError, Needs, Requirement, RunContext, Stage, Strategy, alpha_blend, param
 from kdzoo.losses import hint_loss, kd_loss
 
 from .layers import Layer, as_map, as_vector, feature_layers, match, resolve_layer
@@ -31,16 +31,16 @@ from .layers import Layer, as_map, as_vector, feature_layers, match, resolve_lay
 class FitNetConfig:
     """FitNet parameters (each field: default, bounds, help)."""
 
-    hint: int | str = kdzoo.param(
+    hint: int | str = param(
         "auto", help="teacher hint layer: ``auto`` (matched to the guided layer), a stage index or module name.")
-    guided: int | str = kdzoo.param(
+    guided: int | str = param(
         "auto", help="student guided layer: ``auto`` (the middle stage, ``n // 2``), an index or module name.")
-    hint_fraction: float = kdzoo.param(0.3, gt=0, lt=1, help="share of the step budget spent in the hint stage.")
-    hint_weight: float = kdzoo.param(1.0, ge=0, help="weight of the hint term.")
-    stage2: Literal["kd", "ce"] = kdzoo.param(
+    hint_fraction: float = param(0.3, gt=0, lt=1, help="share of the step budget spent in the hint stage.")
+    hint_weight: float = param(1.0, ge=0, help="weight of the hint term.")
+    stage2: Literal["kd", "ce"] = param(
         "kd", help="``kd`` (the paper) or ``ce`` (plain labels, or whatever the stack adds).")
-    temperature: float = kdzoo.param(4.0, gt=0, help="KD temperature of stage 2.")
-    alpha: float = kdzoo.param(0.9, ge=0, le=1, help="KD weight of stage 2; the label term gets ``1 - alpha``.")
+    temperature: float = param(4.0, gt=0, help="KD temperature of stage 2.")
+    alpha: float = param(0.9, ge=0, le=1, help="KD weight of stage 2; the label term gets ``1 - alpha``.")
 
 
 def fitnet_pair(teacher, student, hint: int | str, guided: int | str) -> tuple[Layer, Layer]:
@@ -59,7 +59,7 @@ def fitnet_pair(teacher, student, hint: int | str, guided: int | str) -> tuple[L
     return h, g
 
 
-class FitNet(kdzoo.Strategy):
+class FitNet(Strategy):
     """FitNets: a regressor from a student guided layer to a teacher hint layer (hint stage), then KD."""
 
     name = "fitnet"
@@ -69,11 +69,11 @@ class FitNet(kdzoo.Strategy):
     presets = {"paper": {"stage2": "kd", "temperature": 4.0, "alpha": 0.9}, "hint-then-ce": {"stage2": "ce"}}
     uses_unlabelled = True
 
-    def __init__(self, config: FitNetConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: FitNetConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         if config.stage2 == "kd" and any(s.name == "kd" for s in ctx.config.strategy):
-            raise kdzoo.ConfigError("fitnet already ends with KD (stage2: kd); use 'fitnet' alone, or set "
-                                    "strategy.fitnet.stage2=ce to let 'kd' supply stage 2")
+            raise ConfigError("fitnet already ends with KD (stage2: kd); use 'fitnet' alone, or set "
+                              "strategy.fitnet.stage2=ce to let 'kd' supply stage 2")
         self.hint, self.guided = fitnet_pair(ctx.teacher, ctx.student, config.hint, config.guided)
         h, g = self.hint, self.guided
         if h.is_map and g.is_map:
@@ -81,17 +81,17 @@ class FitNet(kdzoo.Strategy):
         else:
             self.regressor = nn.Linear(g.channels, h.channels)
 
-    def needs(self) -> kdzoo.Needs:
-        return kdzoo.Needs(kdzoo.Requirement(logits=True, features=(self.guided.index,)),
-                           kdzoo.Requirement(logits=self.config.stage2 == "kd", features=(self.hint.index,)))
+    def needs(self) -> Needs:
+        return Needs(Requirement(logits=True, features=(self.guided.index,)),
+                     Requirement(logits=self.config.stage2 == "kd", features=(self.hint.index,)))
 
-    def stages(self) -> list[kdzoo.Stage]:
+    def stages(self) -> list[Stage]:
         f = self.config.hint_fraction
-        return [kdzoo.Stage("hint", f, exclusive=True), kdzoo.Stage(self.config.stage2, 1.0 - f)]
+        return [Stage("hint", f, exclusive=True), Stage(self.config.stage2, 1.0 - f)]
 
     def term_weights(self) -> dict[str, float]:
         # the second stage's split: KD against labels, or labels alone (no kd term is returned then)
-        second = kdzoo.alpha_blend("kd", self.config.alpha) if self.config.stage2 == "kd" else {"label": 1.0}
+        second = alpha_blend("kd", self.config.alpha) if self.config.stage2 == "kd" else {"label": 1.0}
         return {"hint": self.config.hint_weight, **second}
 
     def regressor_inputs(self, guided: Tensor, hint: Tensor) -> tuple[Tensor, Tensor]:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kdzoo import ConfigError
+from kdzoo.plugin import ConfigError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from torch import nn
 
-import kdzoo
+from kdzoo.plugin import ConfigError, Needs, Requirement, RunContext, Strategy, param
 from kdzoo.losses import pooled_feature_loss
 
 
@@ -21,14 +21,14 @@ from kdzoo.losses import pooled_feature_loss
 class PooledConfig:
     """Pooled parameters (each field: default, bounds, help)."""
 
-    weight: float = kdzoo.param(
+    weight: float = param(
         1.0, ge=0, help="weight of the feature term (timm's ``distill_loss_weight``; labels keep weight 1).")
-    loss: Literal["mse", "cosine"] = kdzoo.param("mse", help="``mse`` (timm) or ``cosine``.")
-    projector: Literal["auto", "always"] = kdzoo.param(
+    loss: Literal["mse", "cosine"] = param("mse", help="``mse`` (timm) or ``cosine``.")
+    projector: Literal["auto", "always"] = param(
         "auto", help="``auto`` (a linear projector only when widths differ, as timm) or ``always``.")
 
 
-class PooledFeature(kdzoo.Strategy):
+class PooledFeature(Strategy):
     """Pooled-feature matching: pre-logit features through a learned projector, MSE or cosine."""
 
     name = "pooled-feature"
@@ -39,17 +39,17 @@ class PooledFeature(kdzoo.Strategy):
     label_space = "any"
     uses_unlabelled = True
 
-    def __init__(self, config: PooledConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: PooledConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         d_s, d_t = ctx.student.num_features, ctx.teacher.num_features
         for model, d in ((ctx.student, d_s), (ctx.teacher, d_t)):
             if d <= 0:
-                raise kdzoo.ConfigError(f"pooled-feature: model {model.meta['name']!r} reports no num_features "
-                                        f"(pre-logit width)")
+                raise ConfigError(f"pooled-feature: model {model.meta['name']!r} reports no num_features "
+                                  f"(pre-logit width)")
         self.projector = nn.Linear(d_s, d_t) if (d_s != d_t or config.projector == "always") else nn.Identity()
 
-    def needs(self) -> kdzoo.Needs:
-        return kdzoo.Needs(kdzoo.Requirement(logits=True, pooled=True), kdzoo.Requirement(pooled=True))
+    def needs(self) -> Needs:
+        return Needs(Requirement(logits=True, pooled=True), Requirement(pooled=True))
 
     def term_weights(self) -> dict[str, float]:
         return {"pooled": self.config.weight}

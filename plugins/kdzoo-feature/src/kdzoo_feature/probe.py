@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kdzoo import Requirement, embed, eval_chunks
+from kdzoo.data import eval_chunks
+from kdzoo.plugin import Requirement, embed
 
 
 def pooled_features(model: Any, x: Tensor, y: Tensor, idx: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +102,8 @@ def teacher_feature_probe(teacher: Any, bundle: Any, splits: Any, *, student: An
 
     Args:
         teacher: the frozen ``KDModel``.
-        bundle: the dataset (``kdzoo.DatasetBundle``).
-        splits: its splits (``kdzoo.Splits``).
+        bundle: the dataset (``kdzoo.plugin.DatasetBundle``).
+        splits: its splits (``kdzoo.plugin.Splits``).
         student: an optional distilled ``KDModel`` to report beside the probe.
         cs: values of scikit-learn's ``C`` tried on validation.
 
@@ -129,7 +130,7 @@ def teacher_feature_probe(teacher: Any, bundle: Any, splits: Any, *, student: An
         "params": t_params + sum(p.numel() for p in linear.parameters()),
         "ms_per_image": ms_per_image(probe_fn, sample)}}
     if student is not None:
-        from kdzoo import evaluate
+        from kdzoo.plugin import evaluate
 
         student.eval()
         report["student"] = {
@@ -149,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, as kdzoo")
     args = p.parse_args(argv)
-    from kdzoo import KdzooError, load_model, load_zoo, make_config
-    from kdzoo import task_teacher
+    from kdzoo import load_model, make_config
+    from kdzoo.plugin import KdzooError, load_zoo
+    from kdzoo.plugin import task_teacher
 
     data = {"teacher": {"name": args.teacher}, "strategy": "ce",
             "data": {"name": args.data, "root": args.data_root, "labels_per_class": args.labels_per_class},

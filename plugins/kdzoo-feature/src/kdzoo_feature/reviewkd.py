@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import kdzoo
+from kdzoo.plugin import ConfigError, Needs, Requirement, RunContext, Strategy, param
 from kdzoo.losses import hcl_loss
 
 from .layers import Layer, as_map, feature_layers, resolve_layer, spread
@@ -34,12 +34,12 @@ from .layers import Layer, as_map, feature_layers, resolve_layer, spread
 class ReviewKDConfig:
     """ReviewKD parameters (each field: default, bounds, help)."""
 
-    weight: float = kdzoo.param(1.0, ge=0, help="weight of the HCL term (mdistiller's ``REVIEWKD_WEIGHT``).")
-    ce_weight: float = kdzoo.param(1.0, ge=0, help="weight of the hard-label cross-entropy.")
-    warmup_epochs: float = kdzoo.param(20.0, ge=0, help="epochs of linear warm-up of the HCL term.")
-    max_stages: int = kdzoo.param(
+    weight: float = param(1.0, ge=0, help="weight of the HCL term (mdistiller's ``REVIEWKD_WEIGHT``).")
+    ce_weight: float = param(1.0, ge=0, help="weight of the hard-label cross-entropy.")
+    warmup_epochs: float = param(20.0, ge=0, help="epochs of linear warm-up of the HCL term.")
+    max_stages: int = param(
         3, ge=1, help="stage maps per model (spread in depth, the deepest included), plus the pooled features.")
-    max_mid_channels: int = kdzoo.param(512, ge=1, help="cap of the ABF's middle width.")
+    max_mid_channels: int = param(512, ge=1, help="cap of the ABF's middle width.")
 
 
 class ABF(nn.Module):
@@ -91,7 +91,7 @@ def stage_maps(layers: list[Layer]) -> list[Layer]:
     return maps
 
 
-class ReviewKD(kdzoo.Strategy):
+class ReviewKD(Strategy):
     """Knowledge review: student stages fused deep-to-shallow (ABF), matched to every teacher stage (HCL)."""
 
     name = "reviewkd"
@@ -104,7 +104,7 @@ class ReviewKD(kdzoo.Strategy):
     label_space = "any"
     uses_unlabelled = True
 
-    def __init__(self, config: ReviewKDConfig, ctx: kdzoo.RunContext) -> None:
+    def __init__(self, config: ReviewKDConfig, ctx: RunContext) -> None:
         super().__init__(config, ctx)
         s_layers, t_layers = feature_layers(ctx.student), feature_layers(ctx.teacher)
         s_name, t_name = ctx.student.meta["name"], ctx.teacher.meta["name"]
@@ -114,12 +114,12 @@ class ReviewKD(kdzoo.Strategy):
         k = min(len(s_maps), len(t_maps), config.max_stages)
         if k == 0:
             bad, layers = (s_name, s_layers) if not s_maps else (t_name, t_layers)
-            raise kdzoo.ConfigError(f"reviewkd needs spatial stage maps; {bad!r} has none larger than 1x1 "
-                                    f"(available layers: {', '.join(x.describe() for x in layers)})")
+            raise ConfigError(f"reviewkd needs spatial stage maps; {bad!r} has none larger than 1x1 "
+                              f"(available layers: {', '.join(x.describe() for x in layers)})")
         d_s, d_t = ctx.student.num_features, ctx.teacher.num_features
         if d_s <= 0 or d_t <= 0:
             bad = s_name if d_s <= 0 else t_name
-            raise kdzoo.ConfigError(f"reviewkd: model {bad!r} reports no num_features (pre-logit width)")
+            raise ConfigError(f"reviewkd: model {bad!r} reports no num_features (pre-logit width)")
         self.pairs = list(zip(spread(t_maps, k), spread(s_maps, k)))  # shallow to deep
         in_ch = [s.channels for _, s in self.pairs] + [d_s]
         out_ch = [t.channels for t, _ in self.pairs] + [d_t]
@@ -129,10 +129,10 @@ class ReviewKD(kdzoo.Strategy):
         self.abfs = nn.ModuleList(ABF(c_in, mid, c_out, fuse=i < len(in_ch) - 1)
                                   for i, (c_in, c_out) in enumerate(zip(in_ch, out_ch)))[::-1]
 
-    def needs(self) -> kdzoo.Needs:
-        return kdzoo.Needs(
-            kdzoo.Requirement(logits=True, pooled=True, features=tuple(sorted({s.index for _, s in self.pairs}))),
-            kdzoo.Requirement(pooled=True, features=tuple(sorted({t.index for t, _ in self.pairs}))))
+    def needs(self) -> Needs:
+        return Needs(
+            Requirement(logits=True, pooled=True, features=tuple(sorted({s.index for _, s in self.pairs}))),
+            Requirement(pooled=True, features=tuple(sorted({t.index for t, _ in self.pairs}))))
 
     def term_weights(self) -> dict[str, float]:
         return {"reviewkd": self.config.weight, "label": self.config.ce_weight}

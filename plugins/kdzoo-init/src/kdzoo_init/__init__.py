@@ -6,7 +6,7 @@ they run alone (cross-entropy after init) or stacked with any loss strategy (``w
 
 from __future__ import annotations
 
-import kdzoo
+from kdzoo.plugin import hookimpl
 
 from .direct_copy import DirectCopy
 from .layer_subset import LayerSubset
@@ -15,7 +15,7 @@ from .weight_selection import WeightSelection
 STRATEGIES = (WeightSelection, LayerSubset, DirectCopy)
 
 
-@kdzoo.hookimpl
+@hookimpl
 def register_strategies(register):
     for cls in STRATEGIES:
         register(cls)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import kdzoo
-from kdzoo import Needs, Requirement
+from kdzoo.plugin import ConfigError, Needs, Requirement, RunContext, Strategy
 
 from .mapping import LayerMap, TransferPlan, apply_plan, plan_transfer, summarise
 from .selection import ElementMode
@@ -22,14 +21,14 @@ are treated as not matching (an error unless ``allow_partial``)."""
 
 
 def model_label(model: Any) -> str:
-    """``name(kwargs)`` of a :class:`kdzoo.KDModel`, for messages."""
+    """``name(kwargs)`` of a :class:`kdzoo.plugin.KDModel`, for messages."""
     meta = getattr(model, "meta", {}) or {}
     kwargs = meta.get("kwargs") or {}
     args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
     return f"{meta.get('name', type(getattr(model, 'net', model)).__name__)}({args})"
 
 
-class ParameterInit(kdzoo.Strategy):
+class ParameterInit(Strategy):
     """Base of the init family: subclasses define :meth:`layer_map` and :meth:`element_selection`."""
 
     family = "init"
@@ -56,24 +55,24 @@ class ParameterInit(kdzoo.Strategy):
 
         return dataclasses.asdict(self.config)
 
-    def check_plan(self, plan: TransferPlan, summary: dict[str, Any], ctx: kdzoo.RunContext) -> None:
+    def check_plan(self, plan: TransferPlan, summary: dict[str, Any], ctx: RunContext) -> None:
         """Raise :class:`kdzoo.ConfigError` when the models do not match (unless ``allow_partial``)."""
         if self.config.allow_partial:
             return
         pair = f"teacher {model_label(ctx.teacher)} and student {model_label(ctx.student)}"
         if not plan.values:
-            raise kdzoo.ConfigError(f"{self.name}: nothing maps between {pair} (different model families?); "
-                                    f"set strategy.{self.name}.allow_partial=true to train from random init anyway")
+            raise ConfigError(f"{self.name}: nothing maps between {pair} (different model families?); "
+                              f"set strategy.{self.name}.allow_partial=true to train from random init anyway")
         coverage = summary["backbone_coverage"]
         if coverage < MIN_BACKBONE_COVERAGE:
             first = summary["left_random"][0]
-            raise kdzoo.ConfigError(
+            raise ConfigError(
                 f"{self.name}: only {coverage:.0%} of the student's parameters map from the teacher for {pair} "
                 f"(e.g. {first['tensors'][0]}: {first['reason']}); "
                 f"set strategy.{self.name}.allow_partial=true to accept a partial init")
 
     # -- the contract ----------------------------------------------------------------------------
-    def init_student(self, ctx: kdzoo.RunContext) -> dict[str, Any]:
+    def init_student(self, ctx: RunContext) -> dict[str, Any]:
         teacher, student = ctx.teacher.net, ctx.student.net
         same_labels, why = _same_label_space(ctx)
         plan = plan_transfer(teacher, student, self.layer_map(), self.element_selection(), transfer_head=same_labels,
@@ -98,7 +97,7 @@ class ParameterInit(kdzoo.Strategy):
         return report
 
 
-def _same_label_space(ctx: kdzoo.RunContext) -> tuple[bool, str]:
+def _same_label_space(ctx: RunContext) -> tuple[bool, str]:
     t_meta = ctx.teacher.meta or {}
     t_classes, s_classes = list(t_meta.get("classes") or []), list(ctx.classes)
     t_out, s_out = t_meta.get("num_classes"), ctx.student.meta.get("num_classes")

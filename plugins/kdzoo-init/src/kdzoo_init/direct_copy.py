@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import kdzoo
+from kdzoo.plugin import ConfigError, RunContext, param
 
 from .base import ParameterInit, model_label
 from .mapping import LayerMap, TransferPlan, first_n
@@ -22,7 +22,7 @@ from .mapping import LayerMap, TransferPlan, first_n
 class DirectCopyConfig:
     """DirectCopy parameters (each field: default, bounds, help)."""
 
-    allow_partial: bool = kdzoo.param(False, help="copy the tensors that match and leave the others at random init.")
+    allow_partial: bool = param(False, help="copy the tensors that match and leave the others at random init.")
 
 
 class DirectCopy(ParameterInit):
@@ -38,14 +38,14 @@ class DirectCopy(ParameterInit):
     def element_selection(self):
         return "none"
 
-    def check_plan(self, plan: TransferPlan, summary: dict[str, Any], ctx: kdzoo.RunContext) -> None:
+    def check_plan(self, plan: TransferPlan, summary: dict[str, Any], ctx: RunContext) -> None:
         if self.config.allow_partial:
             return
         head = "classifier head not transferred"
         body = {k: why for k, why in plan.left_random.items() if not why.startswith(head)}
         if body:
             key, why = next(iter(body.items()))
-            raise kdzoo.ConfigError(
+            raise ConfigError(
                 f"direct-copy: {len(body)} student tensors of {model_label(ctx.student)} have no equal teacher tensor "
                 f"in {model_label(ctx.teacher)} (e.g. {key}: {why}); use weight-selection for a smaller student, "
                 f"or set strategy.direct-copy.allow_partial=true")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import kdzoo
+from kdzoo.plugin import ConfigError, param
 
 from .base import ParameterInit
 from .mapping import LayerMap
@@ -24,15 +24,15 @@ from .mapping import LayerMap
 class LayerSubsetConfig:
     """LayerSubset parameters (each field: default, bounds, help)."""
 
-    every: int = kdzoo.param(2, ge=1, help="take teacher blocks ``0, k, 2k, ...`` (ignored when ``blocks`` is given).")
-    blocks: list[int] = kdzoo.param(
+    every: int = param(2, ge=1, help="take teacher blocks ``0, k, 2k, ...`` (ignored when ``blocks`` is given).")
+    blocks: list[int] = param(
         default_factory=list, ge=0, help="explicit teacher block index per student block, e.g. ``[0, 2, 4, 7, 9, 11]``;"
-                                         " applied to every container whose depth differs, so it must have one entry "
-                                         "per student block there.")
-    element_selection: Literal["uniform", "consecutive", "none"] = kdzoo.param(
+                                   " applied to every container whose depth differs, so it must have one entry "
+                                   "per student block there.")
+    element_selection: Literal["uniform", "consecutive", "none"] = param(
         "uniform", help="``uniform`` or ``consecutive`` cut tensors of different width; ``none`` requires equal shapes "
                         "(DistilBERT).")
-    allow_partial: bool = kdzoo.param(
+    allow_partial: bool = param(
         False, help="accept a teacher/student pair that mostly does not map (the rest stays random).")
 
 
@@ -50,7 +50,7 @@ class LayerSubset(ParameterInit):
         def subset(container: str, n_student: int, n_teacher: int) -> list[int | None]:
             if blocks:
                 if len(blocks) != n_student or max(blocks) >= n_teacher:
-                    raise kdzoo.ConfigError(
+                    raise ConfigError(
                         f"strategy.layer-subset.blocks={blocks}: container {container!r} has {n_student} student "
                         f"blocks and {n_teacher} teacher blocks; give {n_student} indices below {n_teacher}")
                 return list(blocks)

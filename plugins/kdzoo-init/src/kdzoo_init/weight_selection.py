@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import kdzoo
+from kdzoo.plugin import param
 
 from .base import ParameterInit
 from .mapping import LayerMap, evenly_spaced, first_n
@@ -29,11 +29,11 @@ from .mapping import LayerMap, evenly_spaced, first_n
 class WeightSelectionConfig:
     """WeightSelection parameters (each field: default, bounds, help)."""
 
-    layer_selection: Literal["first-n", "evenly-spaced"] = kdzoo.param(
+    layer_selection: Literal["first-n", "evenly-spaced"] = param(
         "first-n", help="``first-n`` (paper) or ``evenly-spaced`` teacher blocks per container.")
-    element_selection: Literal["uniform", "consecutive"] = kdzoo.param(
+    element_selection: Literal["uniform", "consecutive"] = param(
         "uniform", help="``uniform`` (paper) or ``consecutive`` indices per dimension.")
-    allow_partial: bool = kdzoo.param(
+    allow_partial: bool = param(
         False, help="accept a teacher/student pair that mostly does not map (the rest stays random).")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import kdzoo
+from kdzoo.plugin import hookimpl
 
 from .dist import DIST
 from .dkd import DKD
@@ -13,7 +13,7 @@ from .regression_kd import RegressionKD
 STRATEGIES = (KD, PseudoLabel, DKD, RegressionKD, DIST)
 
 
-@kdzoo.hookimpl
+@hookimpl
 def register_strategies(register):
     for cls in STRATEGIES:
         register(cls)

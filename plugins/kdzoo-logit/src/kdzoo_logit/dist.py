@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import kdzoo
+from kdzoo.plugin import Strategy, param
 from kdzoo.losses import dist_terms
 
 
@@ -25,16 +25,16 @@ from kdzoo.losses import dist_terms
 class DISTConfig:
     """DIST parameters (each field: default, bounds, help)."""
 
-    beta: float = kdzoo.param(1.0, ge=0, search=(0.25, 4), log=True,
-                               help="weight of the inter-class relation term.")
-    gamma: float = kdzoo.param(1.0, ge=0, search=(0.25, 4), log=True,
-                                help="weight of the intra-class relation term.")
-    temperature: float = kdzoo.param(1.0, gt=0, search=(1, 8), log=True,
-                                      help="softmax temperature T (the terms are scaled by T^2).")
-    ce_weight: float = kdzoo.param(1.0, ge=0, help="weight of the hard-label cross-entropy.")
+    beta: float = param(1.0, ge=0, search=(0.25, 4), log=True,
+                         help="weight of the inter-class relation term.")
+    gamma: float = param(1.0, ge=0, search=(0.25, 4), log=True,
+                          help="weight of the intra-class relation term.")
+    temperature: float = param(1.0, gt=0, search=(1, 8), log=True,
+                                help="softmax temperature T (the terms are scaled by T^2).")
+    ce_weight: float = param(1.0, ge=0, help="weight of the hard-label cross-entropy.")
 
 
-class DIST(kdzoo.Strategy):
+class DIST(Strategy):
     """DIST: inter- and intra-class relations of the softened outputs matched by Pearson correlation."""
 
     name = "dist"

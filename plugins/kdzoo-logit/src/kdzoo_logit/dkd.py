@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-import kdzoo
+from kdzoo.plugin import Strategy, param
 from kdzoo.losses import dkd_terms
 
 
@@ -25,16 +25,16 @@ from kdzoo.losses import dkd_terms
 class DKDConfig:
     """DKD parameters (each field: default, bounds, help)."""
 
-    alpha: float = kdzoo.param(1.0, ge=0, search=(0.25, 4), log=True, help="TCKD weight.")
-    beta: float = kdzoo.param(8.0, ge=0, search=(1, 16), log=True, help="NCKD weight.")
-    temperature: float = kdzoo.param(4.0, gt=0, search=(1, 8), log=True, help="T.")
-    warmup_epochs: float = kdzoo.param(20.0, ge=0, help="epochs of linear warm-up of both terms.")
-    ce_weight: float = kdzoo.param(1.0, ge=0, help="weight of the hard-label cross-entropy.")
-    logit_standardize: bool = kdzoo.param(
+    alpha: float = param(1.0, ge=0, search=(0.25, 4), log=True, help="TCKD weight.")
+    beta: float = param(8.0, ge=0, search=(1, 16), log=True, help="NCKD weight.")
+    temperature: float = param(4.0, gt=0, search=(1, 8), log=True, help="T.")
+    warmup_epochs: float = param(20.0, ge=0, help="epochs of linear warm-up of both terms.")
+    ce_weight: float = param(1.0, ge=0, help="weight of the hard-label cross-entropy.")
+    logit_standardize: bool = param(
         False, help="z-score each sample's logits before the softmax (logit standardization, arXiv:2403.01427).")
 
 
-class DKD(kdzoo.Strategy):
+class DKD(Strategy):
     """Decoupled KD: target-class and non-target-class terms weighted separately, with warm-up."""
 
     name = "dkd"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import kdzoo
+from kdzoo.plugin import Strategy, alpha_blend, param
 from kdzoo.losses import kd_loss
 
 
@@ -24,14 +24,14 @@ from kdzoo.losses import kd_loss
 class KDConfig:
     """KD parameters (each field: default, bounds, help)."""
 
-    temperature: float = kdzoo.param(4.0, gt=0, search=(1, 16), log=True, help="softening temperature T.")
-    alpha: float = kdzoo.param(
+    temperature: float = param(4.0, gt=0, search=(1, 16), log=True, help="softening temperature T.")
+    alpha: float = param(
         0.9, ge=0, le=1, help="weight of the distillation term; the hard-label term gets ``1 - alpha``.")
-    logit_standardize: bool = kdzoo.param(
+    logit_standardize: bool = param(
         False, help="z-score each sample's logits before the softmax (logit standardization, arXiv:2403.01427).")
 
 
-class KD(kdzoo.Strategy):
+class KD(Strategy):
     """Hinton knowledge distillation: temperature-softened teacher outputs, alpha-weighted with labels."""
 
     name = "kd"
@@ -43,7 +43,7 @@ class KD(kdzoo.Strategy):
     uses_unlabelled = True
 
     def term_weights(self) -> dict[str, float]:
-        return kdzoo.alpha_blend("kd", self.config.alpha)
+        return alpha_blend("kd", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"kd": kd_loss(student.logits, teacher.logits, self.config.temperature,

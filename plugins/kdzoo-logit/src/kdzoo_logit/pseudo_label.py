@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import kdzoo
+from kdzoo.plugin import Strategy, alpha_blend, param
 from kdzoo.losses import pseudo_label_loss
 
 
@@ -17,10 +17,10 @@ from kdzoo.losses import pseudo_label_loss
 class PseudoLabelConfig:
     """PseudoLabel parameters (each field: default, bounds, help)."""
 
-    alpha: float = kdzoo.param(0.9, ge=0, le=1, help="weight of the pseudo-label term; true labels get ``1 - alpha``.")
+    alpha: float = param(0.9, ge=0, le=1, help="weight of the pseudo-label term; true labels get ``1 - alpha``.")
 
 
-class PseudoLabel(kdzoo.Strategy):
+class PseudoLabel(Strategy):
     """Hard pseudo-labels: cross-entropy against the teacher's argmax on every sample."""
 
     name = "pseudo-label"
@@ -30,7 +30,7 @@ class PseudoLabel(kdzoo.Strategy):
     uses_unlabelled = True
 
     def term_weights(self) -> dict[str, float]:
-        return kdzoo.alpha_blend("pseudo", self.config.alpha)
+        return alpha_blend("pseudo", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"pseudo": pseudo_label_loss(student.logits, teacher.logits)}

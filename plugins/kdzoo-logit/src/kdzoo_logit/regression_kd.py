@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import kdzoo
+from kdzoo.plugin import Strategy, alpha_blend, param
 from kdzoo.losses import logit_mse_loss
 
 
@@ -17,10 +17,10 @@ from kdzoo.losses import logit_mse_loss
 class RegressionKDConfig:
     """RegressionKD parameters (each field: default, bounds, help)."""
 
-    alpha: float = kdzoo.param(0.5, ge=0, le=1, help="weight of the teacher-output term; targets get ``1 - alpha``.")
+    alpha: float = param(0.5, ge=0, le=1, help="weight of the teacher-output term; targets get ``1 - alpha``.")
 
 
-class RegressionKD(kdzoo.Strategy):
+class RegressionKD(Strategy):
     """Regression KD: mean squared error to the teacher's outputs, alpha-weighted with targets."""
 
     name = "regression-kd"
@@ -31,7 +31,7 @@ class RegressionKD(kdzoo.Strategy):
     uses_unlabelled = True
 
     def term_weights(self) -> dict[str, float]:
-        return kdzoo.alpha_blend("distill", self.config.alpha)
+        return alpha_blend("distill", self.config.alpha)
 
     def forward(self, batch, student, teacher, step):
         return {"distill": logit_mse_loss(student.logits, teacher.logits)}

@@ -1,1 +1,0 @@
-from kdzoo.pytest_fixtures import kdzoo_isolated, zoo  # noqa: F401
