@@ -167,24 +167,29 @@ def _tune_parser(sub: Any, listing: dict[str, Any]) -> None:
                     "seeded TPE sampler, a median pruner on validation accuracy, tuning seeds apart from the table's. "
                     "The test split is never built. Give a run config (-c/--strategy/...), or --suite to run the "
                     "studies a suite's 'params: tuned' rows need, or --study with --storage to add a worker to a study.")
-    s.add_argument("-c", "--config", help="YAML run config whose strategy is tuned, loaded safely (default: none, flags only)")
+    s.add_argument("-c", "--config",
+                   help="YAML run config whose strategy is tuned, loaded safely (default: none, flags only)")
     _complete(s.add_argument("--teacher", help="timm/registered model name, or a weights file/folder (default: none)"),
               _names(listing, "models") + listing.get("timm_models", []))
     _complete(s.add_argument("--student", help="timm or registered model name (default: lenet5)"),
               _names(listing, "models") + listing.get("timm_models", []))
-    s.add_argument("--strategy", help="strategy or stack to tune, e.g. kd; ce tunes the learning rate alone (default: ce)").completer = \
+    s.add_argument("--strategy", help="strategy or stack to tune, e.g. kd; ce tunes the learning rate alone "
+                   "(default: ce)").completer = \
         _stack_completer(_names(listing, "strategies"))
-    _complete(s.add_argument("--data", help="dataset, as for kdzoo distill (default: mnist5k)"), _names(listing, "datasets"))
+    _complete(s.add_argument("--data", help="dataset, as for kdzoo distill (default: mnist5k)"),
+              _names(listing, "datasets"))
     s.add_argument("--data-root", help="local root of file datasets (default: none)")
     s.add_argument("--steps", type=int, help="each trial's step budget (default: the config's)")
     s.add_argument("--epochs", type=float, help="each trial's budget in epochs (default: the config's)")
     s.add_argument("--threads", type=int, help="torch threads per trial process (default: torch's choice)")
     s.add_argument("--device", choices=["cpu", "cuda", "auto"], help="cpu, cuda, or auto (default: cpu)")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted config override, repeatable (default: none)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted config override, repeatable (default: none)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.add_argument("--suite", help="tune every 'params: tuned' row of this suite (registry name or YAML file), "
                    "with the suite's tune: settings; studies go to OUT/studies (default: none)")
-    s.add_argument("--study", help="worker mode: run trials of this existing study, needs --storage (default: none, a new study)")
+    s.add_argument("--study", help="worker mode: run trials of this existing study, needs --storage "
+                   "(default: none, a new study)")
     s.add_argument("--trials", type=int, help="finished trials the study ends with; a re-run continues (default: 20)")
     s.add_argument("--out", dest="study_out", metavar="OUT", help="study folder; with --suite, the bench "
                    "folder (default: runs/tune/STUDY; with --suite runs/bench-SUITE)")
@@ -193,7 +198,8 @@ def _tune_parser(sub: Any, listing: dict[str, Any]) -> None:
     s.add_argument("--seeds", dest="tune_seeds", metavar="SEEDS", help="tuning seeds, comma-separated, never the "
                    "config's train.seeds (default: 1000)")
     s.add_argument("--search", action="append", default=[], metavar="PARAM=LOW:HIGH[:log]",
-                   help="search range replacing the declared ones, e.g. kd.temperature=1:16:log, repeatable (default: the declared ranges)")
+                   help="search range replacing the declared ones, e.g. kd.temperature=1:16:log, repeatable "
+                   "(default: the declared ranges)")
     s.add_argument("--lr-range", metavar="LOW:HIGH[:log]", help="learning-rate range (default: lr/10:lr*10:log)")
     s.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default: 0)")
     s.add_argument("--jobs", type=int, default=1, help="worker processes on the study at once (default: 1)")
@@ -404,10 +410,13 @@ def _executor_arguments(s: argparse.ArgumentParser) -> None:
                    "waits for and collects them (slurm)")
     s.add_argument("--ray-address", help="the Ray cluster to join, e.g. auto or ray://HOST:10001 "
                    "(default: $RAY_ADDRESS, else a local Ray)")
-    s.add_argument("--gpus", type=int, help="GPUs per cell; more than one runs DDP under torchrun inside the job (default: the task's resources, else 0)")
+    s.add_argument("--gpus", type=int, help="GPUs per cell; more than one runs DDP under torchrun inside the job "
+                   "(default: the task's resources, else 0)")
     s.add_argument("--cpus", type=int, help="CPU cores per cell (default: the task's resources, else 1)")
-    s.add_argument("--mem", help="memory per cell, as Slurm writes it, e.g. 8G (default: the task's resources, else the partition's)")
-    s.add_argument("--time", type=int, help="time limit per cell in minutes, slurm (default: the task's resources, else the partition's)")
+    s.add_argument("--mem", help="memory per cell, as Slurm writes it, e.g. 8G "
+                   "(default: the task's resources, else the partition's)")
+    s.add_argument("--time", type=int, help="time limit per cell in minutes, slurm "
+                   "(default: the task's resources, else the partition's)")
     s.add_argument("--partition", help="Slurm partition (default: the cluster's default partition)")
     s.add_argument("--account", help="Slurm account (default: your default account)")
     s.add_argument("--sbatch", action="append", default=[], metavar="FLAG",
