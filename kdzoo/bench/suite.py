@@ -137,6 +137,23 @@ def _with_data_root(suite: dict[str, Any], data_root: str) -> dict[str, Any]:
     return dict(suite, tasks=tasks)
 
 
+def task_settings(suite: dict[str, Any], task: Any, index: int) -> tuple[dict[str, Any], list[int], dict[str, Any]]:
+    """A suite task's run settings: ``(config sections, seeds, train section with the task's budget)``.
+
+    The bench and ``kdzoo tune --suite`` read a task the same way through this.
+    """
+    if not isinstance(task, dict) or "pairs" not in task or "strategies" not in task:
+        raise ConfigError(f"suite {suite.get('name')!r} task {index}: needs 'pairs' and 'strategies'")
+    base = {k: v for k, v in task.items() if k not in TASK_KEYS}
+    seeds = task.get("seeds", suite.get("seeds", [0]))
+    train = dict(base.pop("train", {}) or {})
+    if "steps" in task:
+        train.update(steps=task["steps"], epochs=None)
+    elif "epochs" in task:
+        train["epochs"] = task["epochs"]
+    return base, seeds, train
+
+
 def expand(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None = 1) -> list[Cell]:
     """Every cell of a suite, validated (bad keys fail before anything runs)."""
     return expand_all(suite, zoo, out, threads)[0]
@@ -152,16 +169,8 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
 
     catalogued = set(load_registry().get("strategies", {}))
     for t_i, task in enumerate(suite.get("tasks") or []):
-        if not isinstance(task, dict) or "pairs" not in task or "strategies" not in task:
-            raise ConfigError(f"suite {suite.get('name')!r} task {t_i}: needs 'pairs' and 'strategies'")
+        base, seeds, train = task_settings(suite, task, t_i)
         tname = task.get("name") or f"task{t_i}"
-        base = {k: v for k, v in task.items() if k not in TASK_KEYS}
-        seeds = task.get("seeds", suite.get("seeds", [0]))
-        train = dict(base.pop("train", {}) or {})
-        if "steps" in task:
-            train.update(steps=task["steps"], epochs=None)
-        elif "epochs" in task:
-            train["epochs"] = task["epochs"]
         ref_names = task.get("references") or []
         if not isinstance(ref_names, list) or not all(isinstance(r, str) for r in ref_names):
             raise ConfigError(f"suite {suite.get('name')!r} task {tname!r}: 'references' must be a list of names")

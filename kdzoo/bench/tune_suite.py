@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import parse_strategy
 from ..contract.errors import ConfigError
-from .suite import TASK_KEYS, load_suite
+from .suite import load_suite, task_settings
 from .tune import tune
 from .tuned import TUNED, is_tuned, search_for, study_of, tune_options, with_tuned_baseline
 
@@ -33,15 +33,7 @@ def tune_suite(suite_name: str, out: str | Path, *, trials: int | None = None, j
     opts = tune_options(suite)
     wanted = []
     for t_i, task in enumerate(suite.get("tasks") or []):
-        if not isinstance(task, dict) or "pairs" not in task or "strategies" not in task:
-            raise ConfigError(f"suite {suite.get('name')!r} task {t_i}: needs 'pairs' and 'strategies'")
-        base = {k: v for k, v in task.items() if k not in TASK_KEYS}
-        seeds = task.get("seeds", suite.get("seeds", [0]))
-        train = dict(base.pop("train", {}) or {})
-        if "steps" in task:
-            train.update(steps=task["steps"], epochs=None)
-        elif "epochs" in task:
-            train["epochs"] = task["epochs"]
+        base, seeds, train = task_settings(suite, task, t_i)
         for pair in task["pairs"]:
             for entry in with_tuned_baseline(list(task["strategies"])):
                 members = parse_strategy(entry)
