@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ...config import make_config
-from ...contract.errors import ConfigError
+from ...contract.errors import ConfigError, KdzooError
 from ...paths import read_status, write_status
+from ...train.checkpoint import load_checkpoint
 from ..claims import Claim
 
 OWNED = type("Owned", (), {"acquired": True})()  # a cell a scheduler owns needs no claim of its own
@@ -59,13 +60,11 @@ def placement(executor: str) -> dict[str, Any]:
 
 def checkpoint_steps(config_data: dict[str, Any]) -> dict[str, int]:
     """``{seed folder: step}`` of the cell's checkpoints: where this attempt continues (empty: from the start)."""
-    import torch  # start-up cost: only a cell's own process reads checkpoints
-
     steps = {}
     for path in sorted((Path(config_data["out"]) / str(config_data["name"])).glob("seed-*/checkpoint.pt")):
-        try:  # memory-mapped: the step costs no read of the weights
-            steps[path.parent.name] = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
-        except Exception:  # noqa: BLE001 - a damaged checkpoint is the trainer's to report, not the record's
+        try:  # checksummed: the step of a checkpoint that verifies (a cell's checkpoints are small)
+            steps[path.parent.name] = int(load_checkpoint(path)["step"])
+        except (KdzooError, OSError, KeyError, TypeError, ValueError):  # damaged: the trainer's to report
             continue
     return steps
 
