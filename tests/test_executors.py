@@ -13,7 +13,7 @@ import yaml
 
 import kdzoo
 import kdzoo.plugin
-from kdzoo.bench.executors import Executor, Resources, Task, make_executor
+from kdzoo.bench.executors import Executor, Handle, Resources, Task, TaskState, make_executor
 from kdzoo.bench.executors.cell import StaleCell, attempts, run_cell_task
 from kdzoo.bench.suite import expand_all, run_bench
 from kdzoo.cli import main
@@ -40,7 +40,26 @@ class Inline(Executor):
     name = "inline"
 
     def __init__(self, options):
-        self.options = options
+        self.options, self.results = options, {}
+
+    def submit(self, tasks):
+        for task in tasks:
+            self.results[task.key] = task.fn(*task.args)
+        return [Handle(task.key, self.name, task.key) for task in tasks]
+
+    def poll(self, handles):
+        return {h.key: TaskState("done", self.results[h.key]) for h in handles}
+
+    def cancel(self, handles):
+        pass
+
+
+def test_an_executor_without_submit_poll_and_cancel_cannot_be_made():
+    class Incomplete(Executor):
+        name = "incomplete"
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()
 
 
 def test_hook_register_executors_adds_executors_beside_the_builtin_ones():

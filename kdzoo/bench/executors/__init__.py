@@ -14,6 +14,7 @@ Nothing in a task depends on the executor: a bench cell is the same call whereve
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -130,23 +131,23 @@ class TaskState:
     error: str | None = None
 
 
-class Executor:
-    """The interface every executor implements (see ``register_executors``)."""
+class Executor(abc.ABC):
+    """The interface every executor implements (see ``register_executors``): ``submit``, ``poll``, ``cancel``."""
 
     name = "?"
     detachable = False  # tasks outlive the command that submitted them (Slurm: yes; Ray: tasks die with their driver)
 
+    @abc.abstractmethod
     def submit(self, tasks: list[Task]) -> list[Handle]:
         """Submit every task; returns one handle per task, in order."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def poll(self, handles: list[Handle]) -> dict[str, TaskState]:
         """The state of each handle, by its task key."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def cancel(self, handles: list[Handle]) -> None:
         """Stop these tasks (queued ones never start; running ones are killed)."""
-        raise NotImplementedError
 
     def attach(self, record: dict[str, Any]) -> Handle | None:
         """A handle for a task an earlier (detached) command submitted, if the scheduler still knows it."""
