@@ -8,6 +8,7 @@ by `python benchmarks/docs_commands.py`, and this test keeps them from drifting 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 from pathlib import Path
@@ -19,23 +20,18 @@ from kdzoo.cli import _config_data, _parser, _weights_path
 from kdzoo.config import make_config
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", ROOT / "docs" / "user-guide.md"]
-FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
 
 
-def fenced(text: str, language: str) -> list[str]:
-    return [body for lang, body in FENCE.findall(text) if lang == language]
+def _docs_commands_script():
+    """``benchmarks/docs_commands.py`` (which runs the commands): its page parsing is the one this test checks."""
+    spec = importlib.util.spec_from_file_location("docs_commands", ROOT / "benchmarks" / "docs_commands.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def kdzoo_commands(text: str) -> list[str]:
-    """Each `kdzoo ...` command of the page's bash blocks, continuation lines joined, comments dropped."""
-    commands = []
-    for block in fenced(text, "bash"):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = line.split(" #", 1)[0].strip()
-            if line.startswith((".venv/bin/kdzoo ", "kdzoo ")):
-                commands.append(line.removeprefix(".venv/bin/"))
-    return commands
+script = _docs_commands_script()
+PAGES, fenced, kdzoo_commands = script.PAGES, script.blocks, script.commands
 
 
 def yaml_files(text: str) -> dict[str, str]:
