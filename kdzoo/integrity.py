@@ -23,17 +23,16 @@ Files written before digests existed carry none and are read as they are.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import struct
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_path  # re-exported (__all__): its old import path
 from .contract.errors import ConfigError
 
 TORCH_FORMAT = "kdzoo-checked-1"
@@ -64,29 +63,6 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path; on success it replaces ``path`` atomically, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # ordinary permissions, whatever the writer used (some write 0600)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def move_aside(path: str | Path) -> Path:

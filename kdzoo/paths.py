@@ -25,6 +25,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from .atomic import write_text
 from .contract.errors import ConfigError
 
 STATUS = "status.json"
@@ -125,8 +126,6 @@ def remove_run_dir(path: Path) -> None:
 
 def write_status(run_dir: Path, state: str, **extra: Any) -> None:
     """Record the run's state and owner (atomically)."""
-    from .train.checkpoint import write_text
-
     info = {"state": state, "pid": os.getpid(), "host": socket.gethostname(), "updated": time.time(), **extra}
     write_text(run_dir / STATUS, json.dumps(info, indent=2, default=str))
 

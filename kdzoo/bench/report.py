@@ -28,8 +28,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text
 from ..contract.errors import ConfigError
-from ..train.checkpoint import write_text
 from .metrics import compare, holm_correct, mean_std
 from .page import html_report
 from .plots import plots

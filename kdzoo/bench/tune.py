@@ -39,11 +39,11 @@ import numpy as np
 import torch
 import yaml
 
+from ..atomic import write_text
 from ..config import RunConfig, canonical, data_options, make_config, to_dict
 from ..contract.errors import ConfigError, Interrupted, NonFiniteLoss, unknown
 from ..data import LazyImages, channel_stats, load_dataset, make_splits, steps_per_epoch
 from ..models.wrapper import check_student_weights
-from ..train.checkpoint import write_text
 from ..train.effective import effective_config
 from ..train.runs import check_run, make_trainer, setup_runtime, task_teacher, total_steps
 from ..train.teacher import resolve_teacher, teacher_config

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..atomic import atomic_path
 from ..config import ModelConfig, RunConfig
 from ..contract.errors import ConfigError
 
@@ -467,8 +468,6 @@ def save_timm_folder(model: Any, folder: str | Path, weights_file: str | Path) -
     import shutil
 
     import timm
-
-    from ..train.checkpoint import atomic_path
 
     meta = model.meta
     folder = Path(folder)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..atomic import atomic_path
 from ..config import ModelConfig, RunConfig
 from ..contract.errors import ConfigError, MissingOutput, unknown
 from ..contract.strategy import Outputs, Requirement
@@ -218,7 +219,7 @@ def save_model(model: KDModel, path: str | Path, extra_meta: dict[str, Any] | No
     (:func:`kdzoo.models.weights.save_timm_folder`). Every file is written atomically (temporary file,
     then rename).
     """
-    from ..integrity import atomic_path, safetensors_bytes
+    from ..integrity import safetensors_bytes
     from .weights import save_timm_folder
 
     path = Path(path)

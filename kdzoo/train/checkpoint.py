@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_path, write_text  # re-exported: the old import path of both
 from ..contract.errors import ConfigError
-from ..integrity import DamagedFile, atomic_path, load_torch, save_torch
+from ..integrity import DamagedFile, load_torch, save_torch
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -65,12 +66,6 @@ def load_resume_point(seed_dir: Path) -> dict[str, Any]:
         else:
             how = "restore it, or remove it to train this seed again from the start"
         raise DamagedFile(f"{exc}; cannot resume: {how}", path) from None
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write a text file atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 __all__ = ["atomic_path", "load_checkpoint", "load_resume_point", "resume_point", "save_checkpoint", "write_text"]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..atomic import write_text
 from ..contract.errors import ConfigError
 
 
@@ -182,8 +183,6 @@ class MLflowLogger:
                                          tags={"kdzoo.run_dir": str(ctx.run_dir.resolve()), "kdzoo.seed": str(ctx.seed)})
             self.run_id = run.info.run_id
             ctx.run_dir.mkdir(parents=True, exist_ok=True)
-            from .checkpoint import write_text
-
             write_text(ctx.run_dir / self.RUN_ID_FILE, self.run_id + "\n")
         self._pending: list[Any] = []
 

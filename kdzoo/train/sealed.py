@@ -14,7 +14,8 @@ from pathlib import Path
 from safetensors import safe_open
 from torch import Tensor
 
-from ..integrity import SAFETENSORS_KEY, DamagedFile, atomic_path, safetensors_bytes, verify_safetensors
+from ..atomic import atomic_path
+from ..integrity import SAFETENSORS_KEY, DamagedFile, safetensors_bytes, verify_safetensors
 
 
 def save_sealed(tensors: dict[str, Tensor], path: str | Path, meta: dict[str, str] | None = None) -> None:

@@ -35,12 +35,12 @@ import torch
 from filelock import FileLock
 from torch import Tensor
 
+from ..atomic import write_text
 from ..config import DataConfig
 from ..contract.strategy import Outputs, Requirement
 from ..data import DatasetBundle
 from ..integrity import DamagedFile, move_aside
 from ..models.wrapper import KDModel
-from .checkpoint import write_text
 from .sealed import damage, load_sealed, save_sealed
 from .teacher_cache import canonical_teacher, fill_spec, samples_digest, teacher_digest, teacher_input
 
