@@ -33,9 +33,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .config import bounded, param
 from .contract.errors import ConfigError, KdzooError, NotApplicable, PluginError
 from .contract.hookspecs import hookimpl
+from .contract.params import bounded, param
 from .zoo.plugins import load_zoo
 
 # name -> the module that defines it (imported on first access; most need torch)

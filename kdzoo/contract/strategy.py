@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from .params import param_help, param_range
+
 if TYPE_CHECKING:
     from .context import RunContext
 
@@ -255,8 +257,6 @@ class Strategy(nn.Module):
     def describe(cls) -> dict[str, Any]:
         """Plain-data description for listings and docs."""
         import dataclasses
-
-        from ..config import param_help, param_range
 
         fields = dataclasses.fields(cls.Config)
         params = {f.name: _default_of(f) for f in fields}
