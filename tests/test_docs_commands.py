@@ -59,7 +59,7 @@ def test_every_documented_kdzoo_command_parses_and_its_config_builds(page, comma
     monkeypatch.chdir(tmp_path)
     # weights written by an earlier command of the page (runs/ce-digits/...) are not here: their model is
     # read from the file when the command runs
-    monkeypatch.setattr("kdzoo.cli._name_from_file", lambda path, role: "from-file")
+    monkeypatch.setattr("kdzoo.cli.flags._name_from_file", lambda path, role: "from-file")
     for name, body in {k: v for p in PAGES for k, v in yaml_files(p.read_text()).items()}.items():
         (tmp_path / name).write_text(body)
     argv = shlex.split(command)[1:]

@@ -163,6 +163,7 @@ def test_repdistiller_and_mdistiller_spellings_build_the_kdzoo_cifar_models(zoo)
 
 
 def test_the_run_index_listing_says_one_seed_instead_of_a_zero_spread():
-    spread = main.__globals__["_spread"]
+    from kdzoo.cli.result_commands import _spread as spread
+
     assert spread({"info": '{"seeds": [0]}', "std": 0.0}) == "(1 seed)"
     assert spread({"info": '{"seeds": [0, 1, 2]}', "std": 0.4123}) == "± 0.41"
