@@ -90,7 +90,7 @@ def test_cells_finished_under_path_keys_are_adopted(data, tmp_path):
     cells, _ = expand_all(suite, zoo, out)
     folder = out / "cells"
     for cell in cells:  # as a bench of the previous version wrote them: keyed by data.root
-        old = cell_key(cell.config, zoo, data_by_path=True)
+        old = cell_key(cell.config, zoo, data_by_path=True, losses_file=True)
         assert old in legacy_cell_keys(cell.config, zoo) and old != cell.key
         (folder / cell.key).rename(folder / old)
     logs = []

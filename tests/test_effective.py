@@ -97,8 +97,22 @@ def test_a_changed_core_loss_reruns_every_cell(tmp_path, monkeypatch):
     before = keys_by_variant(tmp_path)
     real = kdzoo.train.effective._file_hash
     monkeypatch.setattr(kdzoo.train.effective, "_file_hash",
-                        lambda path: real(path) + ("-edited" if path.name == "losses.py" else ""))
+                        lambda path: real(path) + ("-edited" if path.name == "logit.py" else ""))
     assert changed(before, keys_by_variant(tmp_path)) == {"ce", "kd", "dkd(preset=cpu)", "at"}
+
+
+def test_cells_keyed_when_the_losses_were_one_file_are_adopted_until_a_loss_changes(monkeypatch):
+    import kdzoo.train.effective as eff
+
+    zoo, config = load_zoo(), make_config({"strategy": "kd"})
+    with monkeypatch.context() as m:  # the key as kdzoo wrote it then: the file's hash where the package's is now
+        m.setattr(eff, "losses_hash", lambda **form: eff.LOSSES_SPLIT["file"])
+        before_split = eff.cell_key(config, zoo)
+    monkeypatch.setitem(eff.LOSSES_SPLIT, "package", eff.losses_hash())  # the package as the split left it
+    assert before_split != eff.cell_key(config, zoo) and before_split in eff.legacy_cell_keys(config, zoo)
+    real = eff._file_hash
+    monkeypatch.setattr(eff, "_file_hash", lambda path: real(path) + ("-edited" if path.name == "logit.py" else ""))
+    assert before_split not in eff.legacy_cell_keys(config, zoo)  # a loss changed: not the code that cell ran
 
 
 def test_a_plugin_source_or_version_change_reruns_only_its_cells(tmp_path, monkeypatch):

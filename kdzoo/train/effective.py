@@ -211,16 +211,17 @@ def strategy_sources(module_name: str) -> list[Path]:
     return sorted(seen | data)
 
 
-def member_code(name: str, zoo: Any, *, whole_package: bool = False) -> dict[str, str]:
+def member_code(name: str, zoo: Any, *, whole_package: bool = False, losses_file: bool = False) -> dict[str, str]:
     """Where one strategy's code comes from: distribution, its version and a hash of its source.
 
     A plugin strategy hashes the source its module can reach inside its package
     (:func:`strategy_sources`: its module and the package modules it imports, transitively). A
     core strategy (``ce``) hashes the module that defines it and the strategy base class; the rest
     of the core engine is covered by the kdzoo version, so editing the report or the CLI does not
-    re-run every bench cell. Every member also carries the hash of the core losses
-    (``kdzoo/losses.py``), which any strategy may share. ``whole_package``: the keys of kdzoo 0.x
+    re-run every bench cell. Every member also carries the hash of the core losses (the package
+    ``kdzoo/losses/``), which any strategy may share. ``whole_package``: the keys of kdzoo 0.x
     before per-strategy sources (a plugin member hashed its whole package), for :func:`legacy_cell_key`.
+    ``losses_file``: the losses as keys hashed them while they were one file (:func:`losses_hash`).
     """
     entry = zoo.strategy(name)
     core = Path(__file__).parent.parent
@@ -232,13 +233,36 @@ def member_code(name: str, zoo: Any, *, whole_package: bool = False) -> dict[str
     else:
         roots = strategy_sources(entry.obj.__module__)
     return {"distribution": entry.distribution, "version": _dist_version(entry.distribution),
-            "source": source_hash(roots), "losses": source_hash([core / "losses.py"])}
+            "source": source_hash(roots), "losses": losses_hash(losses_file=losses_file)}
 
 
-def code_identity(config: RunConfig, zoo: Any, *, whole_package: bool = False) -> dict[str, Any]:
+# ``kdzoo/losses.py`` became the package ``kdzoo/losses/``, its functions moved byte for byte. Keys
+# made before hashed that one file (its ``source_hash``, "file" below); the package as the split
+# left it hashes to "package". While the package is still exactly that, the file's hash stands for
+# it in the earlier key forms, so a bench adopts the cells it finished before the split; after any
+# edit of the losses those forms match no cell (the code is no longer what those cells ran).
+LOSSES_SPLIT = {"file": "809e31d69c109d7c", "package": "b09578f781cee1a4"}
+
+
+def losses_hash(*, losses_file: bool = False) -> str:
+    """The hash of the core losses, the package ``kdzoo/losses/`` (every file in it).
+
+    ``losses_file``: the hash keys had while the losses were the one file ``kdzoo/losses.py``
+    (:data:`LOSSES_SPLIT`), or, once the package has changed since the split, a value no such key
+    had.
+    """
+    package = source_hash([Path(__file__).parent.parent / "losses"])
+    if not losses_file:
+        return package
+    return LOSSES_SPLIT["file"] if package == LOSSES_SPLIT["package"] else f"changed since the split: {package}"
+
+
+def code_identity(config: RunConfig, zoo: Any, *, whole_package: bool = False,
+                  losses_file: bool = False) -> dict[str, Any]:
     """Package versions plus each stack member's distribution, version and source hashes."""
     return {"versions": versions(), "members": {zoo.strategy(spec.name).name:  # bare: a pin or a DIST: is one member
-                                                member_code(spec.name, zoo, whole_package=whole_package)
+                                                member_code(spec.name, zoo, whole_package=whole_package,
+                                                            losses_file=losses_file)
                                                 for spec in config.strategy}}
 
 
@@ -248,7 +272,8 @@ def cell_key(config: RunConfig, zoo: Any, extra: Any = None, **form: bool) -> st
     ``form``: the switches of an earlier key format (:data:`PREVIOUS_KEYS`); none for today's key.
     """
     payload = canonical([effective_config(config, zoo, for_key=True, data_by_path=form.get("data_by_path", False)),
-                         code_identity(config, zoo, whole_package=form.get("whole_package", False)), extra])
+                         code_identity(config, zoo, whole_package=form.get("whole_package", False),
+                                       losses_file=form.get("losses_file", False)), extra])
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -256,8 +281,9 @@ def cell_key(config: RunConfig, zoo: Any, extra: Any = None, **form: bool) -> st
 # :func:`cell_key` that rebuild it. A change to the key adds its line here (and nothing else), so a
 # bench keeps every finished cell across it.
 PREVIOUS_KEYS: tuple[tuple[str, dict[str, bool]], ...] = (
-    ("data keyed by its path (data.root), not its files", {"data_by_path": True}),
-    ("plugin members hashed their whole package", {"data_by_path": True, "whole_package": True}),
+    ("the losses were one file, kdzoo/losses.py", {"losses_file": True}),
+    ("data keyed by its path (data.root), not its files", {"data_by_path": True, "losses_file": True}),
+    ("plugin members hashed their whole package", {"data_by_path": True, "whole_package": True, "losses_file": True}),
 )
 
 
@@ -276,11 +302,12 @@ def legacy_cell_keys(config: RunConfig, zoo: Any) -> list[str]:
 
 
 def legacy_cell_key(config: RunConfig, zoo: Any) -> str:
-    """The key the same cell had when a plugin member hashed its whole package (and data was keyed by path)."""
+    """The key the same cell had when a plugin member hashed its whole package (data keyed by path, the
+    losses one file)."""
     return cell_key(config, zoo, **PREVIOUS_KEYS[-1][1])
 
 
-__all__ = ["PREVIOUS_KEYS", "cell_key", "code_identity", "effective_config", "effective_strategy", "keyed_data",
-           "legacy_cell_key", "legacy_cell_keys", "member_code",
+__all__ = ["LOSSES_SPLIT", "PREVIOUS_KEYS", "cell_key", "code_identity", "effective_config", "effective_strategy",
+           "keyed_data", "legacy_cell_key", "legacy_cell_keys", "losses_hash", "member_code",
            "source_hash", "strategy_sources",
            "versions"]
