@@ -47,7 +47,7 @@ _LAZY = {
     "DatasetBundle": "data", "Splits": "data",
     "LoggerContext": "train.loggers", "RunLogger": "train.loggers",
     "task_teacher": "train.runs",
-    "evaluate": "bench.metrics", "embed": "bench.metrics",
+    "evaluate": "models.evaluate", "embed": "models.evaluate",
 }
 
 

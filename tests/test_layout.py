@@ -248,7 +248,6 @@ KNOWN_UPWARD = {
     ("kdzoo.zoo.builtin", "kdzoo.bench.executors.local"),  # the built-in executor
     ("kdzoo.train.runs", "kdzoo.bench"), ("kdzoo.train.runs", "kdzoo.bench.metrics"),  # evaluation
     ("kdzoo.train.runs", "kdzoo.bench.runindex"),  # a finished run is recorded in the index
-    ("kdzoo.train.trainer", "kdzoo.bench"), ("kdzoo.train.trainer", "kdzoo.bench.metrics"),  # evaluation
 }
 
 

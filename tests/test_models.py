@@ -77,3 +77,16 @@ def test_outputs_match_plain_forward(zoo):
 def test_timm_model_on_vector_data_is_a_clear_error(zoo):
     with pytest.raises(ConfigError, match="use 'linear' or 'mlp'"):
         build(zoo, "test_resnet", shape=(10,))
+
+
+def test_agreement_with_a_bf16_teacher_casts_the_inputs_to_the_teachers_dtype(zoo):
+    import copy
+
+    from kdzoo.models.evaluate import agreement
+
+    torch.manual_seed(0)
+    student = build(zoo, "mlp", hidden=[16])
+    teacher = copy.deepcopy(student).to(torch.bfloat16)  # float32 inputs into it used to fail (dtype mismatch)
+    x, idx = torch.rand(32, 1, 28, 28), torch.arange(32).numpy()
+    assert agreement(student, teacher, x, idx, "classification", batch_size=8)["agreement"] >= 75.0
+    assert next(teacher.parameters()).dtype == torch.bfloat16 and teacher.training  # dtype and mode left as found

@@ -1,4 +1,8 @@
-"""Evaluation metrics and the project's paired "A beats B" verdict (a one-sided paired t-test)."""
+"""Statistics over seeds and the project's paired "A beats B" verdict (a one-sided paired t-test).
+
+The evaluation of one model (accuracy, NLL, ECE, agreement, FLOPs, latency) lives with the models in
+:mod:`kdzoo.models.evaluate`; its names are re-exported here, their old import path.
+"""
 
 from __future__ import annotations
 
@@ -8,139 +12,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from ..data import eval_chunks
-
-
-@torch.no_grad()
-def embed(model: torch.nn.Module, x: Tensor, idx: np.ndarray, batch_size: int = 512,
-          device: torch.device | None = None) -> Tensor:
-    """Pooled (pre-logit) embeddings ``[N, D]`` of ``x[idx]`` (data space), float32 on ``device``.
-
-    ``model`` is a ``KDModel``; it runs in eval mode (BN statistics never move) and its mode is
-    restored. ``device`` defaults to the model's.
-    """
-    from ..contract.strategy import Requirement
-
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    dummy = torch.zeros(len(x), dtype=torch.long)
-    try:
-        out = [model.outputs(xb.to(device), Requirement(pooled=True)).pooled.float()
-               for xb, _ in eval_chunks(x, dummy, idx, batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, 0)
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, x: Tensor, y: Tensor, idx: np.ndarray, task: str, batch_size: int = 512,
-             target_norm: tuple[Tensor, Tensor] | None = None, device: torch.device | None = None) -> dict[str, float]:
-    """Metrics of ``model`` on ``x[idx]``.
-
-    Classification: ``acc`` (%), ``nll``, ``ece`` (15 bins). Regression: ``mse`` and ``mae`` in the
-    targets' original units (outputs are de-standardised with ``target_norm``).
-    """
-    was_training = model.training
-    model.eval()
-    outs, ys = [], []
-    for xb, yb in eval_chunks(x, y, idx, batch_size):
-        outs.append(model(xb.to(device) if device else xb).float().cpu())
-        ys.append(yb)
-    model.train(was_training)
-    out, target = torch.cat(outs), torch.cat(ys)
-    if task == "regression":
-        if target_norm is not None:
-            out = out * target_norm[1] + target_norm[0]
-        err = out - target
-        return {"mse": float((err ** 2).mean()), "mae": float(err.abs().mean())}
-    probs = out.softmax(-1)
-    conf, pred = probs.max(-1)
-    correct = (pred == target).float()
-    return {"acc": float(correct.mean() * 100), "nll": float(F.cross_entropy(out, target)), "ece": _ece(conf, correct)}
-
-
-@torch.no_grad()
-def agreement(student: torch.nn.Module, teacher: torch.nn.Module, x: Tensor, idx: np.ndarray, task: str,
-              batch_size: int = 512, device: torch.device | None = None) -> dict[str, float]:
-    """How closely the student follows the teacher on ``x[idx]``.
-
-    Classification: top-1 agreement (%). Regression: MAE and MSE between their outputs.
-    """
-    s_out, t_out = [], []
-    modes = student.training, teacher.training
-    student.eval(), teacher.eval()
-    for xb, _ in eval_chunks(x, torch.zeros(len(x)), idx, batch_size):
-        xb = xb.to(device) if device else xb
-        s_out.append(student(xb).float().cpu())
-        t_out.append(teacher(xb).float().cpu())
-    student.train(modes[0]), teacher.train(modes[1])
-    s, t = torch.cat(s_out), torch.cat(t_out)
-    if task == "regression":
-        return {"teacher_mae": float((s - t).abs().mean()), "teacher_mse": float(((s - t) ** 2).mean())}
-    return {"agreement": float((s.argmax(-1) == t.argmax(-1)).float().mean() * 100)}
-
-
-def count_flops(model: torch.nn.Module, sample: Tensor) -> int:
-    """Forward FLOPs for one input (torch's own flop counter)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was = model.training
-    model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(sample[:1])
-    model.train(was)
-    return int(counter.get_total_flops())
-
-
-def latency_ms(model: torch.nn.Module, sample: Tensor, batch: int = 64, repeats: int = 25,
-               budget_s: float = 1.0) -> float:
-    """Median CPU inference time per image (ms) at batch ``batch``, after three warm-up passes.
-
-    Up to ``repeats`` timed passes, stopping early once ``budget_s`` seconds are spent (never fewer
-    than five): tiny models get enough passes for a stable median, large ones stay affordable.
-    """
-    import time
-
-    x = sample[:1].expand(batch, *sample.shape[1:]).contiguous()
-    was = model.training
-    model.eval()
-    times: list[float] = []
-    with torch.no_grad():
-        for _ in range(3):  # allocator and kernel caches: the first passes are slower for every model
-            model(x)
-        started = time.perf_counter()
-        while len(times) < repeats and (len(times) < 5 or time.perf_counter() - started < budget_s):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    model.train(was)
-    return float(np.median(times) / batch * 1000)
-
-
-def _ece(conf: Tensor, correct: Tensor, bins: int = 15) -> float:
-    edges = torch.linspace(0, 1, bins + 1)
-    total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            total += float(m.float().mean() * (conf[m].mean() - correct[m].mean()).abs())
-    return total
-
-
-def primary_metric(task: str) -> tuple[str, bool]:
-    """The metric that selects checkpoints and compares runs, and whether higher is better."""
-    return ("acc", True) if task == "classification" else ("mse", False)
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value)."""
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+from ..contract.errors import ConfigError
+from ..models.evaluate import (agreement, count_flops, embed, evaluate, latency_ms,  # noqa: F401 - re-exported
+                               mean_std, primary_metric)
 
 
 # -- the paired verdict ---------------------------------------------------------------------------
@@ -264,8 +139,6 @@ def compare(a: Mapping[int, float], b: Mapping[int, float], higher_is_better: bo
     """
     seeds = tuple(sorted(set(a) & set(b)))
     if not seeds:
-        from ..contract.errors import ConfigError
-
         raise ConfigError(f"no common seeds to compare: A has {sorted(a)}, B has {sorted(b)}; run both on the same seeds")
     sign = 1.0 if higher_is_better else -1.0
     diffs = np.array([sign * (a[s] - b[s]) for s in seeds], dtype=float)
@@ -337,5 +210,5 @@ def verdict_power(effect_sd: float, n: int, trials: int = 10_000, seed: int = 0)
     return float(_beats(mean, p, diffs.any(axis=-1), n).mean())
 
 
-__all__ = ["ALPHA", "MIN_SEEDS", "VERDICTS", "Comparison", "agreement", "compare", "count_flops", "evaluate",
+__all__ = ["ALPHA", "MIN_SEEDS", "VERDICTS", "Comparison", "agreement", "compare", "count_flops", "embed", "evaluate",
            "holm", "holm_correct", "latency_ms", "mean_std", "primary_metric", "verdict_power"]

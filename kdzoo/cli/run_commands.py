@@ -56,7 +56,7 @@ def _to_stderr(*args: Any, **kwargs: Any) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..config import DataConfig
     from ..data import load_dataset, make_splits
-    from ..bench.metrics import evaluate
+    from ..models.evaluate import evaluate
     from ..models.wrapper import load_model
     from ..zoo.plugins import load_zoo
 

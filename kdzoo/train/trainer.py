@@ -30,7 +30,7 @@ from ..data import BatchPlan, StreamingPlan, is_random_augmentation
 from ..paths import cache_root
 from ..contract.errors import Interrupted, NonFiniteLoss
 from .gradient_paths import check_gradient_paths
-from ..bench.metrics import evaluate, primary_metric
+from ..models.evaluate import evaluate, primary_metric
 from ..zoo.stack import StrategyStack
 from .step import StepModule, freeze, step_info, teacher_outputs
 from .teacher_cache import TeacherOutputCache, teacher_input, teacher_memory_format
