@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import parse_strategy
 from ..contract.errors import ConfigError
-from .suite import load_suite, task_settings
+from .cells import load_suite, task_settings
 from .tune import tune
 from .tuned import TUNED, is_tuned, search_for, study_of, tune_options, with_tuned_baseline
 

@@ -291,7 +291,7 @@ def legacy_cell_keys(config: RunConfig, zoo: Any) -> list[str]:
     """The keys the same cell had under earlier formats (:data:`PREVIOUS_KEYS`), newest first, without
     repeats or today's key. Each is computed from the config and code as they are now, so a finished
     cell under one ran exactly this config and code: a bench adopts it
-    (:func:`kdzoo.bench.suite.adopt_legacy_cells`) instead of running it again."""
+    (:func:`kdzoo.bench.cell_results.adopt_legacy_cells`) instead of running it again."""
     keys: list[str] = []
     current = cell_key(config, zoo)
     for _, form in PREVIOUS_KEYS:

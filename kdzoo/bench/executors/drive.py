@@ -178,7 +178,7 @@ def run_on_executor(executor: Executor, todo: list[Any], out: Path, options: dic
 def cell_states(cells: list[Any], out: Path, executor: Executor | None, finished: Any) -> list[str]:
     """Each cell's state for ``--status``: done, queued/running (job or task id), failed (why), to run.
 
-    ``finished(cell)``: whether the cell has its result (:func:`kdzoo.bench.suite.cell_summary`).
+    ``finished(cell)``: whether the cell has its result (:func:`kdzoo.bench.cell_results.cell_summary`).
     """
     records = load_records(out)
     handles: dict[str, Handle] = {}
