@@ -91,23 +91,85 @@ def test_a_changed_preset_reruns_only_cells_using_that_strategy(tmp_path, monkey
     assert changed(before, keys_by_variant(tmp_path)) == {"dkd(preset=cpu)"}
 
 
-def test_a_changed_core_loss_reruns_every_cell(tmp_path, monkeypatch):
-    import kdzoo.train.effective
+def edit_loss(monkeypatch, module: str, old: str, new: str) -> None:
+    """Make the loss reach read ``kdzoo/losses/MODULE.py`` with ``old`` replaced by ``new`` (the file stays)."""
+    import kdzoo.train.loss_reach as reach
 
+    real = reach._read_source
+
+    def edited(path):
+        text = real(path)
+        if path.name == f"{module}.py" and path.parent.name == "losses":
+            assert old in text, (module, old)
+            return text.replace(old, new)
+        return text
+
+    monkeypatch.setattr(reach, "_read_source", edited)
+
+
+def test_a_loss_edit_reruns_only_the_cells_whose_strategies_reach_it(tmp_path, monkeypatch):
     before = keys_by_variant(tmp_path)
-    real = kdzoo.train.effective._file_hash
-    monkeypatch.setattr(kdzoo.train.effective, "_file_hash",
-                        lambda path: real(path) + ("-edited" if path.name == "logit.py" else ""))
-    assert changed(before, keys_by_variant(tmp_path)) == {"ce", "kd", "dkd(preset=cpu)", "at"}
+    with monkeypatch.context() as m:  # DKD's terms: only the dkd cells
+        edit_loss(m, "logit", "nckd = F.kl_div(log_q_s, q_t,", "nckd = 1.0 * F.kl_div(log_q_s, q_t,")
+        assert changed(before, keys_by_variant(tmp_path)) == {"dkd(preset=cpu)"}
+    with monkeypatch.context() as m:  # a helper only kd reaches (through kd_loss)
+        edit_loss(m, "logit", "    log_p_s = F.log_softmax(", "    log_p_s = 1.0 * F.log_softmax(")
+        assert changed(before, keys_by_variant(tmp_path)) == {"kd"}
+    with monkeypatch.context() as m:  # a helper both reach: kd_loss and dkd_terms standardize with it
+        edit_loss(m, "logit", "(logits.std(-1, keepdim=True) + eps)", "(logits.std(-1, keepdim=True) + 1.0 * eps)")
+        assert changed(before, keys_by_variant(tmp_path)) == {"kd", "dkd(preset=cpu)"}
+    with monkeypatch.context() as m:  # at reaches attention_map through at_loss
+        edit_loss(m, "feature", "feature.abs().pow(p)", "feature.abs().pow(1.0 * p)")
+        assert changed(before, keys_by_variant(tmp_path)) == {"at"}
+    with monkeypatch.context() as m:  # a loss no strategy of the suite reaches
+        edit_loss(m, "relational", "return _relation_smooth_l1(student, teacher, _angles)",
+                  "return 1.0 * _relation_smooth_l1(student, teacher, _angles)")
+        assert changed(before, keys_by_variant(tmp_path)) == set()
+    assert keys_by_variant(tmp_path) == before
 
 
-def test_cells_keyed_when_the_losses_were_one_file_are_adopted_until_a_loss_changes(monkeypatch):
+def test_a_member_that_reaches_no_loss_has_no_loss_part():
+    from kdzoo.train.effective import member_code
+
+    zoo = load_zoo()
+    assert "losses" not in member_code("ce", zoo) and "losses" not in member_code("weight-selection", zoo)
+    assert member_code("kd", zoo)["losses"] != member_code("dkd", zoo)["losses"]
+    assert member_code("kd", zoo)["losses"] == member_code("set-kd", zoo)["losses"]  # the same loss code
+
+
+def test_the_loss_reach_reads_every_spelling_and_takes_the_package_whole_when_it_cannot_tell(tmp_path):
+    from kdzoo.train.loss_reach import reached_definitions, reached_names
+
+    def names(code):
+        path = tmp_path / "strategy.py"
+        path.write_text(code)
+        return reached_names([path])
+
+    assert names("from kdzoo.losses import dkd_loss as d\n") == {"__init__.dkd_loss"}
+    assert names("from kdzoo import losses\nlosses.kd_loss(1, 2, 3)\n") == {"__init__.kd_loss"}
+    assert names("import kdzoo\nkdzoo.losses.sp_loss(1, 2)\n") == {"__init__.sp_loss"}
+    assert names("import kdzoo.losses as L\nL.at_loss\n") == {"__init__.at_loss"}
+    assert names("from kdzoo.losses.feature import hint_loss\n") == {"feature.hint_loss"}
+    assert names("import torch.nn.functional as F\nF.mse_loss\n") == set()
+    assert names("from kdzoo import losses\ngetattr(losses, 'kd_loss')\n") == {"*"}
+    assert names("from kdzoo.losses import *\n") == {"*"}
+    dkd = set(reached_definitions({"__init__.dkd_loss"}))
+    assert dkd == {"logit.dkd_loss", "logit.dkd_terms", "logit.standardize_logits"}
+    assert "logit.pseudo_label_loss" in reached_definitions({"__init__.one_hot_loss"})  # across modules
+    everything = reached_definitions({"*"})
+    assert dkd < set(everything) and "datafree.tv_loss" in everything
+    assert set(reached_definitions({"__init__.no_such_loss"})) == set(everything)
+
+
+def test_cells_keyed_by_earlier_loss_forms_are_adopted_until_a_loss_changes(monkeypatch):
     import kdzoo.train.effective as eff
 
     zoo, config = load_zoo(), make_config({"strategy": "kd"})
-    with monkeypatch.context() as m:  # the key as kdzoo wrote it then: the file's hash where the package's is now
+    whole_package = eff.cell_key(config, zoo, losses_package=True)  # every member hashed kdzoo/losses/
+    assert whole_package != eff.cell_key(config, zoo) and whole_package in eff.legacy_cell_keys(config, zoo)
+    with monkeypatch.context() as m:  # the key as kdzoo wrote it before the split: the file's hash for every member
         m.setattr(eff, "losses_hash", lambda **form: eff.LOSSES_SPLIT["file"])
-        before_split = eff.cell_key(config, zoo)
+        before_split = eff.cell_key(config, zoo, losses_package=True)
     monkeypatch.setitem(eff.LOSSES_SPLIT, "package", eff.losses_hash())  # the package as the split left it
     assert before_split != eff.cell_key(config, zoo) and before_split in eff.legacy_cell_keys(config, zoo)
     real = eff._file_hash

@@ -14,7 +14,8 @@ Two files describe a run directory:
 A bench cell's key (:func:`cell_key`) hashes the effective config, with numbers normalised
 (:func:`kdzoo.config.canonical`), together with :func:`code_identity` of its stack, so a changed
 default, preset, plugin version or source file re-runs exactly the cells whose stack contains a
-strategy that can reach it (:func:`strategy_sources`). Data read from files is keyed by what it is,
+strategy that can reach it (:func:`strategy_sources`; in the core losses, the functions its source
+names and those they use, :mod:`kdzoo.train.loss_reach`). Data read from files is keyed by what it is,
 not where it lies (:func:`keyed_data`: the files' fingerprint replaces ``data.root``), so a moved copy
 of the data or a cluster node that mounts it elsewhere finds every finished cell.
 
@@ -38,6 +39,7 @@ from ..data.fingerprint import data_identity
 from ..data.relabel import split_spec
 from ..versions import dist_version
 from ..zoo.stack import check_specs
+from .loss_reach import losses_reached_hash
 
 CORE_DISTRIBUTION = "kdzoo"
 _HASHES: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> sha256: a re-run hashes nothing twice
@@ -211,29 +213,35 @@ def strategy_sources(module_name: str) -> list[Path]:
     return sorted(seen | data)
 
 
-def member_code(name: str, zoo: Any, *, whole_package: bool = False, losses_file: bool = False) -> dict[str, str]:
-    """Where one strategy's code comes from: distribution, its version and a hash of its source.
+def member_code(name: str, zoo: Any, *, whole_package: bool = False, losses_package: bool = False,
+                losses_file: bool = False) -> dict[str, str]:
+    """Where one strategy's code comes from: distribution, its version and hashes of its source.
 
     A plugin strategy hashes the source its module can reach inside its package
     (:func:`strategy_sources`: its module and the package modules it imports, transitively). A
     core strategy (``ce``) hashes the module that defines it and the strategy base class; the rest
     of the core engine is covered by the kdzoo version, so editing the report or the CLI does not
-    re-run every bench cell. Every member also carries the hash of the core losses (the package
-    ``kdzoo/losses/``), which any strategy may share. ``whole_package``: the keys of kdzoo 0.x
-    before per-strategy sources (a plugin member hashed its whole package), for :func:`legacy_cell_key`.
-    ``losses_file``: the losses as keys hashed them while they were one file (:func:`losses_hash`).
+    re-run every bench cell. ``losses`` hashes the code of :mod:`kdzoo.losses` that this source
+    reaches (:func:`kdzoo.train.loss_reach.losses_reached_hash`: the functions it names and those
+    they use), so editing DKD's loss re-runs ``dkd`` cells only; a member that reaches no loss has
+    no ``losses``. Earlier key forms (:data:`PREVIOUS_KEYS`): ``whole_package``, a plugin member
+    hashed its whole package; ``losses_package``, every member hashed the whole losses package;
+    ``losses_file``, every member hashed the losses while they were one file (:func:`losses_hash`).
     """
     entry = zoo.strategy(name)
     core = Path(__file__).parent.parent
     if entry.distribution == CORE_DISTRIBUTION:
         module = sys.modules[entry.obj.__module__]
-        roots = [Path(module.__file__), core / "contract" / "strategy.py"]
-    elif whole_package:
-        roots = [root for root in [_package_root(entry.obj.__module__)] if root is not None]
+        roots = reach = [Path(module.__file__), core / "contract" / "strategy.py"]
     else:
-        roots = strategy_sources(entry.obj.__module__)
-    return {"distribution": entry.distribution, "version": _dist_version(entry.distribution),
-            "source": source_hash(roots), "losses": losses_hash(losses_file=losses_file)}
+        reach = strategy_sources(entry.obj.__module__)
+        roots = [root for root in [_package_root(entry.obj.__module__)] if root is not None] if whole_package else reach
+    code = {"distribution": entry.distribution, "version": _dist_version(entry.distribution),
+            "source": source_hash(roots)}
+    losses = losses_hash(losses_file=losses_file) if losses_package or losses_file else losses_reached_hash(reach)
+    if losses is not None:
+        code["losses"] = losses
+    return code
 
 
 # ``kdzoo/losses.py`` became the package ``kdzoo/losses/``, its functions moved byte for byte. Keys
@@ -245,7 +253,7 @@ LOSSES_SPLIT = {"file": "809e31d69c109d7c", "package": "b09578f781cee1a4"}
 
 
 def losses_hash(*, losses_file: bool = False) -> str:
-    """The hash of the core losses, the package ``kdzoo/losses/`` (every file in it).
+    """The hash of the whole losses package ``kdzoo/losses/`` (every file in it), as earlier key forms hashed it.
 
     ``losses_file``: the hash keys had while the losses were the one file ``kdzoo/losses.py``
     (:data:`LOSSES_SPLIT`), or, once the package has changed since the split, a value no such key
@@ -257,12 +265,12 @@ def losses_hash(*, losses_file: bool = False) -> str:
     return LOSSES_SPLIT["file"] if package == LOSSES_SPLIT["package"] else f"changed since the split: {package}"
 
 
-def code_identity(config: RunConfig, zoo: Any, *, whole_package: bool = False,
+def code_identity(config: RunConfig, zoo: Any, *, whole_package: bool = False, losses_package: bool = False,
                   losses_file: bool = False) -> dict[str, Any]:
-    """Package versions plus each stack member's distribution, version and source hashes."""
+    """Package versions plus each stack member's distribution, version and source hashes (:func:`member_code`)."""
     return {"versions": versions(), "members": {zoo.strategy(spec.name).name:  # bare: a pin or a DIST: is one member
                                                 member_code(spec.name, zoo, whole_package=whole_package,
-                                                            losses_file=losses_file)
+                                                            losses_package=losses_package, losses_file=losses_file)
                                                 for spec in config.strategy}}
 
 
@@ -273,6 +281,7 @@ def cell_key(config: RunConfig, zoo: Any, extra: Any = None, **form: bool) -> st
     """
     payload = canonical([effective_config(config, zoo, for_key=True, data_by_path=form.get("data_by_path", False)),
                          code_identity(config, zoo, whole_package=form.get("whole_package", False),
+                                       losses_package=form.get("losses_package", False),
                                        losses_file=form.get("losses_file", False)), extra])
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -281,6 +290,7 @@ def cell_key(config: RunConfig, zoo: Any, extra: Any = None, **form: bool) -> st
 # :func:`cell_key` that rebuild it. A change to the key adds its line here (and nothing else), so a
 # bench keeps every finished cell across it.
 PREVIOUS_KEYS: tuple[tuple[str, dict[str, bool]], ...] = (
+    ("every member hashed the whole losses package, kdzoo/losses/", {"losses_package": True}),
     ("the losses were one file, kdzoo/losses.py", {"losses_file": True}),
     ("data keyed by its path (data.root), not its files", {"data_by_path": True, "losses_file": True}),
     ("plugin members hashed their whole package", {"data_by_path": True, "whole_package": True, "losses_file": True}),
