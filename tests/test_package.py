@@ -124,6 +124,17 @@ def test_installed_kdzoo_distils_with_a_plugin_strategy_and_benches_from_outside
 
 
 # -- the locks ----------------------------------------------------------------------------------------
+def test_every_kdzoo_package_is_listed_for_the_wheel():
+    """A sub-package missing from ``[tool.setuptools] packages`` imports from the repository but is absent from
+    the wheel (the wheel tests above would catch it, slowly)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "kdzoo").rglob("__init__.py")
+             if "__pycache__" not in p.parts}
+    assert found == listed, (sorted(found - listed), sorted(listed - found))
+
+
 def test_a_claimed_bench_cell_is_busy_for_another_process_which_sees_the_owner(tmp_path):
     claim_file = tmp_path / "cell.claim"
     other = "from kdzoo.bench.claims import Claim\nimport json, sys\n" \
