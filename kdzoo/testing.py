@@ -1,18 +1,38 @@
-"""Conformance checks any plugin author runs on a strategy (kdzoo's own tests run them on all).
+"""Conformance checks any plugin author runs on a strategy (kdzoo's own tests run them on all), and the
+kill-and-resume drill that proves a strategy's state survives a hard stop.
 
     from kdzoo.testing import check_strategy
     def test_my_strategy():
         check_strategy("my-strategy")
+
+The drill runs the real CLI in a subprocess, stops it with a signal once it has checkpointed past a
+step, resumes it, and leaves the comparison with an uninterrupted run to the test::
+
+    from kdzoo.testing import finish_run, finished, kill_and_resume
+    def test_my_strategy_resumes_exactly(tmp_path):
+        args = ["distill", "--strategy", "my-strategy", "--steps", "60", "--set", "train.checkpoint_every=10"]
+        finish_run(args, tmp_path / "whole")
+        kill_and_resume(args, tmp_path / "cut", min_step=20)
+        assert finished(tmp_path / "cut") == finished(tmp_path / "whole")
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
 from .config import DataConfig, ModelConfig, RunConfig, StrategySpec, TrainConfig
 from .contract.context import RunContext
@@ -159,4 +179,165 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
     return logged
 
 
-__all__ = ["SMOKE", "TinyRun", "check_strategy", "tiny_bundle", "tiny_run"]
+KDZOO = (sys.executable, "-m", "kdzoo")  # the CLI, as a drill launches it (a spy script or torchrun may stand in)
+TIMINGS = ("cpu_seconds", "wall_seconds", "train_seconds", "train_cpu_seconds")  # differ between identical runs
+
+
+def _out_name(run_dir: Path) -> list[str]:
+    return ["--out", str(Path(run_dir).parent), "--name", Path(run_dir).name]
+
+
+def start_run(args: Sequence[str], run_dir: str | Path, *, env: dict[str, str] | None = None,
+              launcher: Sequence[str] = KDZOO) -> subprocess.Popen:
+    """Start ``launcher args --out PARENT --name NAME`` (the run lands in ``run_dir``) as a real process.
+
+    Args:
+        args: the command line after the launcher (``["distill", "--strategy", "kd", ...]``).
+        run_dir: where the run's folder goes.
+        env: the process environment (default: this process's).
+        launcher: what runs the arguments: the CLI, or a wrapper script, or ``torchrun``.
+    """
+    return subprocess.Popen([*launcher, *args, *_out_name(Path(run_dir))], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish_run(args: Sequence[str], run_dir: str | Path, *, env: dict[str, str] | None = None,
+               launcher: Sequence[str] = KDZOO, timeout: float = 600) -> None:
+    """Run ``args`` to the end in a real process, into ``run_dir`` (an uninterrupted reference run).
+
+    Raises:
+        AssertionError: the process exits non-zero (its stderr in the message).
+    """
+    p = subprocess.run([*launcher, *args, *_out_name(Path(run_dir))], env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    assert p.returncode == 0, p.stderr
+
+
+def resume_run(run_dir: str | Path, *, env: dict[str, str] | None = None, launcher: Sequence[str] = KDZOO,
+               timeout: float = 600) -> None:
+    """``distill --resume run_dir`` to the end, in a real process.
+
+    Raises:
+        AssertionError: the process exits non-zero (its stderr in the message).
+    """
+    p = subprocess.run([*launcher, "distill", "--resume", str(run_dir)], env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    assert p.returncode == 0, p.stderr
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``, read from ``/proc`` (``torchrun`` starts each rank in its own session)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed and not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def logged_step(run_dir: str | Path, seed: int = 0) -> int:
+    """The last step ``run_dir``'s seed logged to ``metrics.jsonl`` (-1: none yet)."""
+    metrics = Path(run_dir) / f"seed-{seed}" / "metrics.jsonl"
+    lines = metrics.read_text().splitlines() if metrics.exists() else []
+    return max((json.loads(line)["step"] for line in lines if line.strip()), default=-1)
+
+
+@dataclass
+class Stopped:
+    """A run :func:`stop_after_step` stopped.
+
+    Attributes:
+        code: its exit status (``-9`` for SIGKILL; ``128 + 15`` for a SIGTERM the trainer caught).
+        stderr: what it wrote to stderr.
+    """
+
+    code: int
+    stderr: str
+
+
+def stop_after_step(proc: subprocess.Popen, run_dir: str | Path, min_step: int, sig: int = signal.SIGKILL, *,
+                    whole_tree: bool = False, seed: int = 0, timeout: float = 300) -> Stopped:
+    """Send ``sig`` to ``proc`` once its run has logged ``min_step`` or later (a checkpoint exists by then
+    when ``train.checkpoint_every`` divides ``min_step``), and wait for it to end.
+
+    Args:
+        whole_tree: signal every descendant too, and wait until they are gone (a DDP launcher's ranks:
+            SIGKILL to the launcher alone would leave them running, holding the run's lock).
+
+    Raises:
+        AssertionError: the run ended before the signal, or logged no such step within ``timeout`` seconds.
+    """
+    deadline = time.time() + timeout
+    while logged_step(run_dir, seed) < min_step:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before it could be stopped: {proc.stderr.read()}")
+        if time.time() > deadline:
+            raise AssertionError(f"the run logged no step {min_step} within {timeout} s")
+        time.sleep(0.02)
+    ranks = descendants(proc.pid) if whole_tree else []
+    for pid in [proc.pid, *ranks]:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:  # a rank that ended on its own meanwhile
+            pass
+    _, err = proc.communicate(timeout=120)
+    while any(alive(pid) for pid in ranks):  # the run's lock names a rank: wait for it to be gone
+        time.sleep(0.05)
+    return Stopped(proc.returncode, err)
+
+
+def kill_and_resume(args: Sequence[str], run_dir: str | Path, min_step: int, sig: int = signal.SIGKILL, *,
+                    env: dict[str, str] | None = None, launcher: Sequence[str] = KDZOO, whole_tree: bool = False,
+                    timeout: float = 600) -> Stopped:
+    """The drill: start ``args`` in a real process, stop it with ``sig`` once it has logged ``min_step``,
+    check that it did not finish, then resume it to the end.
+
+    Compare the result with an uninterrupted run of the same ``args`` (:func:`finish_run`, then
+    :func:`finished` on both).
+
+    Returns:
+        How the stopped process ended (check its code and what it said).
+    """
+    stopped = stop_after_step(start_run(args, run_dir, env=env, launcher=launcher), run_dir, min_step, sig,
+                              whole_tree=whole_tree)
+    assert not list(Path(run_dir).glob("seed-*/summary.json")), "the stopped run finished a seed"
+    resume_run(run_dir, env=env, launcher=launcher, timeout=timeout)
+    return stopped
+
+
+def finished(run_dir: str | Path, seed: int = 0, *, weights: bool = False) -> tuple:
+    """What a resumed run must share with an uninterrupted one: the seed's summary (timings left out)
+    and its ``metrics.jsonl`` text, and with ``weights`` its student's tensors (compare with :func:`same_weights`)."""
+    folder = Path(run_dir) / f"seed-{seed}"
+    summary = json.loads((folder / "summary.json").read_text())
+    for key in TIMINGS:
+        summary.pop(key, None)
+    if not weights:
+        return summary, (folder / "metrics.jsonl").read_text()
+    return summary, (folder / "metrics.jsonl").read_text(), load_file(folder / "student.safetensors")
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """Whether two state dicts hold the same names and bit-identical tensors."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+__all__ = ["KDZOO", "SMOKE", "Stopped", "TinyRun", "alive", "check_strategy", "descendants", "finish_run",
+           "finished", "kill_and_resume", "logged_step", "resume_run", "same_weights", "start_run",
+           "stop_after_step", "tiny_bundle", "tiny_run"]
