@@ -8,7 +8,8 @@ are edges too, except:
 
 * edges from a module to a package that encloses it are dropped: Python runs a package's
   ``__init__`` before any of its submodules, so such an import only reads a name from a package
-  already being set up (``from .. import version`` in ``kdzoo/cli.py``);
+  already being set up (``from .. import safe_yaml`` in ``kdzoo/config/loading.py``: the edge to ``kdzoo``
+  is dropped, the one to ``kdzoo.safe_yaml`` counts);
 * edges from a package's ``__init__`` down into its own submodules are dropped: that is the package
   re-exporting its parts (``kdzoo/models/__init__.py`` re-exports ``kdzoo.models.wrapper``), which
   Python executes as part of importing the package.
