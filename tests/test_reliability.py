@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from kdzoo.cli import main
+from kdzoo.testing import alive
 
 BASE = ["distill", "--teacher", "mlp", "--student", "linear", "--data", "digits", "--steps", "2", "--no-progress"]
 NO_TEACHER = ["distill", "--student", "linear", "--data", "digits", "--steps", "2", "--no-progress"]
@@ -420,9 +421,9 @@ def test_bench_killed_mid_cell_resumes_to_the_uninterrupted_numbers(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     deadline = time.time() + 15
-    while time.time() < deadline and any(os.path.exists(f"/proc/{w}") and _alive(w) for w in workers):
+    while time.time() < deadline and any(alive(w) for w in workers):
         time.sleep(0.2)
-    assert not any(_alive(w) for w in workers), "workers outlived their bench"
+    assert not any(alive(w) for w in workers), "workers outlived their bench"
     assert len(list((killed / "cells").glob("*/seed-0/summary.json"))) < 2  # killed mid-cell
     resumed = run_bench(str(suite), killed, jobs=1, progress=False, log=lambda *a: None)
     straight = run_bench(str(suite), tmp_path / "straight", jobs=1, progress=False, log=lambda *a: None)
@@ -433,14 +434,6 @@ def test_bench_killed_mid_cell_resumes_to_the_uninterrupted_numbers(tmp_path):
     assert all(r["status"] == "ok" for r in resumed["rows"]), [r["status"] for r in resumed["rows"]]
     assert table(resumed) == table(straight)
     assert not list(killed.rglob("*.claim")) and not list(killed.rglob(".*.tmp*"))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_failed_cell_makes_the_bench_exit_non_zero_and_is_retried(tmp_path, capsys, monkeypatch):

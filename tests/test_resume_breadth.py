@@ -4,14 +4,13 @@ the trainer's own signal handler checkpoints and stops, as it does for a user's 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 
 import pytest
-import torch
 
 from kdzoo.cli import main
+from kdzoo.testing import finished, same_weights
 from kdzoo.train.trainer import Trainer
 
 pytestmark = pytest.mark.drill  # a run stopped and resumed, against an uninterrupted one
@@ -19,16 +18,6 @@ pytestmark = pytest.mark.drill  # a run stopped and resumed, against an uninterr
 BASE = ["distill", "--teacher", "lenet5", "--student", "lenet5", "--data", "mnist5k", "--labels-per-class", "20",
         "--steps", "24", "--threads", "1", "--no-progress", "--set", "teacher_train.epochs=1",
         "--set", "train.checkpoint_every=4", "--set", "train.eval_every=6"]
-
-
-def _result(run):
-    summary = json.loads((run / "seed-0" / "summary.json").read_text())
-    for key in ("cpu_seconds", "wall_seconds", "train_seconds", "train_cpu_seconds"):  # timings differ
-        summary.pop(key)
-    from safetensors.torch import load_file
-
-    weights = load_file(run / "seed-0" / "student.safetensors")
-    return summary, (run / "seed-0" / "metrics.jsonl").read_text(), weights
 
 
 @pytest.mark.parametrize("strategy", [["--strategy", "dist"],
@@ -49,6 +38,5 @@ def test_sigterm_then_resume_equals_uninterrupted(tmp_path, monkeypatch, strateg
     assert main(BASE + strategy + ["--out", str(out), "--name", "broken"]) == 128 + signal.SIGTERM
     monkeypatch.setattr(Trainer, "train_step", real_step)
     assert main(["distill", "--resume", str(out / "broken")]) == 0
-    (s1, m1, w1), (s2, m2, w2) = _result(out / "whole"), _result(out / "broken")
-    assert s1 == s2 and m1 == m2
-    assert w1.keys() == w2.keys() and all(torch.equal(w1[k], w2[k]) for k in w1)
+    (s1, m1, w1), (s2, m2, w2) = finished(out / "whole", weights=True), finished(out / "broken", weights=True)
+    assert s1 == s2 and m1 == m2 and same_weights(w1, w2)

@@ -1,14 +1,9 @@
 """The streaming path and the file datasets, on tiny files the tests write themselves."""
 
 import gzip
-import json
 import os
 import pickle
-import signal
 import struct
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +13,7 @@ from PIL import Image
 from kdzoo.config import make_config
 from kdzoo.data import BatchPlan, StreamingPlan, load_dataset, make_plan, make_splits
 from kdzoo.contract.errors import ConfigError
+from kdzoo.testing import finished, kill_and_resume, start_run
 
 
 def write_idx(path, array, gz=True):
@@ -169,36 +165,9 @@ RESUME_ARGS = ["distill", "--student", "lenet5", "--strategy", "ce", "--data", "
 
 @pytest.mark.drill
 @pytest.mark.slow
-def test_kill_and_resume_with_workers_equals_uninterrupted(tmp_path):
-    env = dict(os.environ, KDZOO_CACHE=str(tmp_path / "cache"), OMP_WAIT_POLICY="PASSIVE")
-    out = str(tmp_path / "runs")
-
-    def start(*extra):
-        return subprocess.Popen([sys.executable, "-m", "kdzoo", *extra], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-
-    whole = start(*RESUME_ARGS, "--out", out, "--name", "whole")
-    broken = start(*RESUME_ARGS, "--out", out, "--name", "broken")
-    metrics = tmp_path / "runs" / "broken" / "seed-0" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline:  # kill -9 once a checkpoint past step 20 exists
-        lines = metrics.read_text().splitlines() if metrics.exists() else []
-        steps = [json.loads(line)["step"] for line in lines if line]
-        if any(step >= 20 for step in steps):
-            broken.send_signal(signal.SIGKILL)
-            break
-        assert broken.poll() is None, broken.stderr.read()
-        time.sleep(0.05)
-    assert broken.wait(timeout=60) == -9
+def test_kill_and_resume_with_workers_equals_uninterrupted(tmp_path, kdzoo_env):
+    whole = start_run(RESUME_ARGS, tmp_path / "whole", env=kdzoo_env)  # meanwhile, on the other core
+    stopped = kill_and_resume(RESUME_ARGS, tmp_path / "broken", min_step=20, env=kdzoo_env)  # checkpoint at 20
+    assert stopped.code == -9
     assert whole.wait(timeout=300) == 0, whole.stderr.read()
-    resumed = start("distill", "--resume", str(tmp_path / "runs" / "broken"))
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
-
-    def finished(name):
-        seed = tmp_path / "runs" / name / "seed-0"
-        summary = json.loads((seed / "summary.json").read_text())
-        for key in ("cpu_seconds", "wall_seconds", "train_seconds", "train_cpu_seconds"):
-            summary.pop(key)
-        return summary, (seed / "metrics.jsonl").read_text()
-
-    assert finished("broken") == finished("whole")
+    assert finished(tmp_path / "broken") == finished(tmp_path / "whole")

@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +17,7 @@ import kdzoo
 from kdzoo.config import DataConfig, ModelConfig
 from kdzoo.data import BatchPlan, load_dataset, make_splits
 from kdzoo.models.wrapper import create_model
+from kdzoo.testing import finish_run, finished, kill_and_resume
 from kdzoo.train.view_store import ViewStore, expand_topk, store_key
 
 QUIET = {"progress": False, "threads": 1}
@@ -270,36 +266,16 @@ def test_a_trained_teacher_gets_a_card_with_recipe_accuracies_and_cpu_time(tmp_p
     assert teacher_card(config) == card_md and card_md.exists()
 
 
+@pytest.mark.drill
 @pytest.mark.slow
 def test_kill_9_during_augmented_kd_then_resume_with_the_store_equals_an_uninterrupted_run(tmp_path):
-    env = dict(os.environ, KDZOO_CACHE=str(tmp_path / "cache"), OMP_WAIT_POLICY="PASSIVE")
+    env = dict(os.environ, KDZOO_CACHE=str(tmp_path / "cache"), OMP_WAIT_POLICY="PASSIVE")  # its own view store
     args = ["distill", "--teacher", "mlp", "--student", "linear", "--strategy", "kd", "--data", "digits",
-            "--labels-per-class", "20", "--steps", "150", "--threads", "1", "--no-progress", "--out", str(tmp_path),
+            "--labels-per-class", "20", "--steps", "150", "--threads", "1", "--no-progress",
             "--set", "teacher_train.epochs=1", "--set", "teacher.kwargs.hidden=[32]", "--set", "train.eval_every=10",
             "--set", "train.checkpoint_every=5", "--set", "data.augment=shift-flip", "--set", "data.shift_pixels=1"]
-    run = lambda *extra: subprocess.Popen([sys.executable, "-m", "kdzoo", *args, *extra], env=env,  # noqa: E731
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    broken = tmp_path / "broken"
-    p = run("--name", "broken")  # fills the store as it goes: a labelled draw every ~3 steps
-    metrics = broken / "seed-0" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while not (metrics.exists() and any(json.loads(line)["step"] >= 40 for line in metrics.read_text().splitlines()
-                                        if line.strip())):
-        assert p.poll() is None and time.time() < deadline, p.stderr.read() if p.poll() is not None else "too slow"
-        time.sleep(0.02)
-    p.send_signal(signal.SIGKILL)
-    assert p.wait(timeout=60) == -9
-    p = subprocess.run([sys.executable, "-m", "kdzoo", "distill", "--resume", str(broken)], env=env,
-                       capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr
-    p = run("--name", "whole")  # replays every view from the store the interrupted run filled
-    assert p.wait(timeout=600) == 0, p.stderr.read()
-
-    def finished(folder):
-        summary = json.loads((folder / "seed-0" / "summary.json").read_text())
-        for key in ("cpu_seconds", "wall_seconds", "train_seconds", "train_cpu_seconds"):
-            summary.pop(key)
-        return summary, (folder / "seed-0" / "metrics.jsonl").read_text()
-
-    assert finished(broken) == finished(tmp_path / "whole")
+    # the killed run fills the store as it goes (a labelled draw every ~3 steps), the resumed one goes on filling it
+    assert kill_and_resume(args, tmp_path / "broken", min_step=40, env=env).code == -9
+    finish_run(args, tmp_path / "whole", env=env)  # replays every view from the store the interrupted run filled
+    assert finished(tmp_path / "broken") == finished(tmp_path / "whole")
     assert len(list((tmp_path / "cache" / "views").glob("*/draw-*-labelled.safetensors"))) >= 40
