@@ -45,7 +45,7 @@ _LAZY = {
     "RunContext": "contract.context",
     "KDModel": "models.wrapper", "StagedNet": "models.simple",
     "DatasetBundle": "data", "Splits": "data",
-    "LoggerContext": "train.loggers", "RunLogger": "train.loggers",
+    "LoggerContext": "loggers", "RunLogger": "loggers",
     "task_teacher": "train.runs",
     "evaluate": "models.evaluate", "embed": "models.evaluate",
 }

@@ -8,10 +8,11 @@ from __future__ import annotations
 import importlib
 from typing import ClassVar
 
-from ..models import simple as simple_models
-from ..data import BUILTIN_DATASETS
 from ..contract.hookspecs import hookimpl
 from ..contract.strategy import Needs, Requirement, Strategy
+from ..data import BUILTIN_DATASETS
+from ..loggers import BUILTIN_LOGGERS
+from ..models import simple as simple_models
 
 
 class CE(Strategy):
@@ -53,8 +54,6 @@ def register_datasets(register):
 
 @hookimpl
 def register_loggers(register):
-    from ..train.loggers import BUILTIN_LOGGERS
-
     for name, (factory, package, description) in BUILTIN_LOGGERS.items():
         register(name, factory, requires=package, install="'kdzoo[trackers]'", description=description)
 
