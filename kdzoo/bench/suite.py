@@ -27,7 +27,7 @@ from ..contract.errors import ConfigError, NotApplicable, unknown
 from .cell_results import adopt_legacy_cells, cell_summary, collect, reference_result
 from .cells import (Cell, Reference, expand, expand_all, load_suite, pair_name, published_numbers, task_settings,
                     variant_name)
-from .executors import NOT_APPLICABLE, drive
+from .executors import NOT_APPLICABLE, drive, with_builtin_executors
 from .executors.cell import run_cell as _run_cell
 
 # run_bench and list_cells, then the names this module held before cells.py and cell_results.py took them
@@ -224,8 +224,8 @@ def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str
     cell_states = ["skipped (not installed)" if c.missing else "done" if cell_summary(c) is not None else "to run"
                    for c in cells]
     name, options = drive.executor_choice(suite, executor, executor_options)
-    if name not in zoo.collect().executors:
-        raise unknown("executor", name, zoo.collect().executors)
+    if name not in with_builtin_executors(zoo).collect().executors:
+        raise unknown("executor", name, zoo.executors)
     if status:
         remote = drive.open_executor(name, options, zoo)
         try:

@@ -1,11 +1,12 @@
 """kdzoo's own plugin: the registered models, the bundled datasets, the ``ce`` baseline and the trackers.
 
-Registered through the same hooks as any third-party plugin (credited to ``kdzoo``).
+Registered through the same hooks as any third-party plugin (credited to ``kdzoo``). The built-in
+executors belong to the bench, which adds them to this plugin when it needs them
+(:mod:`kdzoo.bench.executors.builtin`): the zoo imports nothing above it.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import ClassVar
 
 from ..contract.hookspecs import hookimpl
@@ -56,24 +57,3 @@ def register_datasets(register):
 def register_loggers(register):
     for name, (factory, package, description) in BUILTIN_LOGGERS.items():
         register(name, factory, requires=package, install="'kdzoo[trackers]'", description=description)
-
-
-@hookimpl
-def register_executors(register):
-    from ..bench.executors.local import make_local
-
-    register("local", make_local, description="worker processes on this machine (the default)")
-    register("slurm", _lazy("slurm", "make_slurm"), requires="submitit", install="'kdzoo[slurm]'",
-             description="one Slurm job per cell, through submitit")
-    register("ray", _lazy("ray_tasks", "make_ray"), requires="ray", install="'kdzoo[ray]'",
-             description="one Ray task per cell, on a Ray cluster or a local one")
-
-
-def _lazy(module: str, factory: str):
-    """A factory that imports its executor module (and so submitit or Ray) only when it is built."""
-
-    def make(options):
-        return getattr(importlib.import_module(f"kdzoo.bench.executors.{module}"), factory)(options)
-
-    make.__name__ = factory
-    return make

@@ -127,6 +127,7 @@ class Zoo:
         self.datasets: dict[str, Entry] = {}
         self.references: dict[str, Entry] = {}
         self._order: dict[str, int] = {}  # plugin name -> registration order: the first to register a name keeps it
+        self._part_of: dict[str, str] = {}  # pluggy name of an added part -> the plugin it belongs to
         self.loggers: dict[str, Entry] = {}
         self.commands: dict[str, Entry] = {}
         self.executors: dict[str, Entry] = {}
@@ -150,6 +151,25 @@ class Zoo:
         record.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
         self._collected = False
         return True
+
+    def add_part(self, plugin: object, of: str = BUILTIN) -> None:
+        """Register one more module of an already added plugin; what it registers is credited to that plugin.
+
+        How a room above the zoo adds to kdzoo's own plugin without the zoo importing it: the bench
+        adds its built-in executors (:func:`kdzoo.bench.executors.builtin.with_builtin_executors`).
+        The part keeps its plugin's place in the registration order, so its names win as the
+        plugin's own would. Adding the same part twice does nothing.
+        """
+        name = f"{of}/{getattr(plugin, '__name__', type(plugin).__name__)}"
+        if name in self._part_of or of not in self.plugins:
+            return
+        self.pm.register(plugin, name=name)
+        _check_pending(self.pm, plugin)
+        _check_markers(self.pm, plugin)
+        self._part_of[name] = of
+        record = self.plugins[of]
+        record.hooks = sorted(set(record.hooks) | {h.name for h in self.pm.get_hookcallers(plugin) or []})
+        self._collected = False
 
     def load_entry_points(self, group: str = "kdzoo") -> None:
         """Load every entry point of ``group`` (filtered by ``KDZOO_LOAD_PLUGINS``)."""
@@ -193,6 +213,10 @@ class Zoo:
         if strict:
             raise PluginError(message) from exc
         print(message, file=sys.stderr)
+
+    def _owner(self, pluggy_name: str) -> str:
+        """The plugin a registered pluggy object belongs to (itself, or the plugin a part was added to)."""
+        return self._part_of.get(pluggy_name, pluggy_name)
 
     # -- registries ------------------------------------------------------------------------------
     def collect(self) -> Zoo:
@@ -244,8 +268,9 @@ class Zoo:
         for hook_name, table, check in hooks:
             caller = getattr(self.pm.hook, hook_name)
             # registration order, not pluggy's call order (LIFO): the first plugin to register a name keeps it
-            for impl in sorted(caller.get_hookimpls(), key=lambda i: self._order.get(i.plugin_name, len(self._order))):
-                record = self.plugins[impl.plugin_name]
+            for impl in sorted(caller.get_hookimpls(), key=lambda i: self._order.get(self._owner(i.plugin_name),
+                                                                                      len(self._order))):
+                record = self.plugins[self._owner(impl.plugin_name)]
                 if record.name in failed:
                     continue
                 try:

@@ -14,7 +14,7 @@ import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from . import Executor, Handle, Task, TaskState
+from .base import Executor, Handle, Task, TaskState
 
 
 class LocalExecutor(Executor):

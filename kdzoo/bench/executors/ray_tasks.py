@@ -17,7 +17,7 @@ from typing import Any
 
 import ray  # an optional dependency: this module is imported only when the ray executor is chosen
 
-from . import Executor, Handle, Task, TaskState
+from .base import Executor, Handle, Task, TaskState
 
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 

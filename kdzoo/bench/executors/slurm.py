@@ -20,7 +20,7 @@ from typing import Any
 import submitit  # an optional dependency: this module is imported only when the slurm executor is chosen
 from submitit.core.utils import JobPaths, pickle_load
 
-from . import Executor, Handle, Task, TaskState
+from .base import Executor, Handle, Task, TaskState
 
 QUEUED = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED",
           "RESIZING", "REVOKED", "SIGNALING", "STAGE_OUT", "SPECIAL_EXIT"}
