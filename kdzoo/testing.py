@@ -22,14 +22,17 @@ import copy
 import json
 import math
 import os
+import runpy
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import torch
 from safetensors.torch import load_file
@@ -179,50 +182,137 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
     return logged
 
 
-KDZOO = (sys.executable, "-m", "kdzoo")  # the CLI, as a drill launches it (a spy script or torchrun may stand in)
+KDZOO = (sys.executable, "-m", "kdzoo")  # the CLI in a fresh interpreter (a spy script or torchrun may stand in)
+FORKED = "forked"  # the CLI in a forked child of this process: no interpreter and torch start-up (~4 CPU s a run)
 TIMINGS = ("cpu_seconds", "wall_seconds", "train_seconds", "train_cpu_seconds")  # differ between identical runs
+Launcher = Union[Sequence[str], str]
+
+
+class ForkedRun:
+    """``python -m kdzoo ARGS`` run in a forked child of this process, with :class:`subprocess.Popen`'s
+    interface (``pid``, ``poll``, ``wait``, ``communicate``, ``returncode``, ``stdout``/``stderr`` to read).
+
+    The child is a real process (a signal or SIGKILL reaches it alone); it skips the interpreter's and
+    torch's start-up because it inherits this process's imports. It runs the CLI as ``python -m kdzoo``
+    does, with ``env`` as its whole environment and SIGINT/SIGTERM back at their defaults.
+    """
+
+    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+        self._out, self._err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.returncode: int | None = None
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns into the caller (os._exit skips pytest's atexit)
+            code = 1
+            try:
+                os.dup2(self._out.fileno(), 1)
+                os.dup2(self._err.fileno(), 2)
+                sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
+                if env is not None:
+                    os.environ.clear()
+                    os.environ.update(env)
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, signal.SIG_DFL)
+                sys.argv = ["kdzoo", *args]
+                # pytest's assertion-rewriting import hook cannot give runpy a module's code; it rewrites
+                # test modules, none of which the CLI imports
+                sys.meta_path[:] = [f for f in sys.meta_path if type(f).__module__ != "_pytest.assertion.rewrite"]
+                runpy.run_module("kdzoo", run_name="__main__", alter_sys=True)  # what `python -m kdzoo` runs
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:  # noqa: BLE001 - the child reports whatever ended it, then exits
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)  # -9 for SIGKILL, as Popen says
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.time() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.time() > deadline:
+                raise subprocess.TimeoutExpired(["kdzoo", "(forked)"], timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        self.wait(timeout)
+        return self.stdout.read(), self.stderr.read()
+
+    @property
+    def stdout(self):
+        self._out.seek(0)  # the child shares the file's offset: read from the start
+        return self._out
+
+    @property
+    def stderr(self):
+        self._err.seek(0)
+        return self._err
 
 
 def _out_name(run_dir: Path) -> list[str]:
     return ["--out", str(Path(run_dir).parent), "--name", Path(run_dir).name]
 
 
+def _launch(launcher: Launcher, args: Sequence[str], env: dict[str, str] | None) -> subprocess.Popen | ForkedRun:
+    if launcher == FORKED:
+        return ForkedRun(args, env)
+    return subprocess.Popen([*launcher, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _to_the_end(proc: subprocess.Popen | ForkedRun, timeout: float) -> None:
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err
+
+
 def start_run(args: Sequence[str], run_dir: str | Path, *, env: dict[str, str] | None = None,
-              launcher: Sequence[str] = KDZOO) -> subprocess.Popen:
+              launcher: Launcher = KDZOO) -> subprocess.Popen | ForkedRun:
     """Start ``launcher args --out PARENT --name NAME`` (the run lands in ``run_dir``) as a real process.
 
     Args:
         args: the command line after the launcher (``["distill", "--strategy", "kd", ...]``).
         run_dir: where the run's folder goes.
         env: the process environment (default: this process's).
-        launcher: what runs the arguments: the CLI, or a wrapper script, or ``torchrun``.
+        launcher: what runs the arguments: the CLI in a fresh interpreter (:data:`KDZOO`), or forked from
+            this process (:data:`FORKED`), or a wrapper script, or ``torchrun``.
     """
-    return subprocess.Popen([*launcher, *args, *_out_name(Path(run_dir))], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return _launch(launcher, [*args, *_out_name(Path(run_dir))], env)
 
 
 def finish_run(args: Sequence[str], run_dir: str | Path, *, env: dict[str, str] | None = None,
-               launcher: Sequence[str] = KDZOO, timeout: float = 600) -> None:
+               launcher: Launcher = KDZOO, timeout: float = 600) -> None:
     """Run ``args`` to the end in a real process, into ``run_dir`` (an uninterrupted reference run).
 
     Raises:
         AssertionError: the process exits non-zero (its stderr in the message).
     """
-    p = subprocess.run([*launcher, *args, *_out_name(Path(run_dir))], env=env, capture_output=True, text=True,
-                       timeout=timeout)
-    assert p.returncode == 0, p.stderr
+    _to_the_end(start_run(args, run_dir, env=env, launcher=launcher), timeout)
 
 
-def resume_run(run_dir: str | Path, *, env: dict[str, str] | None = None, launcher: Sequence[str] = KDZOO,
+def resume_run(run_dir: str | Path, *, env: dict[str, str] | None = None, launcher: Launcher = KDZOO,
                timeout: float = 600) -> None:
     """``distill --resume run_dir`` to the end, in a real process.
 
     Raises:
         AssertionError: the process exits non-zero (its stderr in the message).
     """
-    p = subprocess.run([*launcher, "distill", "--resume", str(run_dir)], env=env, capture_output=True, text=True,
-                       timeout=timeout)
-    assert p.returncode == 0, p.stderr
+    _to_the_end(_launch(launcher, ["distill", "--resume", str(run_dir)], env), timeout)
 
 
 def descendants(pid: int) -> list[int]:
@@ -271,7 +361,7 @@ class Stopped:
     stderr: str
 
 
-def stop_after_step(proc: subprocess.Popen, run_dir: str | Path, min_step: int, sig: int = signal.SIGKILL, *,
+def stop_after_step(proc: subprocess.Popen | ForkedRun, run_dir: str | Path, min_step: int, sig: int = signal.SIGKILL, *,
                     whole_tree: bool = False, seed: int = 0, timeout: float = 300) -> Stopped:
     """Send ``sig`` to ``proc`` once its run has logged ``min_step`` or later (a checkpoint exists by then
     when ``train.checkpoint_every`` divides ``min_step``), and wait for it to end.
@@ -303,7 +393,7 @@ def stop_after_step(proc: subprocess.Popen, run_dir: str | Path, min_step: int, 
 
 
 def kill_and_resume(args: Sequence[str], run_dir: str | Path, min_step: int, sig: int = signal.SIGKILL, *,
-                    env: dict[str, str] | None = None, launcher: Sequence[str] = KDZOO, whole_tree: bool = False,
+                    env: dict[str, str] | None = None, launcher: Launcher = KDZOO, whole_tree: bool = False,
                     timeout: float = 600) -> Stopped:
     """The drill: start ``args`` in a real process, stop it with ``sig`` once it has logged ``min_step``,
     check that it did not finish, then resume it to the end.
@@ -338,6 +428,6 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-__all__ = ["KDZOO", "SMOKE", "Stopped", "TinyRun", "alive", "check_strategy", "descendants", "finish_run",
+__all__ = ["FORKED", "KDZOO", "SMOKE", "ForkedRun", "Stopped", "TinyRun", "alive", "check_strategy", "descendants", "finish_run",
            "finished", "kill_and_resume", "logged_step", "resume_run", "same_weights", "start_run",
            "stop_after_step", "tiny_bundle", "tiny_run"]
