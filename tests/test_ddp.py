@@ -1,15 +1,15 @@
 """DDP under torchrun (gloo, 2 CPU processes, tiny models)."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+
+from kdzoo.testing import finish_run, kill_and_resume
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
@@ -17,20 +17,17 @@ COMMON = ["--teacher", "mlp", "--student", "mlp", "--strategy", "kd", "--data", 
           "--no-progress", "--set", "teacher.kwargs.hidden=[64]", "--set", "student.kwargs.hidden=[32]",
           "--set", "teacher_train.epochs=3", "--set", "optim.name=sgd", "--set", "optim.lr=0.1",
           "--set", "data.batch_size=64"]
+TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
 
 
 def torchrun(*args):
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+    return [*TORCHRUN, *args]
 
 
 @pytest.fixture
-def env(tmp_path):
-    e = dict(os.environ, KDZOO_CACHE=str(tmp_path / "cache"), OMP_WAIT_POLICY="PASSIVE", KDZOO_SPY_DIR=str(tmp_path),
-             OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, "-m", "kdzoo", "teacher", *COMMON[:2], *COMMON[8:]], env=e,
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    return e
+def env(tmp_path, kdzoo_env):
+    """The session's teacher cache (the first run trains the teacher, the rest load it), this test's spy folder."""
+    return dict(kdzoo_env, KDZOO_SPY_DIR=str(tmp_path), OMP_NUM_THREADS="1")
 
 
 def weights(path):
@@ -61,29 +58,15 @@ def test_first_ddp_step_equals_single_process_step_and_rank0_alone_writes(tmp_pa
 
 @pytest.mark.drill
 def test_sigterm_then_resume_under_torchrun_equals_uninterrupted(tmp_path, env):
-    out = str(tmp_path / "runs")
-    args = [*COMMON, "--steps", "300", "--set", "train.eval_every=20", "--set", "train.checkpoint_every=10",
-            "--labels-per-class", "20", "--out", out]
-    whole = subprocess.run(torchrun("-m", "kdzoo", "distill", *args, "--name", "whole"), env=env,
-                           capture_output=True, text=True, timeout=600)
-    assert whole.returncode == 0, whole.stderr
-    proc = subprocess.Popen(torchrun("-m", "kdzoo", "distill", *args, "--name", "cut"), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = tmp_path / "runs" / "cut" / "seed-0" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
-        assert proc.poll() is None and time.time() < deadline, "run ended before the signal"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
-    assert proc.returncode != 0
-    assert not (tmp_path / "runs" / "cut" / "seed-0" / "summary.json").exists()
-    resumed = subprocess.run(torchrun("-m", "kdzoo", "distill", "--resume", str(tmp_path / "runs" / "cut")),
-                             env=env, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
+    args = ["distill", *COMMON, "--steps", "300", "--set", "train.eval_every=20", "--set", "train.checkpoint_every=10",
+            "--labels-per-class", "20"]
+    finish_run(args, tmp_path / "whole", env=env, launcher=(*TORCHRUN, "-m", "kdzoo"))
+    stopped = kill_and_resume(args, tmp_path / "cut", min_step=40, sig=signal.SIGTERM, env=env,
+                              launcher=(*TORCHRUN, "-m", "kdzoo"))  # torchrun forwards the SIGTERM to its ranks
+    assert stopped.code != 0
 
     def final(name):
-        s = json.loads((tmp_path / "runs" / name / "seed-0" / "summary.json").read_text())
+        s = json.loads((tmp_path / name / "seed-0" / "summary.json").read_text())
         return {k: s[k] for k in ("steps", "best_step", "val_best", "test_best", "test_last")}
 
     assert final("cut") == final("whole")
