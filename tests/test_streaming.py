@@ -13,7 +13,7 @@ from PIL import Image
 from kdzoo.config import make_config
 from kdzoo.data import BatchPlan, StreamingPlan, load_dataset, make_plan, make_splits
 from kdzoo.contract.errors import ConfigError
-from kdzoo.testing import finished, kill_and_resume, start_run
+from kdzoo.testing import FORKED, finished, kill_and_resume, start_run
 
 
 def write_idx(path, array, gz=True):
@@ -166,8 +166,9 @@ RESUME_ARGS = ["distill", "--student", "lenet5", "--strategy", "ce", "--data", "
 @pytest.mark.drill
 @pytest.mark.slow
 def test_kill_and_resume_with_workers_equals_uninterrupted(tmp_path, kdzoo_env):
-    whole = start_run(RESUME_ARGS, tmp_path / "whole", env=kdzoo_env)  # meanwhile, on the other core
-    stopped = kill_and_resume(RESUME_ARGS, tmp_path / "broken", min_step=20, env=kdzoo_env)  # checkpoint at 20
+    whole = start_run(RESUME_ARGS, tmp_path / "whole", env=kdzoo_env, launcher=FORKED)  # on the other core
+    stopped = kill_and_resume(RESUME_ARGS, tmp_path / "broken", min_step=20, env=kdzoo_env,
+                              launcher=FORKED)  # a checkpoint at step 20
     assert stopped.code == -9
     assert whole.wait(timeout=300) == 0, whole.stderr.read()
     assert finished(tmp_path / "broken") == finished(tmp_path / "whole")

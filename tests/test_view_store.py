@@ -17,7 +17,7 @@ import kdzoo
 from kdzoo.config import DataConfig, ModelConfig
 from kdzoo.data import BatchPlan, load_dataset, make_splits
 from kdzoo.models.wrapper import create_model
-from kdzoo.testing import finish_run, finished, kill_and_resume
+from kdzoo.testing import FORKED, finish_run, finished, kill_and_resume
 from kdzoo.train.view_store import ViewStore, expand_topk, store_key
 
 QUIET = {"progress": False, "threads": 1}
@@ -275,7 +275,7 @@ def test_kill_9_during_augmented_kd_then_resume_with_the_store_equals_an_uninter
             "--set", "teacher_train.epochs=1", "--set", "teacher.kwargs.hidden=[32]", "--set", "train.eval_every=10",
             "--set", "train.checkpoint_every=5", "--set", "data.augment=shift-flip", "--set", "data.shift_pixels=1"]
     # the killed run fills the store as it goes (a labelled draw every ~3 steps), the resumed one goes on filling it
-    assert kill_and_resume(args, tmp_path / "broken", min_step=40, env=env).code == -9
-    finish_run(args, tmp_path / "whole", env=env)  # replays every view from the store the interrupted run filled
+    assert kill_and_resume(args, tmp_path / "broken", min_step=40, env=env, launcher=FORKED).code == -9
+    finish_run(args, tmp_path / "whole", env=env, launcher=FORKED)  # replays the views the killed run stored
     assert finished(tmp_path / "broken") == finished(tmp_path / "whole")
     assert len(list((tmp_path / "cache" / "views").glob("*/draw-*-labelled.safetensors"))) >= 40
