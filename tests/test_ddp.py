@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdzoo.testing import finish_run, kill_and_resume
+from kdzoo.testing import FORKED, finish_run, kill_and_resume
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
@@ -38,9 +38,7 @@ def weights(path):
 
 def test_first_ddp_step_equals_single_process_step_and_rank0_alone_writes(tmp_path, env):
     out = str(tmp_path / "runs")
-    single = subprocess.run([sys.executable, "-m", "kdzoo", "distill", *COMMON, "--steps", "1", "--out", out,
-                             "--name", "single"], env=env, capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr
+    finish_run(["distill", *COMMON, "--steps", "1"], tmp_path / "runs" / "single", env=env, launcher=FORKED)
     ddp = subprocess.run(torchrun(str(HERE / "ddp_spy.py"), "distill", *COMMON, "--steps", "1", "--out", out,
                                   "--name", "ddp"), env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr
