@@ -161,6 +161,67 @@ def test_the_loss_reach_reads_every_spelling_and_takes_the_package_whole_when_it
     assert set(reached_definitions({"__init__.no_such_loss"})) == set(everything)
 
 
+def test_the_loss_reach_follows_kdzoo_bound_by_any_import_and_a_module_spelled_through_the_package(tmp_path):
+    from kdzoo.train.loss_reach import reached_names
+
+    def names(code):
+        path = tmp_path / "strategy.py"
+        path.write_text(code)
+        return reached_names([path])
+
+    # ``import kdzoo.plugin`` binds ``kdzoo`` as ``import kdzoo`` does
+    assert names("import kdzoo.plugin\nkdzoo.losses.kd_loss(1, 2, 3)\n") == {"__init__.kd_loss"}
+    assert names("import kdzoo.plugin\nkdzoo.plugin.Strategy\n") == set()
+    assert names("import kdzoo.losses\nkdzoo.losses.logit.dkd_loss\n") == {"logit.dkd_loss"}
+    assert names("from kdzoo import losses\nlosses.feature.at_loss\n") == {"feature.at_loss"}
+    assert names("import kdzoo.losses.relational as R\nR.sp_loss\n") == {"relational.sp_loss"}
+    assert names("from kdzoo import losses\nf(losses.logit)\n") == {"*"}  # a module passed on
+    assert names("import kdzoo.plugin\ngetattr(kdzoo, 'losses')\n") == {"*"}
+
+
+SCRATCH_LOSSES = {
+    "__init__.py": "from .a import f, g\nfrom .b import h, k, m, n, q\nfrom .c import s\n",
+    "a.py": ("import torch\n\ndef f(x):\n    return x\n\ndef g(x):\n    return x\n\n"
+             "try:\n    def fast(x):\n        return x\nexcept ImportError:\n    fast = None\n"),
+    "b.py": ("from . import f\nfrom kdzoo.losses import g\nfrom .a import fast\nfrom kdzoo import losses\n"
+             "import kdzoo.losses.a as A\n\n"
+             "def h(x):\n    return f(x)\n\ndef k(x):\n    return g(x)\n\ndef m(x):\n    return fast(x)\n\n"
+             "def n(x):\n    return losses.a.f(x) + losses.g(x)\n\ndef q(x):\n    return A.f(x)\n"),
+    "c.py": "from .a import *\n\ndef s(x):\n    return f(x)\n",
+}
+
+
+def test_the_loss_reach_follows_a_loss_modules_imports_and_takes_the_package_whole_when_it_cannot_tell(
+        tmp_path, monkeypatch):
+    import kdzoo.train.loss_reach as reach
+
+    folder = tmp_path / "kdzoo" / "losses"
+    folder.mkdir(parents=True)
+    for name, text in SCRATCH_LOSSES.items():
+        (folder / name).write_text(text)
+    monkeypatch.setattr(reach, "FOLDER", folder)
+
+    def reached(name):
+        return set(reach.reached_definitions({f"__init__.{name}"}))
+
+    assert reached("h") == {"b.h", "a.f"}  # ``from . import f`` in a loss module
+    assert reached("k") == {"b.k", "a.g"}  # ``from kdzoo.losses import g``
+    assert reached("n") == {"b.n", "a.f", "a.g"}  # ``losses.a.f``, ``losses.g``
+    assert reached("q") == {"b.q", "a.f"}  # ``import kdzoo.losses.a as A``
+    everything = set(reach.reached_definitions({"*"}))
+    assert everything == {"a.f", "a.g", "b.h", "b.k", "b.m", "b.n", "b.q", "c.s"}
+    assert reached("m") == everything  # ``fast`` is bound inside a top-level ``try``: no definition to follow
+    assert reached("s") == everything  # a star import: any name of the package
+
+    strategy = tmp_path / "strategy.py"
+    strategy.write_text("from kdzoo.losses import h\n")
+    before = reach.losses_reached_hash([strategy])
+    real = reach._read_source
+    monkeypatch.setattr(reach, "_read_source", lambda path: real(path).replace(
+        "def f(x):\n    return x", "def f(x):\n    return 1.0 * x"))
+    assert reach.losses_reached_hash([strategy]) != before  # an edit of what ``h`` reaches through ``from . import``
+
+
 def test_cells_keyed_by_earlier_loss_forms_are_adopted_until_a_loss_changes(monkeypatch):
     import kdzoo.train.effective as eff
 

@@ -7,12 +7,13 @@ of a cell's code identity is:
 
 * the roots are the names a strategy's source files (:func:`kdzoo.train.effective.strategy_sources`)
   take from the package: ``from kdzoo.losses import kd_loss``, ``from kdzoo.losses.logit import ...``,
-  ``losses.kd_loss`` after ``from kdzoo import losses`` or ``import kdzoo.losses as losses``,
-  ``kdzoo.losses.kd_loss``, and relative imports of the same in kdzoo's own modules;
+  ``losses.kd_loss`` or ``losses.logit.kd_loss`` after ``from kdzoo import losses`` or
+  ``import kdzoo.losses as losses``, ``kdzoo.losses.kd_loss`` after any ``import kdzoo...`` that binds
+  ``kdzoo`` (``import kdzoo.plugin`` does too), and relative imports of the same in kdzoo's own modules;
 * a name of the package resolves through its ``__init__`` to the module-level definition it
   re-exports (``kd_loss`` -> ``logit.kd_loss``);
 * a definition reaches every module-level name of the package its body uses (a helper, a constant,
-  a function imported from a sibling module), transitively.
+  a function imported from a sibling module by any of the spellings above), transitively.
 
 The hash covers the source of every reached definition and the preamble of the modules that hold
 them: their imports (what ``F`` or ``torch`` is) and any other top-level statement that binds no name.
@@ -20,7 +21,8 @@ A module's docstring, and edits of definitions the member does not reach, leave 
 
 What the static reading cannot follow, it takes whole: ``from kdzoo.losses import *``, the package
 object used other than as ``losses.NAME`` (``getattr(losses, name)``, passed to a function), or a
-name that resolves to no definition, reaches every definition.
+name that resolves to no definition (a root, or a name a reached definition uses, e.g. one bound
+inside a top-level ``try``), reaches every definition.
 """
 
 from __future__ import annotations
@@ -58,6 +60,70 @@ def _submodules() -> list[str]:
     return sorted(p.stem for p in FOLDER.glob("*.py") if p.stem != "__init__")
 
 
+def _parents(tree: ast.AST) -> dict[int, ast.AST]:
+    return {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+
+def _bind_import(node: ast.Import, modules: dict[str, str], roots: set[str]) -> None:
+    """Record what an ``import`` binds: a losses module under its ``as`` name, or the ``kdzoo`` package.
+
+    ``import kdzoo.plugin`` binds ``kdzoo`` as ``import kdzoo`` does, so ``kdzoo.losses.kd_loss`` after it
+    is a use of the package.
+    """
+    for alias in node.names:
+        if alias.asname is None:
+            if alias.name.split(".")[0] == "kdzoo":
+                roots.add("kdzoo")
+        elif alias.name == "kdzoo":
+            roots.add(alias.asname)
+        elif alias.name == PACKAGE or alias.name.startswith(PACKAGE + "."):
+            modules[alias.asname] = alias.name[len(PACKAGE) + 1:] or "__init__"
+
+
+def _from_losses(source: str, names: list[ast.alias], submodules: list[str]):
+    """What a ``from SOURCE import ...`` takes from the package, one ``(kind, local name, target)`` per name.
+
+    ``kind`` is ``"module"`` for a module of the package (the target its name in the package,
+    ``"__init__"`` for the package itself) and ``"name"`` for one of its names (the target
+    ``module.name``, or ``"*"`` for a star import).
+    """
+    for alias in names:
+        local = alias.asname or alias.name
+        if source == "kdzoo" and alias.name == "losses":
+            yield "module", local, "__init__"
+        elif source == PACKAGE and alias.name in submodules:
+            yield "module", local, alias.name
+        elif source == PACKAGE or source.startswith(PACKAGE + "."):
+            module = source[len(PACKAGE) + 1:] or "__init__"
+            yield "name", local, _EVERYTHING if alias.name == "*" else f"{module}.{alias.name}"
+
+
+def _member(node: ast.AST, parents: dict[int, ast.AST], module: str) -> str:
+    """The name of the package that ``node``, an expression for losses module ``module``, is used for.
+
+    ``losses.kd_loss`` -> ``__init__.kd_loss``, ``losses.logit.kd_loss`` -> ``logit.kd_loss``; the
+    module used other than by an attribute (``getattr(losses, name)``, passed on) -> ``"*"``.
+    """
+    parent = parents.get(id(node))
+    if not (isinstance(parent, ast.Attribute) and parent.value is node):
+        return _EVERYTHING
+    if module == "__init__" and parent.attr in _submodules():
+        return _member(parent, parents, parent.attr)
+    return f"{module}.{parent.attr}"
+
+
+def _uses_of(node: ast.Name, parents: dict[int, ast.AST], modules: dict[str, str], roots: set[str]) -> set[str]:
+    """The names of the package a use of a module alias (``losses``) or of the ``kdzoo`` package stands for."""
+    if node.id in modules:
+        return {_member(node, parents, modules[node.id])}
+    if node.id in roots:
+        parent = parents.get(id(node))
+        if not (isinstance(parent, ast.Attribute) and parent.value is node):
+            return {_EVERYTHING}  # ``getattr(kdzoo, name)``: may be the losses package
+        return {_member(parent, parents, "__init__")} if parent.attr == "losses" else set()
+    return set()
+
+
 class _Module:
     """One module of the losses package: its definitions, their sources, and the names each one uses."""
 
@@ -65,11 +131,14 @@ class _Module:
         self.name = name
         tree = _parse(text, f"{PACKAGE}.{name}")
         lines = text.splitlines()
+        submodules = _submodules()
         # what every definition of the module runs under: its top-level statements that define no
         # name (imports, a top-level ``if``/``try``), the docstring left out
         self.preamble: list[str] = []
         self.local: dict[str, str] = {}  # a name bound at the top -> the definition it is ("logit.kd_loss")
-        self.modules: dict[str, str] = {}  # a name bound to a sibling module ("logit")
+        self.modules: dict[str, str] = {}  # a name bound to a module of the package ("logit", "__init__")
+        self.roots: set[str] = set()  # names bound to the ``kdzoo`` package (``import kdzoo.losses``)
+        self.star = False  # ``from .logit import *``: its definitions may use any name of the package
         self.defs: dict[str, list[ast.AST]] = {}  # a name may be bound more than once (``x = ...; x += ...``)
         self.sources: dict[str, list[str]] = {}
         for i, node in enumerate(tree.body):
@@ -80,15 +149,18 @@ class _Module:
             names = _bound_names(node)
             if not names:
                 self.preamble.append(segment)
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                if isinstance(node, ast.ImportFrom):
-                    source = _absolute(node.module, node.level, PACKAGE)  # every module sits at the top
-                    for alias in node.names:
-                        local = alias.asname or alias.name
-                        if source == PACKAGE and alias.name in _submodules():
-                            self.modules[local] = alias.name
-                        elif source.startswith(PACKAGE + "."):
-                            self.local[local] = f"{source[len(PACKAGE) + 1:]}.{alias.name}"
+            if isinstance(node, ast.Import):
+                _bind_import(node, self.modules, self.roots)
+                continue
+            if isinstance(node, ast.ImportFrom):
+                source = _absolute(node.module, node.level, PACKAGE)  # every module sits at the top
+                for kind, local, target in _from_losses(source, node.names, submodules):
+                    if kind == "module":
+                        self.modules[local] = target
+                    elif target == _EVERYTHING:
+                        self.star = True
+                    else:
+                        self.local[local] = target
                 continue
             for bound in names:
                 self.local[bound] = f"{name}.{bound}"
@@ -96,14 +168,18 @@ class _Module:
                 self.sources.setdefault(bound, []).append(segment)
 
     def uses(self, bound: str) -> set[str]:
-        """The package definitions one of this module's definitions refers to."""
-        found: set[str] = set()
-        for node in (n for d in self.defs[bound] for n in ast.walk(d)):
-            if isinstance(node, ast.Name) and node.id in self.local and node.id != bound:
-                found.add(self.local[node.id])
-            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                  and node.value.id in self.modules):
-                found.add(f"{self.modules[node.value.id]}.{node.attr}")
+        """The package names one of this module's definitions refers to (``"*"``: it cannot tell which)."""
+        found: set[str] = {_EVERYTHING} if self.star else set()
+        for definition in self.defs[bound]:
+            parents = _parents(definition)
+            for node in ast.walk(definition):
+                if not isinstance(node, ast.Name):
+                    continue
+                if node.id in self.local:
+                    if node.id != bound:
+                        found.add(self.local[node.id])
+                else:
+                    found |= _uses_of(node, parents, self.modules, self.roots)
         return found
 
 
@@ -162,62 +238,43 @@ def _names_in(tree: ast.Module, package: str) -> set[str]:
     found: set[str] = set()
     aliases: dict[str, str] = {}  # a local name -> the losses module it is ("__init__", "logit")
     roots: set[str] = set()  # local names bound to the top-level ``kdzoo`` package
+    submodules = _submodules()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name == PACKAGE or alias.name.startswith(PACKAGE + "."):
-                    if alias.asname:
-                        aliases[alias.asname] = alias.name[len(PACKAGE) + 1:] or "__init__"
-                    else:
-                        roots.add("kdzoo")
-                elif alias.name == "kdzoo":
-                    roots.add(alias.asname or "kdzoo")
+            _bind_import(node, aliases, roots)
         elif isinstance(node, ast.ImportFrom):
             # a plugin's relative import stays in its own package; kdzoo's own modules may say ``..losses``
             source = "" if node.level and not package else _absolute(node.module, node.level, package)
-            for alias in node.names:
-                local = alias.asname or alias.name
-                if source == "kdzoo" and alias.name == "losses":
-                    aliases[local] = "__init__"
-                elif source == PACKAGE and alias.name in _submodules():
-                    aliases[local] = alias.name
-                elif source == PACKAGE or source.startswith(PACKAGE + "."):
-                    module = source[len(PACKAGE) + 1:] or "__init__"
-                    found.add(_EVERYTHING if alias.name == "*" else f"{module}.{alias.name}")
+            for kind, local, target in _from_losses(source, node.names, submodules):
+                if kind == "module":
+                    aliases[local] = target
+                else:
+                    found.add(target)
     if not aliases and not roots:
         return found
-    parents: dict[int, ast.AST] = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    parents = _parents(tree)
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Name):
-            continue
-        parent = parents.get(id(node))
-        if node.id in aliases:
-            if isinstance(parent, ast.Attribute) and parent.value is node:
-                found.add(f"{aliases[node.id]}.{parent.attr}")
-            else:
-                found.add(_EVERYTHING)  # the package used as a value: getattr(losses, name), passed on
-        elif node.id in roots and isinstance(parent, ast.Attribute) and parent.attr == "losses":
-            grand = parents.get(id(parent))
-            if isinstance(grand, ast.Attribute) and grand.value is parent:
-                found.add(f"__init__.{grand.attr}")
-            else:
-                found.add(_EVERYTHING)
+        if isinstance(node, ast.Name):
+            found |= _uses_of(node, parents, aliases, roots)
     return found
 
 
 def reached_definitions(names: set[str], package: dict[str, _Module] | None = None) -> dict[str, str]:
     """The package definitions ``names`` reach, transitively, each as ``module.name`` -> its source.
 
-    A name that resolves to no definition (``kdzoo.losses.logit.kd_loss`` spelled through the
-    package's attributes, a name the package lacks) reaches every definition: the reading cannot say
-    what it is, so it takes the whole package rather than a part that may miss it.
+    A name that resolves to no definition (a name the package lacks, one bound only inside a
+    top-level ``try``/``if``), given or used by a reached definition, reaches every definition: the
+    reading cannot say what it is, so it takes the whole package rather than a part that may miss it.
     """
     package = package if package is not None else _package()
-    roots = [None if n == _EVERYTHING else _resolve(package, *n.split(".", 1)) for n in sorted(names)]
-    if None in roots:
-        todo = [f"{m}.{d}" for m, mod in package.items() for d in mod.defs]
-    else:
-        todo = list(roots)
+    everything = [f"{m}.{d}" for m, mod in package.items() for d in mod.defs]
+
+    def resolve(name: str) -> str | None:
+        return None if name == _EVERYTHING else _resolve(package, *name.split(".", 1))
+
+    roots = [resolve(n) for n in sorted(names)]
+    whole = None in roots
+    todo = list(everything) if whole else list(roots)
     seen: dict[str, str] = {}
     while todo:
         qualified = todo.pop()
@@ -227,9 +284,12 @@ def reached_definitions(names: set[str], package: dict[str, _Module] | None = No
         mod = package[module]
         seen[qualified] = "\n".join(mod.sources[name])
         for used in mod.uses(name):
-            resolved = _resolve(package, *used.split(".", 1))
+            resolved = resolve(used)
             if resolved is not None:
                 todo.append(resolved)
+            elif not whole:  # a name the reading cannot follow: the whole package, as for a root
+                whole = True
+                todo.extend(everything)
     return seen
 
 
