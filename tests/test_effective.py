@@ -303,33 +303,51 @@ def test_strategy_param_needs_a_member_name_only_in_a_multi_member_stack(tmp_pat
     assert not (tmp_path / "r").exists()
 
 
+# what a re-run with nothing changed must not call, each patched where the code looks it up when it calls it: a
+# name a module binds with ``from ... import`` at its top is read from that module, not from where it is defined
+RERUN_FORBIDDEN = (("kdzoo.train.runs", "distill"), ("kdzoo.train.runs", "run_seed"),
+                   ("kdzoo.train.runs", "task_teacher"), ("kdzoo.train.teacher", "resolve_teacher"),
+                   ("kdzoo.train.runs", "load_dataset"), ("kdzoo.data", "load_dataset"),
+                   ("kdzoo.models.wrapper", "load_model"), ("kdzoo.train.runs", "evaluate"),
+                   ("kdzoo.train.trainer", "evaluate"), ("kdzoo.bench.metrics", "latency_ms"))
+
+
+def patch_rerun_forbidden(m, wrap) -> None:
+    """Replace each of :data:`RERUN_FORBIDDEN` with ``wrap("module.name", the function)``."""
+    import importlib
+
+    for module, name in RERUN_FORBIDDEN:
+        target = importlib.import_module(module)
+        m.setattr(target, name, wrap(f"{module}.{name}", getattr(target, name)))
+
+
 @pytest.mark.slow
 def test_rerun_with_nothing_changed_loads_nothing_and_a_new_default_reruns_only_its_cells(tmp_path, monkeypatch):
-    import kdzoo.data
-    import kdzoo.train.runs
-    import kdzoo.bench.metrics
-    import kdzoo.models.wrapper
-    import kdzoo.train.teacher
-
     suite = json.loads(json.dumps(SUITE))
     suite["tasks"][0]["strategies"] = ["ce", "kd"]
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
     out = tmp_path / "bench"
-    run_bench(str(path), out, progress=False, log=lambda *a: None)
+    called = set()
 
-    def forbidden(what):
+    def counted(what, real):
+        def call(*args, **kwargs):
+            called.add(what)
+            return real(*args, **kwargs)
+        return call
+
+    with monkeypatch.context() as m:  # the guard below can fire: the first run calls every name it patches
+        patch_rerun_forbidden(m, counted)
+        run_bench(str(path), out, progress=False, log=lambda *a: None)
+    assert called == {f"{module}.{name}" for module, name in RERUN_FORBIDDEN}
+
+    def forbidden(what, real):
         def fail(*args, **kwargs):
             raise AssertionError(f"a re-run with nothing changed called {what}")
         return fail
 
     with monkeypatch.context() as m:
-        for module, name in ((kdzoo.train.runs, "distill"), (kdzoo.train.runs, "run_seed"),
-                             (kdzoo.models.wrapper, "load_model"), (kdzoo.data, "load_dataset"),
-                             (kdzoo.train.runs, "task_teacher"),
-                             (kdzoo.train.teacher, "resolve_teacher"), (kdzoo.bench.metrics, "evaluate"),
-                             (kdzoo.bench.metrics, "latency_ms")):
-            m.setattr(module, name, forbidden(f"{module.__name__}.{name}"))
+        patch_rerun_forbidden(m, forbidden)
         logs = []
         results = run_bench(str(path), out, progress=False, log=logs.append)
     assert "4 reused, 0 to run" in logs[0]
