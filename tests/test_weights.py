@@ -90,12 +90,12 @@ def trained_student(tmp_path_factory):
 
 def step0_accuracy(monkeypatch):
     """Patch the engine's trainer to record the student's test accuracy before its first step."""
-    import kdzoo.train.runs
+    import kdzoo.train.seed_run
     from kdzoo.bench.metrics import evaluate
 
     seen = []
 
-    class Step0(kdzoo.train.runs.Trainer):
+    class Step0(kdzoo.train.seed_run.Trainer):
         def __init__(self, ctx, *args, **kwargs):
             b, s = ctx.bundle, ctx.splits
             x, y = (b.test_x, b.test_y) if s.official_test else (b.x, b.y)
@@ -103,7 +103,7 @@ def step0_accuracy(monkeypatch):
             ctx.student.train()
             super().__init__(ctx, *args, **kwargs)
 
-    monkeypatch.setattr(kdzoo.train.runs, "Trainer", Step0)
+    monkeypatch.setattr(kdzoo.train.seed_run, "Trainer", Step0)
     return seen
 
 

@@ -22,7 +22,7 @@ def adopt_legacy_cells(cells: list[Cell], zoo: Any, log=None, refs: list[Referen
     """Finished cells stored under a previous key (:func:`kdzoo.train.effective.legacy_cell_keys`: the
     same config and code, keyed in an earlier format) move to their key, so a bench keeps its results
     across key changes; so do reference rows keyed by their data's path. Returns how many moved."""
-    from ..train.runs import read_seed_summary
+    from ..train.run_dir import read_seed_summary
     from ..train.effective import legacy_cell_keys
 
     moved = 0
@@ -55,7 +55,7 @@ def adopt_legacy_cells(cells: list[Cell], zoo: Any, log=None, refs: list[Referen
 
 def cell_summary(cell: Cell) -> dict[str, Any] | None:
     """A finished cell's seed summary; ``None`` while it has none (never run, interrupted, failed)."""
-    from ..train.runs import read_seed_summary
+    from ..train.run_dir import read_seed_summary
 
     return read_seed_summary(Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "summary.json")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..train.runs import compare_runs
+    from ..bench.run_results import compare_runs
 
     print(compare_runs(args.run_a, args.run_b))
     return 0

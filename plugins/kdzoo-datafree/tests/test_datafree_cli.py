@@ -74,15 +74,16 @@ class Spy(torch.Tensor):
 @pytest.mark.parametrize("name", ["dafl", "deep-inversion"])
 def test_data_free_run_never_reads_a_training_sample(name, tmp_path, monkeypatch, capsys):
     import kdzoo.train.runs as engine
+    import kdzoo.train.seed_run as seed_run
 
-    prepare, run_seed, make_plan = engine.prepare, engine.run_seed, engine.make_plan
+    prepare, run_seed, make_plan = engine.prepare, engine.run_seed, seed_run.make_plan
 
     def no_loader(*args, **kwargs):  # the run driver builds every real-data batch plan through make_plan
         if Spy.recording:
             raise AssertionError("a training loader was built in data-free mode")
         return make_plan(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "make_plan", no_loader)
+    monkeypatch.setattr(seed_run, "make_plan", no_loader)
     seen = {}
 
     def spy_prepare(config, zoo, *rest):
