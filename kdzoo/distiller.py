@@ -1,7 +1,8 @@
 """``kdzoo.Distiller``: any strategy stack of the zoo as one ``nn.Module`` for your own training loop.
 
-The distiller is built from the engine's own pieces: :func:`kdzoo.zoo.stack.build_stack` validates
-and instantiates the strategies (projectors and strategy state are its sub-modules), init
+The distiller is built from the engine's own pieces: :func:`kdzoo.zoo.stack.resolve_stack` validates
+the strategies once and :func:`kdzoo.zoo.stack.instantiate_stack` builds them (projectors and strategy
+state are its sub-modules), init
 strategies run in the constructor as ``kdzoo distill`` runs them before step 0, and every call
 goes through :class:`kdzoo.train.step.StepModule`, the module the engine's trainer trains. What the
 engine does around it (the batch plan, the optimiser, the schedule, checkpoints, evaluation) is
@@ -27,7 +28,7 @@ from .config import make_config
 from .contract.context import RunContext
 from .contract.errors import ConfigError
 from .models.wrapper import KDModel
-from .zoo.stack import build_stack, check_specs
+from .zoo.stack import build_stack, instantiate_stack, resolve_stack
 from .train.step import StepModule, freeze, step_info, teacher_outputs
 from .contract.strategy import Batch, Requirement
 
@@ -113,8 +114,8 @@ class Distiller(nn.Module):
         zoo = zoo or load_zoo()
         config = make_config({"strategy": _member_specs(strategy, params), "label_weight": label_weight,
                               "optim": {"label_smoothing": label_smoothing}})
-        members = check_specs(config.strategy, zoo, task)
-        for cls, _ in members:
+        members = resolve_stack(config.strategy, zoo, task)  # resolved once: validated here, instantiated below
+        for cls in (m.cls for m in members):
             if not cls.reads_train_data:  # a data source replaces the training data (the data-free strategies)
                 raise ConfigError(f"strategy {cls.name!r} is data-free (it synthesises its own training data): "
                                   "engine-only, run it with `kdzoo distill`; Distiller takes logit, feature, "
@@ -134,7 +135,7 @@ class Distiller(nn.Module):
         if teacher is not None:
             freeze(teacher)
         try:
-            stack = build_stack(config.strategy, self.context, zoo, config.label_weight)
+            stack = instantiate_stack(members, self.context, config.label_weight, zoo)
         except ConfigError as exc:  # a feature strategy refused a plain module: say why, and what works with it
             plain = [(role, m) for role, m in (("student", student), ("teacher", teacher))
                      if isinstance(m, ModuleModel) and not hasattr(m.net, "forward_features")]

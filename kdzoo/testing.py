@@ -43,7 +43,7 @@ from .data import BatchPlan, DatasetBundle, make_splits
 from .models.wrapper import create_model
 from .contract.errors import ConfigError, PluginError
 from .zoo.plugins import Zoo, check_strategy_class, load_zoo
-from .zoo.stack import build_stack
+from .zoo.stack import Member, instantiate_stack, resolve_stack
 from .train.trainer import Trainer, freeze
 
 
@@ -74,6 +74,7 @@ class TinyRun:
         stack: the built strategy stack (``init_student`` already applied).
         trainer: the trainer; ``trainer.train_step(step)`` returns the logged loss terms.
         teacher_state: a copy of the teacher's ``state_dict`` taken right after it was built.
+        members: the stack's members as resolved once (a fresh instance is built from them).
     """
 
     config: RunConfig
@@ -81,6 +82,7 @@ class TinyRun:
     stack: Any
     trainer: Trainer
     teacher_state: dict[str, torch.Tensor]
+    members: tuple[Member, ...] = ()
 
 
 def tiny_run(name: str, params: dict[str, Any] | None = None, *, teacher: ModelConfig | None = None,
@@ -117,11 +119,12 @@ def tiny_run(name: str, params: dict[str, Any] | None = None, *, teacher: ModelC
     ctx = RunContext(config=config, student=s_model, teacher=t_model, task=task, classes=bundle.classes,
                      data_shape=bundle.sample_shape, seed=0, device=torch.device("cpu"), total_steps=2,
                      steps_per_epoch=2, zoo=zoo, bundle=bundle, splits=splits)
-    stack = build_stack(config.strategy, ctx, zoo)
+    members = resolve_stack(config.strategy, zoo, task)
+    stack = instantiate_stack(members, ctx)
     stack.init_student(ctx)
     source = stack.data_source(ctx)
     plan = None if source is not None else BatchPlan(bundle, splits, config.data, 0, stack.uses_unlabelled)
-    return TinyRun(config, ctx, stack, Trainer(ctx, stack, plan, source=source), teacher_state)
+    return TinyRun(config, ctx, stack, Trainer(ctx, stack, plan, source=source), teacher_state, members)
 
 
 def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: ModelConfig | None = None,
@@ -174,7 +177,7 @@ def check_strategy(name: str, params: dict[str, Any] | None = None, *, teacher: 
     for pname, p in stack.named_parameters():
         if p.requires_grad:
             assert pname in got_grad, f"{name}: strategy parameter {pname!r} got no gradient"
-    fresh = build_stack(run.config.strategy, ctx, zoo)
+    fresh = instantiate_stack(run.members, ctx)
     fresh.load_state_dict(copy.deepcopy(stack.state_dict()))
     for (k, a), (_, b) in zip(stack.state_dict().items(), fresh.state_dict().items()):
         if isinstance(a, torch.Tensor):

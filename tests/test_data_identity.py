@@ -113,6 +113,7 @@ def test_changed_data_reruns_and_bundled_data_keeps_its_keys(data, tmp_path):
 def test_an_image_folder_is_keyed_by_its_files_not_its_path(tmp_path):
     from kdzoo.config import make_config
     from kdzoo.train.effective import effective_config
+    from kdzoo.zoo.stack import resolve_stack
 
     for where in ("a", "b"):
         for cls in ("cat", "dog"):
@@ -121,8 +122,8 @@ def test_an_image_folder_is_keyed_by_its_files_not_its_path(tmp_path):
     zoo = load_zoo()
 
     def keyed(folder):
-        return effective_config(make_config({"data": {"name": f"imagefolder:{folder}:parity"}, "strategy": "ce"}), zoo,
-                                for_key=True)
+        config = make_config({"data": {"name": f"imagefolder:{folder}:parity"}, "strategy": "ce"})
+        return effective_config(config, resolve_stack(config.strategy, zoo), for_key=True)
 
     a, b = keyed(tmp_path / "a"), keyed(str(tmp_path / "b") + "/")
     assert a == b and a["data"]["name"] == "imagefolder:parity" and "root" not in a["data"]

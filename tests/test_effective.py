@@ -10,6 +10,7 @@ from kdzoo.bench.suite import expand_all, list_cells, run_bench
 from kdzoo.cli import main
 from kdzoo.config import make_config
 from kdzoo.train.effective import cell_key, effective_config
+from kdzoo.zoo.stack import resolve_stack
 from kdzoo.zoo.plugins import load_zoo
 from test_bench import SUITE as BENCH_SUITE
 
@@ -50,7 +51,7 @@ def test_two_spellings_of_one_config_are_one_cell(tmp_path):
     zoo = load_zoo()
     plain = make_config({"strategy": "kd", "train": {"epochs": 15}})
     spelled = make_config({"strategy": [{"name": "kd", "params": {"temperature": 4.0}}], "train": {"epochs": 15.0}})
-    assert effective_config(plain, zoo)["strategy"] == [
+    assert effective_config(plain, resolve_stack(plain.strategy, zoo))["strategy"] == [
         {"name": "kd", "params": {"temperature": 4.0, "alpha": 0.9, "logit_standardize": False}}]
     assert cell_key(plain, zoo) == cell_key(spelled, zoo)
     assert cell_key(plain, zoo) != cell_key(make_config({"strategy": "kd", "train": {"epochs": 16}}), zoo)
@@ -129,9 +130,16 @@ def test_a_loss_edit_reruns_only_the_cells_whose_strategies_reach_it(tmp_path, m
 
 
 def test_a_member_that_reaches_no_loss_has_no_loss_part():
-    from kdzoo.train.effective import member_code
+    from kdzoo.config import StrategySpec
+    from kdzoo.train.effective import member_code as code_of
+    from kdzoo.zoo.stack import Member
 
     zoo = load_zoo()
+
+    def member_code(name, zoo):  # the code alone: set-kd's parameters need a file, its code does not
+        entry = zoo.strategy(name)
+        return code_of(Member(StrategySpec(name), entry.obj, None, entry.distribution, zoo.spelling(entry)))
+
     assert "losses" not in member_code("ce", zoo) and "losses" not in member_code("weight-selection", zoo)
     assert member_code("kd", zoo)["losses"] != member_code("dkd", zoo)["losses"]
     assert member_code("kd", zoo)["losses"] == member_code("set-kd", zoo)["losses"]  # the same loss code

@@ -186,3 +186,37 @@ def test_a_label_space_mismatch_suggests_installed_strategies_that_allow_it(zoo_
     # nothing installed: what to look for
     with pytest.raises(ConfigError, match=r"a strategy with label_space = 'any'"):
         check_label_space("kd", ["a", "b"], ["c"], "classification", cross_task_alternatives(zoo_with()))
+
+
+def test_a_two_seed_run_resolves_its_stack_once_and_works_out_its_budget_once(tmp_path, monkeypatch):
+    """The stack is resolved into members once per run (not once per consumer or seed), and carried down."""
+    import sys
+
+    import kdzoo.data
+    import kdzoo.zoo.stack as stack
+    from kdzoo.config import make_config
+    from kdzoo.train.runs import distill, task_teacher
+
+    config = {"student": {"name": "mlp", "kwargs": {"hidden": [8]}},
+              "teacher": {"name": "mlp", "kwargs": {"hidden": [16]}},
+              "strategy": "kd", "data": {"name": "digits"}, "train": {"steps": 2, "seeds": [0, 1]},
+              "teacher_train": {"epochs": 1}, "runtime": {"progress": False}, "out": str(tmp_path), "name": "r"}
+    task_teacher(make_config(config), load_zoo(), log=lambda *a: None)  # the cached teacher's own run, beforehand
+    calls = {"resolve_stack": 0, "steps_per_epoch": 0}
+
+    def counting(module, name):
+        real = getattr(module, name)
+
+        def count(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        for loaded in list(sys.modules.values()):  # every module that imported the name, wherever it did
+            if getattr(loaded, "__name__", "").startswith("kdzoo") and getattr(loaded, name, None) is real:
+                monkeypatch.setattr(loaded, name, count)
+
+    counting(stack, "resolve_stack")
+    counting(kdzoo.data, "steps_per_epoch")
+    result = distill(config, log=lambda *a: None)
+    assert sorted(result.seeds) == [0, 1]
+    assert calls == {"resolve_stack": 1, "steps_per_epoch": 1}

@@ -42,11 +42,13 @@ import yaml
 from ..atomic import write_text
 from ..config import RunConfig, canonical, data_options, make_config, to_dict
 from ..contract.errors import ConfigError, Interrupted, NonFiniteLoss, unknown
-from ..data import LazyImages, channel_stats, load_dataset, make_splits, steps_per_epoch
+from ..data import LazyImages, channel_stats, load_dataset, make_splits
 from ..models.wrapper import check_student_weights
 from ..train.effective import effective_config
-from ..train.runs import check_run, make_trainer, setup_runtime, task_teacher, total_steps
+from ..train.prepared import PreparedRun, prepared_run
+from ..train.runs import check_run, make_trainer, setup_runtime, task_teacher
 from ..train.teacher import resolve_teacher, teacher_config
+from ..zoo.stack import resolve_stack
 from .metrics import primary_metric
 from .tune_space import Dimension, apply_params, search_space
 
@@ -229,17 +231,18 @@ def run_trials(storage: str, study: str, trials: int | None = None, *, zoo: Any 
     config = spec.run_config()
     device = setup_runtime(config)
     bundle, splits = tuning_data(config, zoo)
-    per_seed = total_steps(config, steps_per_epoch(splits, config.data))
-    opened, _ = open_study(spec, storage, worker=worker, warmup_steps=int(per_seed * spec.prune_warmup))
+    run = prepared_run(config, zoo, bundle, splits)
+    opened, _ = open_study(spec, storage, worker=worker, warmup_steps=int(run.total_steps * spec.prune_warmup))
     mean, std = channel_stats(bundle, splits.train)
-    teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, train=_refuse_training)
+    teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, members=run.members,
+                              train=_refuse_training)
     if teacher is not None:
         teacher = teacher.to(device)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     todo = target - len(opened.get_trials(deepcopy=False, states=finished))
     if todo <= 0:
         return opened
-    objective = _objective(spec, config, bundle, splits, zoo, teacher, log)
+    objective = _objective(spec, run, teacher, log)
     try:
         opened.optimize(objective, n_trials=todo, callbacks=[optuna.study.MaxTrialsCallback(target, states=finished)],
                         gc_after_trial=False)
@@ -249,21 +252,22 @@ def run_trials(storage: str, study: str, trials: int | None = None, *, zoo: Any 
     return opened
 
 
-def _objective(spec: StudySpec, config: RunConfig, bundle: Any, splits: Any, zoo: Any, teacher: Any, log):
+def _objective(spec: StudySpec, run: PreparedRun, teacher: Any, log):
     """Optuna's objective: the mean best validation score over the tuning seeds, reported as it trains."""
     optuna = optuna_module()
     dims = spec.dimensions()
-    metric, higher = primary_metric(bundle.task)
+    metric, higher = primary_metric(run.task)
     sign = 1.0 if higher else -1.0  # the study maximises; an error metric is negated
-    per_seed = total_steps(config, steps_per_epoch(splits, config.data))
+    per_seed = run.total_steps
     quiet = lambda *a, **k: None  # noqa: E731
 
     def objective(trial: Any) -> float:
         params = {d.name: d.suggest(trial) for d in dims}
-        trial_config = apply_params(config, params)
+        trial_config = apply_params(run.config, params)
+        trial_run = prepared_run(trial_config, run.zoo, run.bundle, run.splits)  # its stack resolved once, for all seeds
         scores = []
         for k, seed in enumerate(spec.seeds):
-            trainer, _ = make_trainer(trial_config, bundle, splits, zoo, seed, None, teacher, log=quiet)
+            trainer, _ = make_trainer(trial_run, seed, None, teacher, log=quiet)
 
             def report(step: int, val: dict[str, float], offset: int = k * per_seed) -> None:
                 trial.report(sign * val[metric], offset + step)
@@ -382,7 +386,8 @@ def write_outputs(storage: str, name: str, folder: Path, zoo: Any) -> dict[str, 
         best = study.best_trial
         best_config = apply_params(spec.run_config(), best.params)
         summary["best"] = {"number": best.number, "value": best.value, "params": best.params}
-        write_text(folder / "best.yaml", yaml.safe_dump(effective_config(best_config, zoo), sort_keys=False))
+        best_effective = effective_config(best_config, resolve_stack(best_config.strategy, zoo))
+        write_text(folder / "best.yaml", yaml.safe_dump(best_effective, sort_keys=False))
     importances: dict[str, float] = {}
     if counts["complete"] >= 2 and spec.space:
         try:

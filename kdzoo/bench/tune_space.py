@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import RunConfig, _range_text, make_config, to_dict
 from ..contract.errors import ConfigError, unknown
-from ..zoo.stack import check_specs
+from ..zoo.stack import resolve_stack
 
 LR_SPAN = 10.0  # the default learning-rate search: [lr / 10, lr * 10], log scale
 
@@ -36,8 +36,8 @@ class Dimension:
 
 def _member_fields(config: RunConfig, zoo: Any) -> dict[str, dict[str, Any]]:
     """``{member: {param: dataclass field}}`` of the config's strategy stack (unknown members: one line)."""
-    return {cls.name: {f.name: f for f in fields(cls.Config)} if getattr(cls, "Config", None) else {}
-            for cls, _ in check_specs(config.strategy, zoo)}
+    return {m.name: {f.name: f for f in fields(m.cls.Config)} if getattr(m.cls, "Config", None) else {}
+            for m in resolve_stack(config.strategy, zoo)}
 
 
 def _parse_range(key: str, value: Any) -> tuple[float, float, bool]:

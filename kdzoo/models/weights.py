@@ -436,21 +436,21 @@ def load_into(net: nn.Module, weights: Weights, what: str, *, new_head: bool = F
 
 
 # -- a run's files, checked before anything is trained or written ---------------------------------------
-def check_weight_files(config: RunConfig, zoo: Any) -> None:
+def check_weight_files(config: RunConfig, members: Any) -> None:
     """Static checks of a run's weight files: each exists and is of an accepted format.
 
     A student checkpoint and a strategy that sets the student's starting weights (``init_student``,
     e.g. ``weight-selection``) exclude each other: both decide the same weights, and silently
-    dropping either would hide a mistake.
+    dropping either would hide a mistake. ``members``: the run's resolved stack (each with its ``cls``,
+    :class:`kdzoo.zoo.stack.Member`).
     """
     for role, cfg in (("teacher checkpoint", config.teacher), ("student checkpoint", config.student)):
         if cfg is not None and cfg.checkpoint:
             locate(cfg.checkpoint, role)
     if config.student.checkpoint:
-        from ..zoo.stack import check_specs
         from ..contract.strategy import Strategy
 
-        for cls, _ in check_specs(config.strategy, zoo):
+        for cls in (m.cls for m in members):
             if cls.init_student is not Strategy.init_student:
                 raise ConfigError(f"student.checkpoint and strategy {cls.name!r} both set the student's starting "
                                   f"weights; drop one (the checkpoint, or {cls.name!r} from the stack)")

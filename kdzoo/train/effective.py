@@ -31,39 +31,41 @@ import dataclasses
 import hashlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, StrategySpec, canonical, key_dict, to_dict
+from ..config import RunConfig, canonical, key_dict, to_dict
 from ..data.fingerprint import data_identity
 from ..data.relabel import split_spec
 from ..versions import dist_version
-from ..zoo.stack import check_specs
+from ..zoo.stack import Member, resolve_stack
 from .loss_reach import losses_reached_hash
 
 CORE_DISTRIBUTION = "kdzoo"
 _HASHES: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> sha256: a re-run hashes nothing twice
 
 
-def effective_strategy(specs: list[StrategySpec], zoo: Any, *, for_key: bool = False) -> list[dict[str, Any]]:
+def effective_strategy(members: Sequence[Member], *, for_key: bool = False) -> list[dict[str, Any]]:
     """Each stack member as ``{name, params}`` with its full parameter set (defaults, preset, overrides).
 
     The preset is folded into the parameters, so the result builds the same members again and two
     spellings of one configuration (``kd`` and ``{name: kd, params: {temperature: 4.0}}``) are equal.
     A member is named so that it means the same strategy whatever is pinned: ``DIST:NAME`` where
-    two distributions offer the name (:meth:`kdzoo.zoo.plugins.Zoo.spelling`). ``for_key``: its bare
+    two distributions offer the name (:attr:`kdzoo.zoo.stack.Member.spelling`). ``for_key``: its bare
     name, as a cell key hashes it; :func:`code_identity` names the distribution, so ``kd`` pinned to
     ``kdzoo-logit``, ``kdzoo-logit:kd`` and ``kd`` where nothing clashes are one cell.
     """
-    entries = [zoo.strategy(spec.name) for spec in specs]
-    return [{"name": cls.name if for_key else zoo.spelling(entry),
-             "params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}}
-            for entry, (cls, params) in zip(entries, check_specs(specs, zoo))]
+    return [{"name": m.name if for_key else m.spelling,
+             "params": dataclasses.asdict(m.params) if dataclasses.is_dataclass(m.params) else {}}
+            for m in members]
 
 
-def effective_config(config: RunConfig, zoo: Any, *, for_key: bool = False, data_by_path: bool = False) -> dict[str, Any]:
+def effective_config(config: RunConfig, members: Sequence[Member], *, for_key: bool = False,
+                     data_by_path: bool = False) -> dict[str, Any]:
     """The run's config as plain data, strategies resolved, without ``out`` and ``name`` (re-runnable).
 
+    ``members``: the config's stack as resolved (:func:`kdzoo.zoo.stack.resolve_stack`).
     ``for_key``: as hashed into a cell key (:func:`kdzoo.config.key_dict`: switches at their default
     left out; data files by their fingerprint, :func:`keyed_data`). ``data_by_path``: the key as
     kdzoo 0.x wrote it, with the data's path (for :data:`PREVIOUS_KEYS`).
@@ -71,7 +73,7 @@ def effective_config(config: RunConfig, zoo: Any, *, for_key: bool = False, data
     data = key_dict(config) if for_key else to_dict(config)
     data.pop("out")
     data.pop("name")
-    data["strategy"] = effective_strategy(config.strategy, zoo, for_key=for_key)
+    data["strategy"] = effective_strategy(members, for_key=for_key)
     if for_key and not data_by_path:
         keyed_data(data, config)
     return data
@@ -213,7 +215,7 @@ def strategy_sources(module_name: str) -> list[Path]:
     return sorted(seen | data)
 
 
-def member_code(name: str, zoo: Any, *, whole_package: bool = False, losses_package: bool = False,
+def member_code(member: Member, *, whole_package: bool = False, losses_package: bool = False,
                 losses_file: bool = False) -> dict[str, str]:
     """Where one strategy's code comes from: distribution, its version and hashes of its source.
 
@@ -228,15 +230,15 @@ def member_code(name: str, zoo: Any, *, whole_package: bool = False, losses_pack
     hashed its whole package; ``losses_package``, every member hashed the whole losses package;
     ``losses_file``, every member hashed the losses while they were one file (:func:`losses_hash`).
     """
-    entry = zoo.strategy(name)
     core = Path(__file__).parent.parent
-    if entry.distribution == CORE_DISTRIBUTION:
-        module = sys.modules[entry.obj.__module__]
+    module_name = member.cls.__module__
+    if member.distribution == CORE_DISTRIBUTION:
+        module = sys.modules[module_name]
         roots = reach = [Path(module.__file__), core / "contract" / "strategy.py"]
     else:
-        reach = strategy_sources(entry.obj.__module__)
-        roots = [root for root in [_package_root(entry.obj.__module__)] if root is not None] if whole_package else reach
-    code = {"distribution": entry.distribution, "version": _dist_version(entry.distribution),
+        reach = strategy_sources(module_name)
+        roots = [root for root in [_package_root(module_name)] if root is not None] if whole_package else reach
+    code = {"distribution": member.distribution, "version": _dist_version(member.distribution),
             "source": source_hash(roots)}
     losses = losses_hash(losses_file=losses_file) if losses_package or losses_file else losses_reached_hash(reach)
     if losses is not None:
@@ -265,13 +267,13 @@ def losses_hash(*, losses_file: bool = False) -> str:
     return LOSSES_SPLIT["file"] if package == LOSSES_SPLIT["package"] else f"changed since the split: {package}"
 
 
-def code_identity(config: RunConfig, zoo: Any, *, whole_package: bool = False, losses_package: bool = False,
+def code_identity(members: Sequence[Member], *, whole_package: bool = False, losses_package: bool = False,
                   losses_file: bool = False) -> dict[str, Any]:
     """Package versions plus each stack member's distribution, version and source hashes (:func:`member_code`)."""
-    return {"versions": versions(), "members": {zoo.strategy(spec.name).name:  # bare: a pin or a DIST: is one member
-                                                member_code(spec.name, zoo, whole_package=whole_package,
-                                                            losses_package=losses_package, losses_file=losses_file)
-                                                for spec in config.strategy}}
+    return {"versions": versions(),  # a member by its bare name: a pin or a DIST: is one member
+            "members": {m.name: member_code(m, whole_package=whole_package, losses_package=losses_package,
+                                            losses_file=losses_file)
+                        for m in members}}
 
 
 def cell_key(config: RunConfig, zoo: Any, extra: Any = None, **form: bool) -> str:
@@ -279,8 +281,12 @@ def cell_key(config: RunConfig, zoo: Any, extra: Any = None, **form: bool) -> st
 
     ``form``: the switches of an earlier key format (:data:`PREVIOUS_KEYS`); none for today's key.
     """
-    payload = canonical([effective_config(config, zoo, for_key=True, data_by_path=form.get("data_by_path", False)),
-                         code_identity(config, zoo, whole_package=form.get("whole_package", False),
+    return _cell_key(config, resolve_stack(config.strategy, zoo), extra, **form)
+
+
+def _cell_key(config: RunConfig, members: Sequence[Member], extra: Any = None, **form: bool) -> str:
+    payload = canonical([effective_config(config, members, for_key=True, data_by_path=form.get("data_by_path", False)),
+                         code_identity(members, whole_package=form.get("whole_package", False),
                                        losses_package=form.get("losses_package", False),
                                        losses_file=form.get("losses_file", False)), extra])
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -303,9 +309,10 @@ def legacy_cell_keys(config: RunConfig, zoo: Any) -> list[str]:
     cell under one ran exactly this config and code: a bench adopts it
     (:func:`kdzoo.bench.cell_results.adopt_legacy_cells`) instead of running it again."""
     keys: list[str] = []
-    current = cell_key(config, zoo)
+    members = resolve_stack(config.strategy, zoo)
+    current = _cell_key(config, members)
     for _, form in PREVIOUS_KEYS:
-        key = cell_key(config, zoo, **form)
+        key = _cell_key(config, members, **form)
         if key != current and key not in keys:
             keys.append(key)
     return keys

@@ -35,7 +35,7 @@ import yaml
 from . import distributed
 from .checkpoint import write_text
 from .effective import code_identity, effective_config
-from .prepared import check_run, prepare, student_stats, total_steps
+from .prepared import PreparedRun, check_run, prepare, prepared_run, student_stats, total_steps
 from .run_dir import (RunResult, check_resume_objects, default_name, finished_result, is_run_folder,
                       read_run_config, read_seed_summary, run_directory)
 from .seed_run import make_trainer, run_seed, setup_runtime, unused_gpu_note
@@ -43,7 +43,7 @@ from .teacher import below_ce_note, chance_accuracy, near_chance_note, resolve_t
 from .trainer import freeze
 from ..config import RunConfig, make_config, validate
 from ..contract.errors import ConfigError
-from ..data import DatasetBundle, Splits, channel_stats, steps_per_epoch
+from ..data import DatasetBundle, Splits, channel_stats
 from ..models.evaluate import evaluate, mean_std, primary_metric
 from ..models.wrapper import KDModel
 from ..paths import check_cache_root, check_out_dir, own_run
@@ -105,56 +105,57 @@ def _distill(config: RunConfig, objects: Any, owner: contextlib.ExitStack, *, zo
     zoo = zoo or load_zoo()
     if distributed.current().rank or int(os.environ.get("RANK", "0")):
         log = _silent  # one voice under torchrun
-    bundle, splits = prepare(config, zoo, objects)
+    run = prepare(config, zoo, objects)  # the stack resolved, the data split, the budget: once for every seed
     device = setup_runtime(config)
     main = distributed.current().is_main
     note = unused_gpu_note(device)
     if note:
         log(note)
-    record = effective_config(config, zoo) if resume is None and main else None
-    with run_directory(config, owner, resume=resume, main=main, effective=record) as run:
-        teacher, teacher_info, near_chance = _teacher(config, bundle, splits, zoo, device, objects, log)
-        if main and run.created:  # a resume rewrites it when it ends (a refused resume leaves the run as it was)
-            write_effective(run.path, config, zoo, bundle, splits, teacher)
+    record = effective_config(config, run.members) if resume is None and main else None
+    with run_directory(config, owner, resume=resume, main=main, effective=record) as folder:
+        teacher, teacher_info, near_chance = _teacher(run, device, log)
+        if main and folder.created:  # a resume rewrites it when it ends (a refused resume leaves the run as it was)
+            write_effective(folder.path, run, teacher)
         todo = []
         for seed in config.train.seeds:
-            done = read_seed_summary(run.path / f"seed-{seed}" / "summary.json") if resume is not None else None
+            done = read_seed_summary(folder.path / f"seed-{seed}" / "summary.json") if resume is not None else None
             if done is not None:
-                run.seeds[seed] = done
+                folder.seeds[seed] = done
             else:
                 todo.append(seed)
-        bar = _run_bar(config, splits, todo, main)
+        bar = _run_bar(run, todo, main)
         try:
             for seed in todo:
-                run.seeds[seed] = run_seed(config, bundle, splits, zoo, seed, run.path / f"seed-{seed}", teacher,
-                                           resume=resume is not None, log=log, bar=bar, objects=objects)
+                folder.seeds[seed] = run_seed(run, seed, folder.path / f"seed-{seed}", teacher,
+                                              resume=resume is not None, log=log, bar=bar)
         finally:
             if bar is not None:
                 bar.close()
-        metric, _ = primary_metric(bundle.task)
-        result = RunResult(run.path, config, run.seeds, teacher_info, metric)
+        metric, _ = primary_metric(run.task)
+        result = RunResult(folder.path, config, folder.seeds, teacher_info, metric)
         m, s = result.mean_std()
         if main:
-            write_effective(run.path, config, zoo, bundle, splits, teacher, run.seeds)
-        run.summary = {"metric": metric, "test_best_mean": m, "test_best_std": s,
-                       "seeds": {str(k): v for k, v in run.seeds.items()}, "teacher": teacher_info,
-                       "provenance": provenance(config)}  # written on leaving, with status done and the index entry
-    seeds = run.seeds
+            write_effective(folder.path, run, teacher, folder.seeds)
+        folder.summary = {"metric": metric, "test_best_mean": m, "test_best_std": s,
+                          "seeds": {str(k): v for k, v in folder.seeds.items()}, "teacher": teacher_info,
+                          "provenance": provenance(config)}  # written on leaving, with status done and the index entry
+    seeds = folder.seeds
     spread = f"± {s:.2f} over seeds {config.train.seeds}" if len(seeds) > 1 else f"(1 seed: {config.train.seeds[0]})"
     if teacher_info and "val" in teacher_info and not near_chance and [x.name for x in config.strategy] == ["ce"]:
         note = below_ce_note(teacher.meta["name"], teacher_info["val"]["acc"],
                              mean_std([v["val_best"]["acc"] for v in seeds.values()])[0])
         if note:
             log(note)
-    log(f"{'+'.join(x.name for x in config.strategy)}: test {metric} {m:.2f} {spread} -> {run.path}")
+    log(f"{'+'.join(x.name for x in config.strategy)}: test {metric} {m:.2f} {spread} -> {folder.path}")
     return result
 
 
-def _teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, device: torch.device, objects: Any,
-             log) -> tuple[KDModel | None, dict[str, Any] | None, str | None]:
+def _teacher(run: PreparedRun, device: torch.device, log) -> tuple[KDModel | None, dict[str, Any] | None, str | None]:
     """The run's teacher on its device, what the summary records of it, and a near-chance note (or ``None``)."""
+    config, bundle, splits = run.config, run.bundle, run.splits
     mean, std = channel_stats(bundle, splits.train)
-    teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, objects=objects, train=train_teacher)
+    teacher = resolve_teacher(config, bundle, splits, run.zoo, mean, std, log=log, objects=run.objects,
+                              members=run.members, train=train_teacher)
     if teacher is None:
         return None, None, None
     teacher = teacher.to(device)
@@ -182,8 +183,9 @@ def train_teacher(tconf: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: 
     name the teacher and its config keys, which is what the user sets.
     """
     try:
-        return run_seed(tconf, bundle, splits, zoo, seed=tconf.train.seeds[0], run_dir=run_dir, teacher=None,
-                        resume=resume, export_name="teacher.safetensors", log=log, label=f"teacher {tconf.student.name}")
+        run = prepared_run(tconf, zoo, bundle, splits)  # a run of its own: its stack (ce) resolved once, here
+        return run_seed(run, seed=tconf.train.seeds[0], run_dir=run_dir, teacher=None, resume=resume,
+                        export_name="teacher.safetensors", log=log, label=f"teacher {tconf.student.name}")
     except ConfigError as exc:
         message = str(exc).replace("student.", "teacher.")
         raise ConfigError(message if message.startswith("teacher") else f"teacher {message}"
@@ -201,23 +203,23 @@ def task_teacher(config: RunConfig, zoo: Any, log=print) -> tuple[KDModel | None
         or ``None`` when the config has no teacher.
     """
     device = setup_runtime(config)
-    bundle, splits = prepare(config, zoo)
-    mean, std = channel_stats(bundle, splits.train)
-    teacher = resolve_teacher(config, bundle, splits, zoo, mean, std, log=log, train=train_teacher)
-    return (None if teacher is None else freeze(teacher.to(device))), bundle, splits
+    run = prepare(config, zoo)
+    mean, std = channel_stats(run.bundle, run.splits.train)
+    teacher = resolve_teacher(config, run.bundle, run.splits, zoo, mean, std, log=log, members=run.members,
+                              train=train_teacher)
+    return (None if teacher is None else freeze(teacher.to(device))), run.bundle, run.splits
 
 
-def write_effective(run_dir: Path, config: RunConfig, zoo: Any, bundle: DatasetBundle, splits: Splits, teacher,
-                    seeds: dict[int, dict[str, Any]] | None = None) -> None:
+def write_effective(run_dir: Path, run: PreparedRun, teacher, seeds: dict[int, dict[str, Any]] | None = None) -> None:
     """Write ``RUN/effective.yaml``: what the run worked out from its config, and the code it ran.
 
     Written before the first seed (budget, splits, normalisation) and again at the end, when the
     seeds' students add their input shape and normalisation. Information only: never read back.
     """
-    mean, std = student_stats(config, zoo, bundle, splits, teacher)
-    spe = steps_per_epoch(splits, config.data)
+    bundle, splits = run.bundle, run.splits
+    mean, std = student_stats(run, teacher)
     derived: dict[str, Any] = {
-        "steps_per_epoch": spe, "total_steps": total_steps(config, spe),
+        "steps_per_epoch": run.steps_per_epoch, "total_steps": run.total_steps,
         "mean": _plain(mean), "std": _plain(std), "data_shape": list(bundle.sample_shape),
         "classes": len(bundle.classes) if bundle.task == "classification" else None,
         "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
@@ -228,7 +230,7 @@ def write_effective(run_dir: Path, config: RunConfig, zoo: Any, bundle: DatasetB
     for seed, summary in sorted((seeds or {}).items()):
         if summary.get("student_input"):
             derived.setdefault("student", {})[f"seed-{seed}"] = summary["student_input"]
-    record = json.loads(json.dumps({"derived": derived, "code": code_identity(config, zoo)}, default=str))  # plain data
+    record = json.loads(json.dumps({"derived": derived, "code": code_identity(run.members)}, default=str))  # plain data
     write_text(run_dir / "effective.yaml", yaml.safe_dump(record, sort_keys=False))
 
 
@@ -251,13 +253,13 @@ def provenance(config: RunConfig) -> dict[str, Any]:
             "argv": sys.argv}
 
 
-def _run_bar(config: RunConfig, splits: Splits, seeds: list[int], main: bool):
+def _run_bar(run: PreparedRun, seeds: list[int], main: bool):
     """One progress bar over every seed still to train, so a multi-seed run shows one ETA (``None``: one seed)."""
+    config = run.config
     if len(seeds) < 2 or not (config.runtime.progress and main):
         return None
-    per_seed = total_steps(config, steps_per_epoch(splits, config.data))
-    return steps_progress(per_seed * len(seeds), 0, f"{'+'.join(s.name for s in config.strategy)} {len(seeds)} seeds",
-                          leave=False)
+    names = "+".join(s.name for s in config.strategy)
+    return steps_progress(run.total_steps * len(seeds), 0, f"{names} {len(seeds)} seeds", leave=False)
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
@@ -278,6 +280,6 @@ def __getattr__(name: str) -> Any:
 
 
 # re-exported for the callers of the names that lived here (tools, tests, plugins' tests)
-__all__ = ["RunResult", "check_run", "default_name", "distill", "make_trainer", "prepare", "provenance",
+__all__ = ["PreparedRun", "RunResult", "check_run", "default_name", "distill", "make_trainer", "prepare", "provenance",
            "read_seed_summary", "run_seed", "setup_runtime", "task_teacher", "total_steps", "train_teacher",
            "unused_gpu_note"]

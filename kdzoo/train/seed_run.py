@@ -21,17 +21,17 @@ from torch.utils.data import DataLoader
 from . import distributed
 from .checkpoint import resume_point, write_text
 from .effective import effective_config
-from .prepared import student_stats, total_steps
+from .prepared import PreparedRun, student_stats
 from .trainer import Trainer
 from ..config import RunConfig, canonical
 from ..contract.context import RunContext
 from ..contract.errors import ConfigError
-from ..data import DatasetBundle, Splits, make_plan, steps_per_epoch, to_float
+from ..data import DatasetBundle, Splits, make_plan, to_float
 from ..loggers import open_loggers
 from ..models.evaluate import agreement, count_flops, evaluate, primary_metric
 from ..models.wrapper import create_with_weights, save_model
 from ..user import UserLoaderPlan, student_copy, wrap_module
-from ..zoo.stack import build_stack
+from ..zoo.stack import instantiate_stack
 
 
 def setup_runtime(config: RunConfig) -> torch.device:
@@ -59,24 +59,21 @@ def unused_gpu_note(device: torch.device) -> str | None:
             "--device auto (runtime.device: auto) uses it")
 
 
-def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, seed: int, run_dir: Path | None,
-             teacher, resume: bool, export_name: str = "student.safetensors", log=print, bar: Any = None,
-             objects: Any = None, label: str | None = None) -> dict[str, Any]:
-    """Train one seed; returns its summary (also written to ``run_dir/summary.json``).
+def run_seed(run: PreparedRun, seed: int, run_dir: Path | None, teacher, resume: bool,
+             export_name: str = "student.safetensors", log=print, bar: Any = None,
+             label: str | None = None) -> dict[str, Any]:
+    """Train one seed of a prepared run; returns its summary (also written to ``run_dir/summary.json``).
 
-    ``bar`` is a progress bar shared by the run's seeds (one ETA for a multi-seed run). ``objects``
-    (:class:`kdzoo.user.UserObjects`) holds a caller's own student module and data loader, if any;
-    each seed trains its own copy of a student module. ``label`` names this training in progress and
-    result lines (default ``seed N``; a teacher's is ``teacher NAME``).
+    ``bar`` is a progress bar shared by the run's seeds (one ETA for a multi-seed run). A caller's own
+    student module (``run.objects``) is copied for each seed. ``label`` names this training in progress
+    and result lines (default ``seed N``; a teacher's is ``teacher NAME``).
     """
-    trainer, resuming = make_trainer(config, bundle, splits, zoo, seed, run_dir, teacher, resume, log, objects, label)
-    ctx = trainer.ctx
+    trainer, resuming = make_trainer(run, seed, run_dir, teacher, resume, log, label)
     main = distributed.current().is_main
     if not main:
         log = _silent
     try:
-        summary = _train_and_export(trainer, config, bundle, splits, ctx.task, trainer.target_norm, ctx.device, teacher,
-                                    ctx.student, trainer.stack, seed, run_dir, resuming, export_name, main, log, bar)
+        summary = _train_and_export(trainer, run, teacher, seed, run_dir, resuming, export_name, main, log, bar)
     except BaseException:
         for logger in trainer.loggers:
             logger.finish("failed")
@@ -86,18 +83,19 @@ def run_seed(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any,
     return summary
 
 
-def make_trainer(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, seed: int, run_dir: Path | None,
-                 teacher, resume: bool = False, log=print, objects: Any = None,
+def make_trainer(run: PreparedRun, seed: int, run_dir: Path | None, teacher, resume: bool = False, log=print,
                  label: str | None = None) -> tuple[Trainer, bool]:
-    """One seed's student, strategy stack, batch plan and :class:`Trainer`, ready to ``fit``.
+    """One seed's student, strategy stack (the run's resolved members, instantiated), batch plan and
+    :class:`Trainer`, ready to ``fit``.
 
     :func:`run_seed` trains, tests and exports with it; ``kdzoo tune`` fits it on the validation split only.
 
     Returns:
         ``(trainer, resuming)``: ``resuming`` when ``run_dir`` holds a checkpoint to continue from.
     """
+    config, bundle, splits, zoo, objects = run.config, run.bundle, run.splits, run.zoo, run.objects
     device = setup_runtime(config)
-    mean, std = student_stats(config, zoo, bundle, splits, teacher)
+    mean, std = student_stats(run, teacher)
     task = bundle.task
     target_norm = None
     if task == "regression":
@@ -114,16 +112,15 @@ def make_trainer(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: 
         student = create_with_weights(config.student, role="student checkpoint", num_classes=num_out, data_mean=mean,
                                       data_shape=bundle.sample_shape, data_std=std, classes=bundle.classes, task=task,
                                       zoo=zoo).to(device)
-    spe = steps_per_epoch(splits, config.data)
     dist = distributed.current()
     main = dist.is_main
     if not main:
         log = _silent
     ctx = RunContext(config=config, student=student, teacher=teacher, task=task, classes=list(bundle.classes),
-                     data_shape=bundle.sample_shape, seed=seed, device=device, total_steps=total_steps(config, spe),
-                     steps_per_epoch=spe, run_dir=run_dir, zoo=zoo, bundle=bundle, splits=splits,
+                     data_shape=bundle.sample_shape, seed=seed, device=device, total_steps=run.total_steps,
+                     steps_per_epoch=run.steps_per_epoch, run_dir=run_dir, zoo=zoo, bundle=bundle, splits=splits,
                      rank=dist.rank, world_size=dist.world_size, log=log)
-    stack = build_stack(config.strategy, ctx, zoo, config.label_weight).to(device)
+    stack = instantiate_stack(run.members, ctx, config.label_weight).to(device)
     if run_dir is not None and main:
         run_dir.mkdir(parents=True, exist_ok=True)
     distributed.barrier()
@@ -142,14 +139,15 @@ def make_trainer(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: 
     torch.manual_seed(seed)
     trainer = Trainer(ctx, stack, plan, target_norm, source, label=label)
     if run_dir is not None and main:  # trackers mirror metrics.jsonl, where rank 0 writes it
-        trainer.loggers = open_loggers(config, zoo, run_dir, seed, canonical(effective_config(config, zoo)))
+        trainer.loggers = open_loggers(config, zoo, run_dir, seed, canonical(effective_config(config, run.members)))
     return trainer, resuming
 
 
-def _train_and_export(trainer: Trainer, config: RunConfig, bundle: DatasetBundle, splits: Splits, task: str, target_norm,
-                      device: torch.device, teacher, student, stack, seed: int, run_dir: Path | None, resuming: bool,
+def _train_and_export(trainer: Trainer, run: PreparedRun, teacher, seed: int, run_dir: Path | None, resuming: bool,
                       export_name: str, main: bool, log, bar: Any = None) -> dict[str, Any]:
     """Train one seed, test it, export the student and write its summary (the second half of :func:`run_seed`)."""
+    config, bundle, splits, task = run.config, run.bundle, run.splits, run.task
+    device, student, stack, target_norm = trainer.ctx.device, trainer.ctx.student, trainer.stack, trainer.target_norm
     started = _cpu_time()
     wall = time.time()
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from ..models.wrapper import KDModel, load_model
 from ..paths import cache_root
 from . import distributed
 from .checkpoint import CHECKPOINT, PREVIOUS, resume_point, write_text
+from ..zoo.stack import Member, check_label_space, cross_task_alternatives
 
 # (teacher config, its bundle, its full splits, zoo, run_dir=, resume=, log=) -> the run's result (falsy: not trained)
 TrainTeacher = Callable[..., Any]
@@ -98,7 +99,8 @@ def load_teacher_file(cfg: ModelConfig, bundle: DatasetBundle, zoo: Any, mean, s
 
 
 def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zoo: Any, mean, std,
-                    log=print, objects: Any = None, *, train: TrainTeacher | None = None) -> KDModel | None:
+                    log=print, objects: Any = None, *, members: Sequence[Member],
+                    train: TrainTeacher | None = None) -> KDModel | None:
     """The run's teacher: the caller's own module, from its checkpoint, from the cache, or trained now and cached.
 
     With ``teacher_data`` the teacher is built, trained and cached on that dataset; ``bundle`` and
@@ -107,7 +109,7 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
 
     Teacher code only resolves, loads and freezes: a teacher missing from the cache is trained by
     ``train`` (the run driver's :func:`kdzoo.train.runs.train_teacher`), so this module never imports
-    the run driver.
+    the run driver. ``members``: the run's resolved stack (the label-space check reads it).
     """
     if config.teacher is None:
         return None
@@ -129,9 +131,9 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
         mean, std = channel_stats(t_bundle, make_splits(t_bundle, replace(config.data, labels_per_class=None)).train)
     if config.teacher.checkpoint and not config.teacher_train.finetune:
         model = load_teacher_file(config.teacher, t_bundle, zoo, mean, std)
-        check_teacher_label_space(config, model.meta.get("classes", []), bundle, zoo)
+        check_teacher_label_space(config, model.meta.get("classes", []), bundle, zoo, members)
         return model
-    check_teacher_label_space(config, t_bundle.classes, bundle, zoo)
+    check_teacher_label_space(config, t_bundle.classes, bundle, zoo, members)
     tconf = teacher_config(config)
     path = Path(tconf.out) / tconf.name / "teacher.safetensors"
     with teacher_lock(Path(tconf.out), tconf.name, log):
@@ -325,13 +327,12 @@ def _random_teacher(config: RunConfig, t_bundle: DatasetBundle, tconf: RunConfig
     return load_model(path, zoo)
 
 
-def check_teacher_label_space(config: RunConfig, teacher_classes: list[str], bundle: DatasetBundle, zoo: Any) -> None:
-    """Refuse, before any training, strategies that need the teacher's label space when it differs."""
+def check_teacher_label_space(config: RunConfig, teacher_classes: list[str], bundle: DatasetBundle, zoo: Any,
+                              members: Sequence[Member]) -> None:
+    """Refuse, before any training, members that need the teacher's label space when it differs."""
     if bundle.task != "classification" or list(teacher_classes) == list(bundle.classes):
         return
-    from ..zoo.stack import check_label_space, check_specs, cross_task_alternatives
-
-    for cls, _ in check_specs(config.strategy, zoo):
-        if cls.label_space == "same" and cls.requires_teacher:
-            check_label_space(cls.name, teacher_classes, bundle.classes, bundle.task, cross_task_alternatives(zoo),
+    for m in members:
+        if m.cls.label_space == "same" and m.cls.requires_teacher:
+            check_label_space(m.name, teacher_classes, bundle.classes, bundle.task, cross_task_alternatives(zoo),
                               teacher_data=teacher_data_name(config), data=config.data.name)

@@ -13,6 +13,9 @@ Rules, each violation a config error:
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor, nn
@@ -41,19 +44,63 @@ def resolve_params(cls: type[Strategy], spec: StrategySpec) -> Any:
     return build(cls.Config, merged, f"strategy.{cls.name}.")
 
 
-def check_specs(specs: list[StrategySpec], zoo: Any, task: str | None = None) -> list[tuple[type[Strategy], Any]]:
-    """Look up and validate every member before any work is done."""
+@dataclass(frozen=True)
+class Member:
+    """One member of a run's strategy stack, resolved: what the rest of the run reads instead of its spec.
+
+    Attributes:
+        spec: the member as the config wrote it.
+        cls: the strategy class the spec names.
+        params: its validated parameters (``cls.Config``: defaults, then the preset, then ``params``).
+        distribution: the distribution that offers it.
+        spelling: how an effective config names it: ``NAME``, or ``DIST:NAME`` where two distributions offer
+            the name (:meth:`kdzoo.zoo.plugins.Zoo.spelling`).
+    """
+
+    spec: StrategySpec
+    cls: type[Strategy]
+    params: Any
+    distribution: str
+    spelling: str
+
+    @property
+    def name(self) -> str:
+        """The bare name that keys its terms, parameters and code identity."""
+        return self.cls.name
+
+
+def resolve_stack(specs: list[StrategySpec], zoo: Any, task: str | None = None) -> tuple[Member, ...]:
+    """Look up and validate every member before any work is done; once per run.
+
+    Raises:
+        ConfigError: an unknown strategy or preset, a bad parameter, a member twice, or (``task`` given) a
+            member that does not support the task.
+    """
     seen, out = set(), []
     for spec in specs:
-        cls = zoo.strategy(spec.name).obj
+        entry = zoo.strategy(spec.name)
+        cls = entry.obj
         if cls.name in seen:  # by its bare name: members, terms and parameters are keyed by it
             raise ConfigError(f"strategy {cls.name!r} appears twice in one stack")
         seen.add(cls.name)
         params = resolve_params(cls, spec)
-        if task is not None and task not in cls.tasks:
-            raise ConfigError(f"strategy {cls.name!r} does not support {task} data (supports: {', '.join(sorted(cls.tasks))})")
-        out.append((cls, params))
-    return out
+        out.append(Member(spec, cls, params, entry.distribution, zoo.spelling(entry)))
+        if task is not None:
+            check_task(out[-1:], task)
+    return tuple(out)
+
+
+def check_task(members: Sequence[Member], task: str) -> None:
+    """Every member supports ``task`` (a stack resolved before its data's task was known is checked again here)."""
+    for m in members:
+        if task not in m.cls.tasks:
+            raise ConfigError(f"strategy {m.name!r} does not support {task} data "
+                              f"(supports: {', '.join(sorted(m.cls.tasks))})")
+
+
+def check_specs(specs: list[StrategySpec], zoo: Any, task: str | None = None) -> list[tuple[type[Strategy], Any]]:
+    """``(class, parameters)`` of every member: :func:`resolve_stack` in the shape callers of this old name use."""
+    return [(m.cls, m.params) for m in resolve_stack(specs, zoo, task)]
 
 
 class StrategyStack(nn.Module):
@@ -152,18 +199,29 @@ class StrategyStack(nn.Module):
         return out
 
 
-def build_stack(specs: list[StrategySpec], ctx: RunContext, zoo: Any, label_weight: float | None = None) -> StrategyStack:
-    """Instantiate the validated members for this run and check them against its models."""
-    members = []
-    distributions = {zoo.strategy(spec.name).obj.name: zoo.strategy(spec.name).distribution for spec in specs}
-    for cls, params in check_specs(specs, zoo, ctx.task):
-        if cls.requires_teacher and ctx.teacher is None:
-            raise ConfigError(f"strategy {cls.name!r} needs a teacher; pass --teacher")
-        if cls.label_space == "same" and ctx.teacher is not None:
-            check_label_space(cls.name, ctx.teacher.meta.get("classes", []), ctx.classes, ctx.task,
+def instantiate_stack(members: Sequence[Member], ctx: RunContext, label_weight: float | None = None,
+                      zoo: Any = None) -> StrategyStack:
+    """The resolved members instantiated for one run (or seed) and checked against its models.
+
+    ``zoo`` (default ``ctx.zoo``) only names the installed cross-task strategies in a label-space error.
+    """
+    zoo = zoo if zoo is not None else ctx.zoo
+    instances = []
+    for m in members:
+        if m.cls.requires_teacher and ctx.teacher is None:
+            raise ConfigError(f"strategy {m.name!r} needs a teacher; pass --teacher")
+        if m.cls.label_space == "same" and ctx.teacher is not None:
+            check_label_space(m.name, ctx.teacher.meta.get("classes", []), ctx.classes, ctx.task,
                               cross_task_alternatives(zoo, ctx.task))
-        members.append(cls(params, ctx))
-    return StrategyStack(members, label_weight, distributions)
+        # each instance gets its own copy of the parameters: a strategy may keep and change its config
+        instances.append(m.cls(copy.deepcopy(m.params), ctx))
+    return StrategyStack(instances, label_weight, {m.name: m.distribution for m in members})
+
+
+def build_stack(specs: list[StrategySpec], ctx: RunContext, zoo: Any, label_weight: float | None = None) -> StrategyStack:
+    """Resolve ``specs`` and instantiate them (tools and tests that start from specs; a run resolves once
+    and calls :func:`instantiate_stack` per seed)."""
+    return instantiate_stack(resolve_stack(specs, zoo, ctx.task), ctx, label_weight, zoo)
 
 
 def check_label_space(strategy: str, teacher_classes: list[str], student_classes: list[str], task: str,
@@ -220,5 +278,5 @@ def cross_task_alternatives(zoo: Any, task: str = "classification") -> list[str]
         return []
 
 
-__all__ = ["StrategyStack", "build_stack", "check_label_space", "check_specs", "cross_task_alternatives",
-           "resolve_params"]
+__all__ = ["Member", "StrategyStack", "build_stack", "check_label_space", "check_specs", "check_task", "cross_task_alternatives",
+           "instantiate_stack", "resolve_params", "resolve_stack"]

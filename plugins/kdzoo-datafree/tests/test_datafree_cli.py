@@ -87,10 +87,10 @@ def test_data_free_run_never_reads_a_training_sample(name, tmp_path, monkeypatch
     seen = {}
 
     def spy_prepare(config, zoo, *rest):
-        bundle, splits = prepare(config, zoo, *rest)
-        bundle.x = bundle.x.as_subclass(Spy)
-        seen["splits"] = splits
-        return bundle, splits
+        run = prepare(config, zoo, *rest)
+        run.bundle.x = run.bundle.x.as_subclass(Spy)
+        seen["splits"] = run.splits
+        return run
 
     def spy_run_seed(*args, **kwargs):
         bound = inspect.signature(run_seed).bind(*args, **kwargs)
