@@ -19,10 +19,10 @@ import torch
 from ..config import RunConfig, data_options
 from ..contract.errors import ConfigError
 from ..data import ALIASES, DatasetBundle, Splits, channel_stats, load_dataset, make_splits, steps_per_epoch
+from ..data.user import user_bundle
 from ..loggers import check_logger_names
 from ..models.weights import check_weight_files
 from ..models.wrapper import check_student_weights
-from ..user import user_bundle
 from ..zoo.stack import Member, check_task, resolve_stack
 
 

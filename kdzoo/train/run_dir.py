@@ -25,10 +25,10 @@ from .runindex import record
 from .. import safe_yaml
 from ..config import RunConfig, make_config
 from ..contract.errors import ConfigError, Interrupted, PluginError
+from ..data.user import USER_DATA
 from ..models.evaluate import mean_std
 from ..paths import (check_resumable, create_run_dir, own_run, read_status, remove_run_dir, sweep_temp_files,
                      write_status)
-from ..user import USER_DATA
 
 
 @dataclass

@@ -27,10 +27,11 @@ from ..config import RunConfig, canonical
 from ..contract.context import RunContext
 from ..contract.errors import ConfigError
 from ..data import DatasetBundle, Splits, make_plan, to_float
+from ..data.user import UserLoaderPlan
 from ..loggers import open_loggers
 from ..models.evaluate import agreement, count_flops, evaluate, primary_metric
+from ..models.user import student_copy, wrap_module
 from ..models.wrapper import create_with_weights, save_model
-from ..user import UserLoaderPlan, student_copy, wrap_module
 from ..zoo.stack import instantiate_stack
 
 
