@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from kdzoo.cli import main
-from kdzoo.testing import alive
+from kdzoo.testing import ForkedRun, alive
 
 BASE = ["distill", "--teacher", "mlp", "--student", "linear", "--data", "digits", "--steps", "2", "--no-progress"]
 NO_TEACHER = ["distill", "--student", "linear", "--data", "digits", "--steps", "2", "--no-progress"]
@@ -411,7 +411,9 @@ def test_bench_killed_mid_cell_resumes_to_the_uninterrupted_numbers(tmp_path):
     suite.write_text(yaml.safe_dump(BENCH))
     env = {"KDZOO_CACHE": os.environ["KDZOO_CACHE"], "KDZOO_INDEX": os.environ["KDZOO_INDEX"]}
     killed = tmp_path / "killed"
-    proc = _kdzoo("bench", "--suite", str(suite), "--out", str(killed), "--jobs", "2", "--no-progress", env=env)
+    # the bench parent forked from this process (no start-up of its own); its workers are spawned afresh
+    proc = ForkedRun(["bench", "--suite", str(suite), "--out", str(killed), "--jobs", "2", "--no-progress"],
+                     env={**os.environ, **env})
     deadline = time.time() + 240
     while time.time() < deadline and not list(killed.glob("cells/*/seed-0/checkpoint.pt")):
         assert proc.poll() is None, proc.communicate()
