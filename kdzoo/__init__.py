@@ -79,14 +79,14 @@ def distill(config=None, **kwargs):
     ``train=``/``val=``/``test=`` torch ``Dataset``s (or a ``DataLoader`` for train); see
     docs/own-models-and-data.md.
     """
-    from .train.runs import distill as _distill
+    from .train.runs import distill as _distill  # lazy: start-up cost (torch)
 
     return _distill(config, **kwargs)
 
 
 def load_model(path, zoo=None):
     """Load an exported student or teacher (safetensors + metadata)."""
-    from .models.wrapper import load_model as _load
+    from .models.wrapper import load_model as _load  # lazy: start-up cost (torch)
 
     return _load(path, zoo or load_zoo())
 

@@ -68,6 +68,6 @@ def kdzoo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def zoo():
     """Every installed plugin, loaded once per session."""
-    from kdzoo.zoo.plugins import load_zoo  # at first use: importing the plugin stays cheap for any suite
+    from kdzoo.zoo.plugins import load_zoo  # lazy: start-up cost: this pytest plugin loads in every pytest session
 
     return load_zoo()

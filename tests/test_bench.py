@@ -3,6 +3,7 @@
 import json
 import multiprocessing as mp
 import re
+import sys
 
 import pytest
 import yaml
@@ -44,7 +45,9 @@ def catalog_with_absent_strategy(monkeypatch):
         data.setdefault("strategies", {})["not-installed-strategy"] = {"plugin": "kdzoo-absent", "family": "logit"}
         return data
 
-    monkeypatch.setattr(kdzoo.zoo.registry, "load_registry", load)
+    readers = [m for n, m in sys.modules.items() if n.startswith("kdzoo") and getattr(m, "load_registry", None) is real]
+    for module in readers:
+        monkeypatch.setattr(module, "load_registry", load)  # the catalog's readers bound it when imported
 
 
 def test_misspelt_strategy_in_a_suite_is_an_error_naming_close_matches(tmp_path):

@@ -19,6 +19,7 @@ from ..contract.errors import ConfigError, unknown
 from ..train.effective import cell_key, keyed_data, versions
 from .schema import check_suite
 from .tuned import is_tuned, tuned_members, tuned_variant, with_tuned_baseline
+from ..zoo.registry import load_registry
 
 TASK_KEYS = {"name", "pairs", "strategies", "seeds", "steps", "epochs", "references", "resources"}
 
@@ -99,8 +100,6 @@ def load_suite(name_or_path: str, data_root: str | None = None) -> dict[str, Any
         data_root: where this machine keeps the suite's data files: replaces ``data.root`` of every
             task that reads its data from a folder (``--data-root``); the other tasks are unchanged.
     """
-    from ..zoo.registry import load_registry
-
     if name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
         suite = load_yaml(name_or_path)
         suite.setdefault("name", Path(name_or_path).stem)
@@ -156,7 +155,6 @@ def expand_all(suite: dict[str, Any], zoo: Any, out: Path, threads: int | None =
     refs: list[Reference] = []
     ver = versions()
     installed = zoo.collect().strategy_names()  # DIST:NAME too; an ambiguous bare name is refused when keyed
-    from ..zoo.registry import load_registry
 
     catalogued = set(load_registry().get("strategies", {}))
     for t_i, task in enumerate(suite.get("tasks") or []):

@@ -29,6 +29,19 @@ from .cells import (Cell, Reference, expand, expand_all, load_suite, pair_name, 
                     variant_name)
 from .executors import NOT_APPLICABLE, drive, with_builtin_executors
 from .executors.cell import run_cell as _run_cell
+from ..contract.errors import Interrupted
+from ..data import load_dataset, to_float
+from ..models.wrapper import load_model
+from ..progress import bench_progress
+from ..train.checkpoint import write_text
+from ..train.runs import task_teacher
+from ..train.teacher import teacher_key
+from ..zoo.plugins import load_zoo
+from .claims import Claim, exit_with_parent
+from .metrics import latency_ms
+from .provenance import provenance
+from .report import write_outputs
+from .runindex import record
 
 # run_bench and list_cells, then the names this module held before cells.py and cell_results.py took them
 # (re-exported: code and scripts import them from here)
@@ -42,8 +55,6 @@ def _worker_init(parent_pid: int) -> None:
     workers so each checkpoints), not directly as a KeyboardInterrupt mid-queue."""
     import signal
 
-    from .claims import exit_with_parent
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent(parent_pid)
 
@@ -54,8 +65,6 @@ def _run_cells(todo: list[Cell], jobs: int, bar, errors: dict[str, str], busy: l
     With workers, a SIGINT/SIGTERM to the bench stops every worker (each saves a checkpoint, then
     is killed if it does not exit within a grace period) before the bench itself stops.
     """
-    from ..contract.errors import Interrupted
-
     def done(cell: Cell, outcome: str | BaseException) -> None:
         if isinstance(outcome, BaseException):
             text = str(outcome) if isinstance(outcome, ConfigError) else f"{type(outcome).__name__}: {outcome}"
@@ -139,11 +148,6 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
         resources: per-cell resources over the suite's (``gpus``, ``cpus``, ``mem``, ``time``, ...).
         detach: submit the cells and return at once (``{"detached": N}``); the same call later collects them.
     """
-    from ..zoo.plugins import load_zoo
-    from .provenance import provenance
-    from .report import write_outputs
-    from .runindex import record
-
     zoo = zoo or load_zoo()
     suite = load_suite(suite_name, data_root)
     out = Path(out)
@@ -163,7 +167,6 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
     started = time.time()
     bar = None
     if progress:  # one line for the whole suite: reused cells count as done
-        from ..progress import bench_progress
 
         bar = bench_progress(len(runnable), len(runnable) - len(todo), f"bench {suite['name']}")
     try:
@@ -177,7 +180,6 @@ def run_bench(suite_name: str, out: str | Path, *, jobs: int = 1, zoo: Any = Non
         if remote is not None:
             remote.close()
     for cell in busy:  # claimed by another bench on the same folder: wait for it, then take its result
-        from .claims import Claim
 
         log(f"cell {cell.label} is being run by another process; waiting for it")
         with Claim(Path(cell.config.out) / f"{cell.key}.claim", wait=True):
@@ -214,8 +216,6 @@ def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str
     ``status``: cells submitted to a scheduler show as queued or running with their job or task id, and
     failed cells as failed (``--status``).
     """
-    from ..zoo.plugins import load_zoo
-
     suite = load_suite(suite_name, data_root)
     zoo = zoo or load_zoo()
     cells, refs = expand_all(suite, zoo, Path(out))
@@ -251,9 +251,6 @@ def list_cells(suite_name: str, out: str | Path, zoo: Any = None, data_root: str
 
 def _run_reference(ref: Reference, zoo: Any, log) -> dict[str, Any]:
     """Compute one reference row with the task's (cached) teacher; written atomically, reused on re-runs."""
-    from ..train.checkpoint import write_text
-    from ..train.runs import task_teacher
-
     teacher, bundle, splits = task_teacher(ref.config, zoo, log=lambda *a, **k: None)
     result = dict(zoo.reference(ref.name).obj(teacher, bundle, splits))
     if not isinstance(result.get("test_acc"), (int, float)):
@@ -265,9 +262,6 @@ def _run_reference(ref: Reference, zoo: Any, log) -> dict[str, Any]:
 
 def _prepare_teachers(cells: list[Cell], zoo: Any, log) -> None:
     """Train or load each distinct teacher once, before any cell (and any worker) needs it."""
-    from ..train.runs import task_teacher
-    from ..train.teacher import teacher_key
-
     seen = set()
     for cell in cells:
         if cell.config.teacher is None or cell.config.teacher.checkpoint:
@@ -288,11 +282,6 @@ def _timing_pass(cells: list[Cell], zoo: Any) -> dict[str, dict[str, float]]:
     inversion rounds all fall into the first steps of a short run).
     """
     import torch
-
-    from ..train.checkpoint import write_text
-    from ..data import load_dataset, to_float
-    from .metrics import latency_ms
-    from ..models.wrapper import load_model
 
     timings: dict[str, dict[str, float]] = {}
     samples: dict[tuple, Any] = {}

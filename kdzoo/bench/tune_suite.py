@@ -14,6 +14,7 @@ from ..contract.errors import ConfigError
 from .cells import load_suite, task_settings
 from .tune import tune
 from .tuned import TUNED, is_tuned, search_for, study_of, tune_options, with_tuned_baseline
+from ..zoo.plugins import load_zoo
 
 
 def tune_suite(suite_name: str, out: str | Path, *, trials: int | None = None, jobs: int = 1, zoo: Any = None,
@@ -26,8 +27,6 @@ def tune_suite(suite_name: str, out: str | Path, *, trials: int | None = None, j
         trials: finished trials per study (default: the suite's ``tune.trials``, else 20).
         jobs: worker processes per study.
     """
-    from ..zoo.plugins import load_zoo
-
     zoo = zoo or load_zoo()
     suite = load_suite(suite_name, data_root)
     opts = tune_options(suite)

@@ -18,12 +18,12 @@ from .listing_commands import cmd_cache, cmd_completion, cmd_list
 from .parser import _names, _Parser, _parser
 from .result_commands import cmd_compare, cmd_report, cmd_runs
 from .run_commands import cmd_bench, cmd_distill, cmd_eval, cmd_teacher, cmd_tune
+from ..zoo.listing import listing
+from ..zoo.plugins import BUILTIN_COMMANDS, load_zoo
 
 
 def run_plugin_command(name: str, argv: list[str]) -> int:
     """Load the plugins, then parse ``argv`` with the command's own arguments and run it."""
-    from ..zoo.plugins import load_zoo
-
     entry = load_zoo().collect().commands.get(name)
     if entry is None:
         raise KdzooError(f"command {name!r} is no longer installed (its plugin failed to load; see kdzoo plugins)")
@@ -113,9 +113,6 @@ def _snapshot(argv: list[str]) -> dict[str, Any] | None:
     ``kdzoo --help``, the listings, completion and plugin commands need it; a built-in command such
     as ``distill`` does not, so a run never pays for building it.
     """
-    from ..zoo.listing import listing
-    from ..zoo.plugins import BUILTIN_COMMANDS
-
     first = next((a for a in argv if not a.startswith("-")), None)
     if "_ARGCOMPLETE" in os.environ or first is None or first not in BUILTIN_COMMANDS or first in (
             "strategies", "models", "datasets", "plugins"):

@@ -11,6 +11,7 @@ import argparse
 import os
 from pathlib import Path
 from typing import Any
+from ..config import load_yaml
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".tar", ".ckpt")
 
@@ -30,8 +31,6 @@ def _model_section(data: dict[str, Any], role: str, value: str) -> dict[str, Any
 
 
 def _config_data(args: argparse.Namespace) -> dict[str, Any]:
-    from ..config import load_yaml
-
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}
     if args.teacher:
         data["teacher"] = _model_section(data, "teacher", args.teacher)
@@ -80,6 +79,6 @@ def _weights_path(value: str) -> str | None:
 
 
 def _name_from_file(path: str, role: str) -> str:
-    from ..models.weights import model_name_from_file
+    from ..models.weights import model_name_from_file  # lazy: start-up cost (torch)
 
     return model_name_from_file(path, role)

@@ -7,11 +7,11 @@ import argparse
 import json
 
 from ..contract.errors import KdzooError
+from ..cache import run_command
+from ..zoo.listing import listing
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..zoo.listing import listing
-
     snapshot = args.listing or listing()
     if args.command == "plugins":
         rows = snapshot["plugins"]
@@ -38,8 +38,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from ..cache import run_command
-
     print(run_command(args.action, kinds=args.kind, keys=args.key, older_than_days=args.older_than,
                       everything=args.all, as_json=args.json))
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+from ..zoo.listing import version_text
 
 DOCS = "https://github.com/kdzoo/kdzoo/blob/main/docs/user-guide.md"
 HELP_EPILOG = {
@@ -204,8 +205,6 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        from ..zoo.listing import version_text
-
         sys.stdout.write(version_text())
         parser.exit(0)
 

@@ -14,11 +14,13 @@ from typing import Any
 
 from ..contract.errors import KdzooError
 from .flags import _config_data
+from ..config import DataConfig, make_config
+from ..zoo.plugins import load_zoo
+from ..zoo.registry import suites_table
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from ..config import make_config
-    from ..train.runs import distill
+    from ..train.runs import distill  # lazy: start-up cost (torch)
 
     if args.resume:
         distill(None, resume=args.resume)
@@ -29,9 +31,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    from ..config import make_config
-    from ..zoo.plugins import load_zoo
-    from ..train.runs import task_teacher
+    from ..train.runs import task_teacher  # lazy: start-up cost (torch)
 
     data = _config_data(args)
     if args.epochs is not None:
@@ -41,7 +41,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
         raise KdzooError("kdzoo teacher needs --teacher MODEL")
     config = make_config(data, args.set)
     model = task_teacher(config, load_zoo(), log=_to_stderr)[0]  # stdout holds the JSON alone
-    from ..train.teacher import teacher_card
+    from ..train.teacher import teacher_card  # lazy: start-up cost (torch)
 
     card = teacher_card(config)
     print(json.dumps({"name": model.meta["name"], "val": model.meta.get("val"), "test": model.meta.get("test"),
@@ -54,11 +54,9 @@ def _to_stderr(*args: Any, **kwargs: Any) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..config import DataConfig
-    from ..data import load_dataset, make_splits
-    from ..models.evaluate import evaluate
-    from ..models.wrapper import load_model
-    from ..zoo.plugins import load_zoo
+    from ..data import load_dataset, make_splits  # lazy: start-up cost (torch)
+    from ..models.evaluate import evaluate  # lazy: start-up cost (torch)
+    from ..models.wrapper import load_model  # lazy: start-up cost (torch)
 
     zoo = load_zoo()
     model = load_model(args.model, zoo)
@@ -82,20 +80,18 @@ def _executor_settings(args: argparse.Namespace) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ..bench.suite import run_bench
+    from ..bench.suite import run_bench  # lazy: start-up cost (torch)
 
     if args.jobs < 1:
         raise KdzooError(f"--jobs must be >= 1, got {args.jobs}")
     if args.list and args.suite is None:
-        from ..zoo.registry import suites_table
-
         print(suites_table())
         return 0
     args.suite = args.suite or "smoke"
     suite = Path(args.suite).stem if args.suite.endswith((".yaml", ".yml")) else args.suite
     settings = _executor_settings(args)
     if args.list or args.status:
-        from ..bench.suite import list_cells
+        from ..bench.suite import list_cells  # lazy: start-up cost (torch)
 
         print(list_cells(args.suite, args.out or f"runs/bench-{suite}", data_root=args.data_root, status=args.status,
                          executor=settings["executor"], executor_options=settings["executor_options"]))
@@ -104,7 +100,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         data_root=args.data_root, detach=args.detach, **settings)
     if results.get("detached") is not None:
         return 0
-    from ..bench.report import markdown
+    from ..bench.report import markdown  # lazy: start-up cost (torch)
 
     print(markdown(results))
     if results.get("failed"):
@@ -117,32 +113,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from ..bench.tune import optuna_module
+    from ..bench.tune import optuna_module  # lazy: start-up cost (torch)
 
     optuna_module()  # without the extra: one line naming it, before anything is read
     if args.study:
-        from ..bench.tune import run_trials, write_outputs
+        from ..bench.tune import run_trials, write_outputs  # lazy: start-up cost (torch)
 
         if not args.storage:
             raise KdzooError("--study needs --storage, the database URL the study lives in")
         study = run_trials(args.storage, args.study, args.trials, log=_to_stderr)
         if args.study_out:
-            from ..zoo.plugins import load_zoo
-
             write_outputs(args.storage, study.study_name, Path(args.study_out), load_zoo())
         states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
         print(json.dumps({"study": study.study_name, "trials": {s: states.count(s) for s in sorted(set(states))}}))
         return 0
     if args.suite:
-        from ..bench.tune_suite import tune_suite
+        from ..bench.tune_suite import tune_suite  # lazy: start-up cost (torch)
 
         suite = Path(args.suite).stem if args.suite.endswith((".yaml", ".yml")) else args.suite
         summaries = tune_suite(args.suite, args.study_out or f"runs/bench-{suite}", trials=args.trials,
                                jobs=args.jobs, log=_to_stderr, data_root=args.data_root)
         print(json.dumps([_tune_line(s) for s in summaries], indent=2))
         return 0
-    from ..bench.tune import tune
-    from ..config import make_config
+    from ..bench.tune import tune  # lazy: start-up cost (torch)
 
     config = make_config(_config_data(args), args.set)
     search = {}

@@ -20,6 +20,8 @@ from ..config import DataConfig
 from ..contract.errors import ConfigError
 from ..contract.strategy import Batch
 from .views import effective_view_seed, shift_flip
+from ..paths import cache_root
+from .relabel import TASK_HELP, apply_task, split_spec
 
 
 @dataclass
@@ -91,8 +93,6 @@ def cached_arrays(name: str, sources: list[Path | None], parse: Callable[[], tup
     import hashlib
     import json
     import os
-
-    from ..paths import cache_root
 
     if any(s is None for s in sources):
         return parse()
@@ -175,13 +175,10 @@ def load_dataset(spec: str, root: str | None, zoo: Any, **options: Any) -> Datas
         options: for kdzoo's file datasets: ``download`` (fetch missing files with torchvision) and
             ``image_size`` (``[H, W]`` view of an image folder); other loaders never see them.
     """
-    from .relabel import apply_task, split_spec
-
     data_spec, task = split_spec(spec)
     name, _, arg = data_spec.partition(":")
     entry = zoo.dataset(ALIASES.get(name, name))
     if arg and entry.plugin == "kdzoo" and entry.name not in TAKES_ARG:  # e.g. a misspelt task: mnist5k:pairty
-        from .relabel import TASK_HELP
 
         raise ConfigError(f"dataset {entry.name!r} takes no argument, and {arg!r} is no task (tasks: {TASK_HELP})")
     takes_options = entry.plugin == "kdzoo" and entry.name in TAKES_OPTIONS

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from ..contract.errors import ConfigError
+from .. import safe_yaml
 
 TASK_RE = re.compile(r"^(?P<data>.+?):(?P<task>parity|mod\d+|ge\d+|(?:digits|classes)\[[^\]]*\]|classmap=.+)$")
 TASK_HELP = "parity, modN, geN, digits[0-4], classes[a,b], classmap=FILE"
@@ -58,8 +59,6 @@ def read_class_map(path: str | Path, what: str = "class map") -> tuple[dict[str,
         The mapping and the declared target classes (``None`` when not declared).
     """
     import yaml
-
-    from .. import safe_yaml
 
     p = Path(path)
     if not p.is_file():

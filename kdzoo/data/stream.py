@@ -27,6 +27,7 @@ from ..contract.errors import ConfigError
 from ..contract.strategy import Batch
 from .memory import BatchPlan, DatasetBundle, to_float
 from .views import sample_seeds
+from .files import fit_and_crop
 
 STREAMED = {"mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder"}  # read from files
 # ``auto`` keeps a file dataset in memory when its decoded inputs take at most this much: worker processes
@@ -224,8 +225,6 @@ class StreamingPlan:
 
 def _view(bundle: DatasetBundle):
     """Files without augmentation: each image fitted and centre-cropped to the view size, in [0, 1]."""
-    from .files import fit_and_crop
-
     size = tuple(bundle.x.shape[2:])
     return lambda img: to_float(fit_and_crop(img, size))
 

@@ -21,6 +21,8 @@ from ..atomic import atomic_path
 from ..config import ModelConfig, RunConfig
 from ..contract.errors import ConfigError, MissingOutput, unknown
 from ..contract.strategy import Outputs, Requirement
+from ..integrity import safetensors_bytes, verify_safetensors
+from .weights import load_into, model_name, read_kdzoo_meta, read_weights, save_timm_folder, with_file_defaults
 
 META_KEY = "kdzoo"
 
@@ -219,9 +221,6 @@ def save_model(model: KDModel, path: str | Path, extra_meta: dict[str, Any] | No
     (:func:`kdzoo.models.weights.save_timm_folder`). Every file is written atomically (temporary file,
     then rename).
     """
-    from ..integrity import safetensors_bytes
-    from .weights import save_timm_folder
-
     path = Path(path)
     meta = dict(model.meta, **(extra_meta or {}))
     state = {k: v.detach().contiguous().cpu() for k, v in model.net.state_dict().items()}
@@ -239,8 +238,6 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     ``path`` may also be an export folder (``student/``); the file is checked first
     (:func:`kdzoo.models.weights.locate`).
     """
-    from .weights import read_kdzoo_meta
-
     meta = read_kdzoo_meta(path)
     if meta is None:
         raise ConfigError(f"{str(path)!r} carries no kdzoo metadata (name it in config with its model name instead)")
@@ -249,8 +246,6 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def read_state(path: str | Path, use_ema: bool = True) -> dict[str, Tensor]:
     """Tensors of a weights file of any format :mod:`kdzoo.models.weights` accepts, read as data."""
-    from .weights import read_weights
-
     return read_weights(path, use_ema=use_ema).state
 
 
@@ -260,9 +255,6 @@ def load_model(path: str | Path, zoo: Any, meta: dict[str, Any] | None = None) -
     Raises:
         DamagedFile: the file does not match the SHA-256 kdzoo wrote into it.
     """
-    from ..integrity import verify_safetensors
-    from .weights import load_into, read_weights
-
     if Path(path).suffix == ".safetensors" and Path(path).is_file():
         verify_safetensors(path, "model file")
     meta = dict(meta or read_meta(path))
@@ -297,8 +289,6 @@ def create_with_weights(cfg: ModelConfig, *, role: str = "checkpoint", **create_
         role: how messages name the checkpoint, e.g. ``"student checkpoint"``.
         create_kwargs: everything else :func:`~kdzoo.models.create_model` takes.
     """
-    from .weights import load_into, model_name, read_weights, with_file_defaults
-
     if not cfg.checkpoint:
         return create_model(cfg, **create_kwargs)
     weights = read_weights(cfg.checkpoint, use_ema=cfg.use_ema, role=role)

@@ -18,6 +18,7 @@ import torch
 from ..contract.errors import NotApplicable
 from ..contract.strategy import Batch, Outputs, Requirement, StepInfo
 from ..zoo.checks import package_line
+from .step import StepModule, teacher_outputs
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -43,7 +44,6 @@ def check_gradient_paths(trainer: Trainer) -> None:
         memo = {id(ctx): ctx, id(ctx.teacher): ctx.teacher}
         student = copy.deepcopy(ctx.student, memo)
         probe_stack = copy.deepcopy(stack, memo)
-        from .step import StepModule
 
         step_module = StepModule(student, probe_stack, ctx.task, trainer.cfg.optim.label_smoothing)
         batch = _probe_batch(ctx)
@@ -104,8 +104,6 @@ def _probe_batch(ctx) -> Batch:
 
 
 def _teacher_outputs(trainer: Trainer, batch: Batch) -> Outputs | None:
-    from .step import teacher_outputs
-
     if trainer.ctx.teacher is None:
         return None
     return teacher_outputs(trainer.ctx.teacher.outputs, batch.x, trainer.needs.teacher, trainer.teacher_dtype)

@@ -36,6 +36,8 @@ from .step import StepModule, freeze, step_info, teacher_outputs
 from .teacher_cache import TeacherOutputCache, teacher_input, teacher_memory_format
 from .view_store import ViewStore, store_refusal
 from ..contract.strategy import Batch, Outputs, StepInfo
+from ..contract.errors import ConfigError
+from ..progress import steps_progress
 
 
 def build_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -459,7 +461,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
         except ValueError:
             if i == len(lines) - 1:
                 break
-            from ..contract.errors import ConfigError
 
             raise ConfigError(f"{str(path)!r} line {i + 1} is not JSON (damaged metrics log); cannot resume") from None
         if record.get("step", 0) <= step:
@@ -470,7 +471,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
 def _progress(total: int, initial: int, enabled: bool, desc: str):
     if not enabled:
         return None
-    from ..progress import steps_progress
 
     return steps_progress(total, initial, desc, leave=False)
 

@@ -20,6 +20,8 @@ from packaging.requirements import Requirement as Dependency
 from packaging.utils import canonicalize_name
 
 from ..contract.errors import PluginError
+from ..config import build, check_defaults
+from ..contract.errors import ConfigError
 
 
 class PluginLoadError(PluginError):
@@ -77,9 +79,7 @@ def check_strategy_class(cls: type) -> None:
     """
     from torch import nn
 
-    from ..config import build, check_defaults
-    from ..contract.errors import ConfigError
-    from ..contract.strategy import label_weight_of
+    from ..contract.strategy import label_weight_of  # lazy: start-up cost (torch)
 
     for gone, instead in (("label_weight", "return it as term_weights()['label'] (kdzoo.plugin.alpha_blend for alpha)"),
                           ("teacher_grad", "remove it: the teacher's outputs are constants of the student's loss"),

@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..versions import dist_version, kdzoo_version
+from ..paths import cache_root
+from .plugins import dist_key, load_zoo, qualified
+from .registry import load_registry
 
 FORMAT = 2  # bump when the snapshot's layout changes
 
@@ -67,9 +70,6 @@ def build_listing(zoo: Any) -> dict[str, Any]:
     """The registries of a loaded zoo as plain data (what the listings and completion show)."""
     import timm
 
-    from .plugins import dist_key, qualified
-    from .registry import load_registry
-
     zoo.collect()
 
     def rows(table: dict, describe: bool) -> list[dict[str, Any]]:
@@ -102,14 +102,11 @@ def build_listing(zoo: Any) -> dict[str, Any]:
 
 def listing(zoo: Any = None) -> dict[str, Any]:
     """The snapshot for this installation: read from the cache, or built (loading every plugin) and cached."""
-    from ..paths import cache_root
-
     path = cache_root() / "listing" / f"{fingerprint()}.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         pass
-    from .plugins import load_zoo
 
     if zoo is None:  # loading every plugin imports torch: seconds of silence without this line
         print("kdzoo: indexing the installed plugins (once after an install or a change; a few seconds) ...",

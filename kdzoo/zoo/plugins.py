@@ -40,6 +40,7 @@ from ..contract import hookspecs
 from ..contract.errors import ConfigError, PluginError, unknown
 from ..versions import kdzoo_version
 from .checks import PluginLoadError, check_strategy_class, contract_refusal, dropped_label_message, source_line
+from .registry import load_registry
 
 
 ITEM_KIND = {"register_strategies": "strategy", "register_models": "model", "register_datasets": "dataset",
@@ -223,7 +224,7 @@ class Zoo:
         """Call every ``register_*`` hook once, crediting each item to its plugin."""
         if self._collected:
             return self
-        from ..contract.strategy import Strategy
+        from ..contract.strategy import Strategy  # lazy: start-up cost (torch)
 
         self.strategies, self.models, self.datasets, self.references = {}, {}, {}, {}
         for record in self.plugins.values():
@@ -411,7 +412,6 @@ class Zoo:
         failed = [r for r in self.plugins.values() if r.error]
         if not failed:
             return None
-        from .registry import load_registry
 
         owner = (load_registry().get("strategies", {}).get(name) or {}).get("plugin")
         return next((r for r in failed if owner and dist_key(r.distribution) == dist_key(owner)), None)
@@ -502,7 +502,7 @@ def load_zoo(entry_points: bool = True) -> Zoo:
     Args:
         entry_points: load the ``kdzoo`` entry-point group; tests pass False and add their own.
     """
-    from . import builtin
+    from . import builtin  # lazy: start-up cost (torch)
 
     zoo = Zoo()
     zoo.prefer = parse_prefer(os.environ.get(PREFER_ENV))

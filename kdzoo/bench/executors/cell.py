@@ -28,6 +28,7 @@ from ...contract.errors import ConfigError, KdzooError
 from ...paths import read_status, write_status
 from ...train.checkpoint import load_checkpoint
 from ..claims import Claim
+from ...zoo.plugins import load_zoo
 
 OWNED = type("Owned", (), {"acquired": True})()  # a cell a scheduler owns needs no claim of its own
 
@@ -87,8 +88,7 @@ def _record(config_data: dict[str, Any], where: dict[str, Any]) -> None:
 
 def check_identity(config_data: dict[str, Any], key: str) -> None:
     """Refuse to run a cell whose code no longer has the key it was queued under."""
-    from ...zoo.plugins import load_zoo
-    from ...train.effective import cell_key
+    from ...train.effective import cell_key  # lazy: start-up cost (torch)
 
     now = cell_key(make_config(config_data), load_zoo())
     if now != key:
@@ -129,7 +129,7 @@ def run_cell(config_data: dict, claim: bool = True) -> str:
         ``"done"``, or ``"busy"`` when another process holds the cell's claim.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from ...train.runs import distill  # the run driver (torch, timm): imported when a cell runs
+    from ...train.runs import distill  # lazy: start-up cost: the run driver (torch, timm), when a cell runs
 
     config = make_config(config_data)
     cell_dir = Path(config.out) / str(config.name)
@@ -177,7 +177,7 @@ def _run_torchrun(config_data: dict[str, Any], processes: int) -> None:
 
 def _rank_main(argv: list[str]) -> int:
     """One ``torchrun`` rank: every rank runs the same cell (kdzoo's DDP path)."""
-    from ...train.runs import distill
+    from ...train.runs import distill  # lazy: start-up cost (torch)
 
     payload = json.loads(Path(argv[0]).read_text())
     config = make_config(payload["config"])
