@@ -30,7 +30,11 @@ from .contract.errors import ConfigError
 from .models.wrapper import KDModel
 from .zoo.stack import build_stack, instantiate_stack, resolve_stack
 from .train.step import StepModule, freeze, step_info, teacher_outputs
-from .contract.strategy import Batch, Requirement
+from .contract.strategy import Batch, Requirement, Strategy
+from .config import ModelConfig, StrategySpec, parse_strategy
+from .data import DatasetBundle, Splits
+from .models.wrapper import create_model, load_model
+from .zoo.plugins import load_zoo
 
 
 @dataclass
@@ -109,7 +113,6 @@ class Distiller(nn.Module):
                  label_smoothing: float = 0.0, seed: int = 0, zoo: Any = None,
                  train_data: tuple[Tensor, Tensor] | None = None, **params: Any) -> None:
         super().__init__()
-        from .zoo.plugins import load_zoo
 
         zoo = zoo or load_zoo()
         config = make_config({"strategy": _member_specs(strategy, params), "label_weight": label_weight,
@@ -229,8 +232,6 @@ class Distiller(nn.Module):
 # -- building the models ------------------------------------------------------------------------------
 def _member_specs(strategy: str | list, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Strategy specs with ``**params`` given to their members (by name, or all to a single member)."""
-    from .config import parse_strategy
-
     specs = [dict(s) for s in parse_strategy(strategy)]
     names = [str(s.get("name")).rpartition(":")[2] for s in specs]  # kd=... also for a member written DIST:kd
     by_member = {k: v for k, v in params.items() if k.replace("_", "-") in names or k in names}
@@ -258,16 +259,12 @@ def _as_model(model: nn.Module | str, role: str, num_classes: int | None, classe
     if isinstance(model, KDModel):
         return model
     if isinstance(model, str) and os.path.exists(model):
-        from .models.wrapper import load_model
-
         return load_model(model, zoo)
     names = list(classes or [str(i) for i in range(num_classes or 0)])
     if isinstance(model, str):
         if not names or input_shape is None:
             raise ConfigError(f"{role} model {model!r} by name needs num_classes= and input_shape= "
                               "(e.g. num_classes=10, input_shape=(1, 28, 28))")
-        from .config import ModelConfig
-        from .models.wrapper import create_model
 
         return create_model(ModelConfig(name=model), num_classes=len(names), data_shape=tuple(input_shape),
                             data_mean=None, data_std=None, classes=names, task=task, zoo=zoo)
@@ -286,8 +283,6 @@ def _training_set(train_data: tuple[Tensor, Tensor] | None, classes: list[str], 
         return None, None
     import numpy as np
 
-    from .data import DatasetBundle, Splits
-
     x, y = train_data
     bundle = DatasetBundle(x, y, task=task, classes=list(classes), name="train_data")
     every = np.arange(len(y))
@@ -300,9 +295,6 @@ def _logits_only(ctx: RunContext, zoo: Any) -> list[str]:
     """The installed strategies that build on ``ctx``'s models and read nothing but their logits (tried one by
     one: capabilities, not families, decide; one that initialises the student from the teacher's weights is
     left out, as it reads more than logits)."""
-    from .config import StrategySpec
-    from .contract.strategy import Strategy
-
     fits = []
     for name, entry in sorted(zoo.collect().strategies.items()):
         if name == "ce" or ctx.task not in entry.obj.tasks or not entry.obj.reads_train_data or \

@@ -228,7 +228,8 @@ def test_core_messages_name_no_in_repo_strategy_or_distribution():
 
 # -- the order of the rooms -------------------------------------------------------------------------
 # Each room (a sub-package, or a top-level module) and its floor, as docs/architecture.md states the
-# order: a module may import its own floor and the floors below, never one above.
+# order: a module may import its own floor and the floors below, never one above. There are no
+# exceptions: a helper a lower room needs lives in that room (or below it).
 FLOORS = {
     "contract": 0, "atomic": 0, "safe_yaml": 0, "integrity": 0, "progress": 0, "paths": 0,  # contract, low-level I/O
     "losses": 0, "versions": 0, "loggers": 0,  # functions on tensors; installed versions; trackers
@@ -240,11 +241,6 @@ FLOORS = {
     "bench": 6, "distiller": 6, "testing": 6,
     "cli": 7, "__main__": 7, "cache": 7, "plugin": 7, "pytest_fixtures": 7, "kdzoo": 7,
 }
-
-# Upward imports still in the code, each a ``module -> module`` edge of the import graph; the
-# architecture page lists them as its exceptions. Remove an entry when its import goes (the test
-# then insists); never add one: move the helper to the room it serves instead.
-KNOWN_UPWARD: set[tuple[str, str]] = set()  # none left: every room imports downwards
 
 
 def room_of(module: str) -> str:
@@ -261,28 +257,68 @@ def test_every_room_has_a_floor():
     assert {room_of(m) for m in modules()} <= set(FLOORS), {room_of(m) for m in modules()} - set(FLOORS)
 
 
-def test_rooms_import_downwards_but_for_the_listed_exceptions():
-    found = upward_imports(import_graph())
-    assert found - KNOWN_UPWARD == set(), "upward imports (move the helper to the room it serves instead)"
-    assert KNOWN_UPWARD - found == set(), "these are gone: drop them from KNOWN_UPWARD and docs/architecture.md"
+def test_rooms_import_downwards_only():
+    assert upward_imports(import_graph()) == set(), "upward imports: move the helper to the room it serves"
 
 
-def test_the_architecture_page_states_the_order_and_each_exception():
+def test_the_architecture_page_states_the_order_without_exceptions():
     text = " ".join((ROOT / "docs" / "architecture.md").read_text().split())
     assert ("`contract` ← `config` ← `data`, `models` ← `user` ← `zoo` ← `train` ← `bench`, `distiller`, "
             "`testing` ← `cli`") in text
-    for name, dep in KNOWN_UPWARD:
-        module = name.removeprefix("kdzoo.").replace(".", "/") + ".py"
-        assert f"`{module}`" in text and f"`{room_of(dep)}`" in text, (name, dep)
+    assert "point upwards" not in text and "point upward" not in text
 
 
-def test_an_upward_import_planted_in_a_copy_is_caught(tmp_path, monkeypatch):
+# -- imports at the top, unless a stated reason keeps one in a function --------------------------------
+LAZY = re.compile(r"#\s*lazy:\s*\S")
+
+
+def unexplained_lazy_imports() -> list[str]:
+    """Function-level imports of a kdzoo module whose lines carry no ``# lazy: <reason>`` comment.
+
+    A module's dependencies show at its top; an import stays inside a function only for a reason
+    stated on its line (an optional dependency, start-up cost), never to hide a cycle (the graph
+    above counts function-level imports, so a hidden cycle still fails).
+    """
+    bad = []
+    for name, path in modules().items():
+        lines = path.read_text().splitlines()
+        tree = ast.parse("\n".join(lines), str(path))
+        for func in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            for node in runtime_imports(func):
+                if isinstance(node, ast.ImportFrom):
+                    internal = bool(node.level) or (node.module or "").split(".")[0] == "kdzoo"
+                else:
+                    internal = any(a.name.split(".")[0] == "kdzoo" for a in node.names)
+                text = lines[node.lineno - 1: node.end_lineno]
+                if internal and not any(LAZY.search(line) for line in text):
+                    bad.append(f"{name}:{node.lineno}: {text[0].strip()}")
+    return sorted(set(bad))
+
+
+def test_kdzoo_imports_are_at_the_top_unless_a_reason_is_stated():
+    assert unexplained_lazy_imports() == []
+
+
+def _copy(tmp_path, monkeypatch):
     import shutil
 
     copy = tmp_path / "kdzoo"
     shutil.copytree(PKG, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    memory = copy / "data" / "memory.py"
-    memory.write_text(memory.read_text() + "\n\ndef _planted():\n    from ..bench.metrics import evaluate\n")
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
     monkeypatch.setitem(globals(), "PKG", copy)
-    assert ("kdzoo.data.memory", "kdzoo.bench.metrics") in upward_imports(import_graph()) - KNOWN_UPWARD
+    return copy
+
+
+def test_an_upward_import_planted_in_a_copy_is_caught(tmp_path, monkeypatch):
+    memory = _copy(tmp_path, monkeypatch) / "data" / "memory.py"
+    memory.write_text(memory.read_text() + "\n\ndef _planted():\n    from ..bench.metrics import evaluate  # lazy: x\n")
+    assert upward_imports(import_graph()) == {("kdzoo.data.memory", "kdzoo.bench"),
+                                              ("kdzoo.data.memory", "kdzoo.bench.metrics")}
+
+
+def test_an_unexplained_lazy_import_planted_in_a_copy_is_caught(tmp_path, monkeypatch):
+    stack = _copy(tmp_path, monkeypatch) / "zoo" / "stack.py"
+    stack.write_text(stack.read_text() + "\n\ndef _planted():\n    from ..data import load_dataset\n\n\n"
+                     "def _explained():\n    from ..data import make_splits  # lazy: start-up cost\n")
+    assert [line.partition(": ")[2] for line in unexplained_lazy_imports()] == ["from ..data import load_dataset"]
+    assert upward_imports(import_graph()) == set()

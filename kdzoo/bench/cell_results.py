@@ -16,15 +16,16 @@ from typing import Any
 from ..train.effective import versions
 from .cells import Cell, Reference, _reference_key
 from .executors import NOT_APPLICABLE
+from ..train.effective import legacy_cell_keys
+from ..train.run_dir import read_seed_summary
+from ..zoo.registry import install_hint, load_registry
+from .report import aggregate, read_curve
 
 
 def adopt_legacy_cells(cells: list[Cell], zoo: Any, log=None, refs: list[Reference] = ()) -> int:
     """Finished cells stored under a previous key (:func:`kdzoo.train.effective.legacy_cell_keys`: the
     same config and code, keyed in an earlier format) move to their key, so a bench keeps its results
     across key changes; so do reference rows keyed by their data's path. Returns how many moved."""
-    from ..train.run_dir import read_seed_summary
-    from ..train.effective import legacy_cell_keys
-
     moved = 0
     for cell in cells:
         if cell.missing or cell_summary(cell) is not None:
@@ -55,8 +56,6 @@ def adopt_legacy_cells(cells: list[Cell], zoo: Any, log=None, refs: list[Referen
 
 def cell_summary(cell: Cell) -> dict[str, Any] | None:
     """A finished cell's seed summary; ``None`` while it has none (never run, interrupted, failed)."""
-    from ..train.run_dir import read_seed_summary
-
     return read_seed_summary(Path(cell.config.out) / cell.key / f"seed-{cell.seed}" / "summary.json")
 
 
@@ -69,9 +68,6 @@ def reference_result(ref: Reference) -> dict[str, Any] | None:
 def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dict,
             refs: list[Reference] = ()) -> dict[str, Any]:
     """Per-cell rows plus per-variant aggregates with the paired verdict against ``ce``."""
-    from ..zoo.registry import install_hint, load_registry
-    from .report import read_curve
-
     catalog = load_registry().get("strategies", {})
     ref_rows = []
     for ref in refs:
@@ -125,7 +121,6 @@ def collect(suite: dict, cells: list[Cell], errors: dict[str, str], timings: dic
                 row["teacher_test"] = (meta.get("test") or {})
         rows.append(row)
     rows.extend(ref_rows)  # after the strategies, in the table as in the plots
-    from .report import aggregate
 
     return {"suite": suite.get("name"), "versions": versions(), "rows": rows, "summary": aggregate(rows)}
 

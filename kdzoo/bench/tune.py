@@ -51,6 +51,7 @@ from ..train.teacher import resolve_teacher, teacher_config
 from ..zoo.stack import resolve_stack
 from .metrics import primary_metric
 from .tune_space import Dimension, apply_params, search_space
+from ..zoo.plugins import load_zoo
 
 TUNE_EXTRA = "kdzoo tune needs Optuna, which is not installed: pip install 'kdzoo[tune]'"
 DEFAULT_SEEDS = (1000,)  # tuning seeds: far from a table's 0..N, and checked against them
@@ -222,8 +223,6 @@ def run_trials(storage: str, study: str, trials: int | None = None, *, zoo: Any 
     as many at once as there are workers (each with its own ``worker`` number, which offsets the
     sampler's seed). Returns the Optuna study.
     """
-    from ..zoo.plugins import load_zoo
-
     optuna = optuna_module()
     zoo = zoo or load_zoo()
     _, spec = open_study(None, storage, study)
@@ -319,8 +318,6 @@ def tune(config: RunConfig | dict, *, trials: int = 20, out: str | Path | None =
     Returns:
         The study summary (also ``summary.json`` in the study folder).
     """
-    from ..zoo.plugins import load_zoo
-
     optuna_module()
     zoo = zoo or load_zoo()
     spec = make_spec(config, zoo, trials=trials, seeds=seeds, search=search, lr_range=lr_range,

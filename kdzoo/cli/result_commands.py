@@ -5,25 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any
+from ..bench.runindex import query
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..bench.run_results import compare_runs
+    from ..bench.run_results import compare_runs  # lazy: start-up cost (torch)
 
     print(compare_runs(args.run_a, args.run_b))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..bench.report import open_report
+    from ..bench.report import open_report  # lazy: start-up cost (torch)
 
     print(open_report(args.bench_dir, open_browser=not args.no_open))
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from ..bench.runindex import query
-
     rows = query(args.kind, strategy=args.strategy, data=args.data, student=args.student)
     if args.json:
         print(json.dumps(rows, indent=2))

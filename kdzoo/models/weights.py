@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from ..atomic import atomic_path
 from ..config import ModelConfig, RunConfig
 from ..contract.errors import ConfigError
+from ..contract.strategy import Strategy
 
 META_KEY = "kdzoo"
 ACCEPTED = ("a kdzoo export, a state dict (.safetensors/.pt/.pth/.bin), a timm train.py checkpoint, "
@@ -448,8 +449,6 @@ def check_weight_files(config: RunConfig, members: Any) -> None:
         if cfg is not None and cfg.checkpoint:
             locate(cfg.checkpoint, role)
     if config.student.checkpoint:
-        from ..contract.strategy import Strategy
-
         for cls in (m.cls for m in members):
             if cls.init_student is not Strategy.init_student:
                 raise ConfigError(f"student.checkpoint and strategy {cls.name!r} both set the student's starting "

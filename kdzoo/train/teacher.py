@@ -31,6 +31,12 @@ from ..paths import cache_root
 from . import distributed
 from .checkpoint import CHECKPOINT, PREVIOUS, resume_point, write_text
 from ..zoo.stack import Member, check_label_space, cross_task_alternatives
+from ..config import data_options
+from ..data import channel_stats, load_dataset, make_splits, to_float
+from ..models.weights import file_digest, read_kdzoo_meta
+from ..models.wrapper import create_model, create_with_weights, save_model
+from ..user import wrap_module
+from .trainer import freeze
 
 # (teacher config, its bundle, its full splits, zoo, run_dir=, resume=, log=) -> the run's result (falsy: not trained)
 TrainTeacher = Callable[..., Any]
@@ -46,7 +52,6 @@ def teacher_key(config: RunConfig) -> str:
     if model.get("use_ema", True):
         model.pop("use_ema", None)  # the default keeps the cache keys teachers had before the switch existed
     if config.teacher_train.finetune:  # the file's content, wherever it lies, decides the fine-tuned teacher
-        from ..models.weights import file_digest
 
         model["checkpoint"] = file_digest(config.teacher.checkpoint)
     spec = {
@@ -87,9 +92,6 @@ def teacher_config(config: RunConfig) -> RunConfig:
 def load_teacher_file(cfg: ModelConfig, bundle: DatasetBundle, zoo: Any, mean, std) -> KDModel:
     """A teacher from ``cfg.checkpoint``: an exported kdzoo model, or weights of ``cfg.name`` in any
     format :mod:`kdzoo.models.weights` accepts (checked and read by kdzoo, ``weights_only``)."""
-    from ..models.weights import read_kdzoo_meta
-    from ..models.wrapper import create_with_weights
-
     meta = read_kdzoo_meta(cfg.checkpoint, role="teacher checkpoint")
     if meta is not None:  # an export knows its own architecture, kwargs and normalisation
         return load_model(cfg.checkpoint, zoo, meta)
@@ -114,9 +116,6 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
     if config.teacher is None:
         return None
     if objects is not None and objects.teacher is not None:  # used as given: wrapped and frozen, never trained
-        from ..data import to_float
-        from .trainer import freeze
-        from ..user import wrap_module
 
         t = config.teacher
         model = wrap_module(objects.teacher, to_float(bundle.x[[0]]), name=t.name, classes=bundle.classes,
@@ -124,9 +123,6 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
         return freeze(model)
     t_bundle = bundle
     if config.teacher_data and config.teacher_data != config.data.name:
-        from ..config import data_options
-        from ..data import channel_stats, load_dataset, make_splits
-
         t_bundle = load_dataset(config.teacher_data, config.data.root, zoo, **data_options(config))
         mean, std = channel_stats(t_bundle, make_splits(t_bundle, replace(config.data, labels_per_class=None)).train)
     if config.teacher.checkpoint and not config.teacher_train.finetune:
@@ -142,7 +138,6 @@ def resolve_teacher(config: RunConfig, bundle: DatasetBundle, splits: Splits, zo
             return model
         if config.teacher_train.random_init:
             return _random_teacher(config, t_bundle, tconf, path, zoo, log)
-        from ..data import make_splits
 
         if train is None:
             raise RuntimeError("resolve_teacher: a teacher must be trained but no train function was given")
@@ -310,9 +305,6 @@ def teacher_lock(folder: Path, key: str, log=print) -> Iterator[None]:
 def _random_teacher(config: RunConfig, t_bundle: DatasetBundle, tconf: RunConfig, path: Path, zoo: Any, log) -> KDModel:
     """An untrained teacher (seeded by ``teacher_train.seed``), exported and cached like a trained one."""
     import torch
-
-    from ..data import channel_stats, make_splits
-    from ..models.wrapper import create_model, save_model
 
     mean, std = channel_stats(t_bundle, make_splits(t_bundle, tconf.data).train)
     num_out = len(t_bundle.classes) if t_bundle.task == "classification" else t_bundle.y.shape[1]
