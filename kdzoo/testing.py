@@ -408,7 +408,7 @@ def kill_and_resume(args: Sequence[str], run_dir: str | Path, min_step: int, sig
         How the stopped process ended (check its code and what it said).
     """
     stopped = stop_after_step(start_run(args, run_dir, env=env, launcher=launcher), run_dir, min_step, sig,
-                              whole_tree=whole_tree)
+                              whole_tree=whole_tree, timeout=timeout)
     assert not list(Path(run_dir).glob("seed-*/summary.json")), "the stopped run finished a seed"
     resume_run(run_dir, env=env, launcher=launcher, timeout=timeout)
     return stopped
