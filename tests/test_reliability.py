@@ -383,7 +383,7 @@ BENCH = {
     "tasks": [{
         "name": "digits",
         "data": {"name": "digits"},
-        "steps": 300,
+        "steps": 1500,  # long enough that a cell outlives the kill plus the workers' 0.5 s parent watchdog
         "train": {"checkpoint_every": 10},
         "optim": {"lr": 0.01},
         "teacher_train": {"epochs": 2},

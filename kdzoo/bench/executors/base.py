@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from ...contract.errors import ConfigError
+from ...contract.errors import ConfigError, unknown
 
 STATES = ("queued", "running", "done", "failed")
 NOT_APPLICABLE = "not applicable: "  # status prefix of a cell whose strategy cannot act on its pair: no verdict
