@@ -145,13 +145,20 @@ def test_a_member_that_reaches_no_loss_has_no_loss_part():
     assert member_code("kd", zoo)["losses"] == member_code("set-kd", zoo)["losses"]  # the same loss code
 
 
+def _reached_names(tmp_path, code: str) -> set[str]:
+    """The losses a strategy module holding ``code`` reaches (:func:`kdzoo.train.loss_reach.reached_names`)."""
+    from kdzoo.train.loss_reach import reached_names
+
+    path = tmp_path / "strategy.py"
+    path.write_text(code)
+    return reached_names([path])
+
+
 def test_the_loss_reach_reads_every_spelling_and_takes_the_package_whole_when_it_cannot_tell(tmp_path):
-    from kdzoo.train.loss_reach import reached_definitions, reached_names
+    from kdzoo.train.loss_reach import reached_definitions
 
     def names(code):
-        path = tmp_path / "strategy.py"
-        path.write_text(code)
-        return reached_names([path])
+        return _reached_names(tmp_path, code)
 
     assert names("from kdzoo.losses import dkd_loss as d\n") == {"__init__.dkd_loss"}
     assert names("from kdzoo import losses\nlosses.kd_loss(1, 2, 3)\n") == {"__init__.kd_loss"}
@@ -170,12 +177,8 @@ def test_the_loss_reach_reads_every_spelling_and_takes_the_package_whole_when_it
 
 
 def test_the_loss_reach_follows_kdzoo_bound_by_any_import_and_a_module_spelled_through_the_package(tmp_path):
-    from kdzoo.train.loss_reach import reached_names
-
     def names(code):
-        path = tmp_path / "strategy.py"
-        path.write_text(code)
-        return reached_names([path])
+        return _reached_names(tmp_path, code)
 
     # ``import kdzoo.plugin`` binds ``kdzoo`` as ``import kdzoo`` does
     assert names("import kdzoo.plugin\nkdzoo.losses.kd_loss(1, 2, 3)\n") == {"__init__.kd_loss"}
